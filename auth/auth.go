@@ -1,0 +1,101 @@
+// Package auth turns a presented credential into a principal and a
+// principal plus a workspace into the grant a request runs with.
+package auth
+
+import (
+	"context"
+	"errors"
+
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/scope"
+	"github.com/revopsdev/revops/workspace"
+)
+
+// Kind is the kind of a principal.
+type Kind string
+
+// Principal kinds of DESIGN.md: a workspace key acts in its workspace only; a
+// personal key (and later a user session) acts in the user's workspaces.
+const (
+	WorkspaceKey Kind = "workspace_key"
+	PersonalKey  Kind = "personal_key"
+)
+
+// Principal is who is calling.
+type Principal struct {
+	Kind        Kind
+	KeyID       int64
+	UserID      int64 // the personal key's user; the workspace key's creator, or 0
+	WorkspaceID int64 // bound workspace of a workspace key
+	Scopes      scope.Set
+	Tier        string // the key's own rate-limit tier, "" for the workspace's
+}
+
+// UserBound reports whether the principal acts as a user.
+func (p *Principal) UserBound() bool { return p.Kind != WorkspaceKey }
+
+// Access is a principal inside one workspace.
+type Access struct {
+	Principal   *Principal
+	WorkspaceID int64
+	Role        string // the user's role; "" for a workspace key
+	Grant       scope.Grant
+}
+
+// Allows reports whether the access grants required.
+func (a *Access) Allows(required string) bool { return a.Grant.Allows(required) }
+
+// Resolver authenticates keys and resolves workspace access.
+type Resolver struct {
+	keys  *keys.Verifier
+	ws    workspace.Store
+	roles func(string) (scope.Role, bool)
+}
+
+// NewResolver returns a Resolver.
+func NewResolver(v *keys.Verifier, ws workspace.Store, roles func(string) (scope.Role, bool)) (*Resolver, error) {
+	if v == nil || ws == nil || roles == nil {
+		return nil, errors.New("auth: NewResolver needs a key verifier, a workspace store and roles")
+	}
+	return &Resolver{keys: v, ws: ws, roles: roles}, nil
+}
+
+// Authenticate verifies a bearer token.
+func (r *Resolver) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	k, err := r.keys.Verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	p := &Principal{Kind: WorkspaceKey, KeyID: k.ID, UserID: k.UserID, WorkspaceID: k.WorkspaceID, Scopes: k.Scopes, Tier: k.RateLimitTier}
+	if k.WorkspaceID == 0 {
+		p.Kind = PersonalKey
+	}
+	return p, nil
+}
+
+// Access resolves p inside workspace id. A workspace the principal cannot
+// see is not found, never forbidden, so existence does not leak.
+func (r *Resolver) Access(ctx context.Context, p *Principal, workspaceID int64) (*Access, error) {
+	if workspaceID <= 0 {
+		return nil, core.NotFound()
+	}
+	if !p.UserBound() {
+		if workspaceID != p.WorkspaceID {
+			return nil, core.NotFound()
+		}
+		return &Access{Principal: p, WorkspaceID: workspaceID, Grant: scope.Grant{p.Scopes}}, nil
+	}
+	m, err := r.ws.Member(ctx, workspaceID, p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	role, ok := r.roles(m.Role)
+	if !ok {
+		return nil, core.NotFound()
+	}
+	return &Access{Principal: p, WorkspaceID: workspaceID, Role: m.Role, Grant: scope.Grant{p.Scopes, role}}, nil
+}
+
+// Own is the grant of a principal outside any workspace: its own scopes.
+func Own(p *Principal) scope.Grant { return scope.Grant{p.Scopes} }

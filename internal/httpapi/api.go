@@ -1,0 +1,243 @@
+// Package httpapi is the HTTP kernel: typed endpoints on a ServeMux, the
+// envelope and error shapes of spec 001, list parameters, request ids, panic
+// recovery and the authentication/tenancy/scope pipeline. Resource routes are
+// declared elsewhere; every convention lives here once.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/go-playground/validator/v10"
+	"github.com/revopsdev/revops/auth"
+	"github.com/revopsdev/revops/core"
+)
+
+// Authenticator is what the kernel needs to know who is calling and what
+// they may do in a workspace. *auth.Resolver implements it.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (*auth.Principal, error)
+	Access(ctx context.Context, p *auth.Principal, workspaceID int64) (*auth.Access, error)
+}
+
+// Middleware wraps the handling of one authenticated route (rate limits,
+// idempotency …). It runs after authentication and the scope check.
+type Middleware func(next http.Handler) http.Handler
+
+// Config configures an API.
+type Config struct {
+	Auth         Authenticator
+	Logger       *slog.Logger
+	MaxBodyBytes int64 // default 1 MiB
+	// TrustForwardedProto makes pagination links use X-Forwarded-Proto.
+	TrustForwardedProto bool
+}
+
+// API is a set of routes served under one handler.
+type API struct {
+	cfg      Config
+	log      *slog.Logger
+	validate *validator.Validate
+
+	mu     sync.RWMutex
+	mux    *http.ServeMux
+	paths  map[string]*pathRoutes
+	routes []*Route
+	mw     []Middleware
+}
+
+type pathRoutes struct {
+	api     *API
+	methods map[string]*Route
+}
+
+// New returns an API.
+func New(cfg Config) (*API, error) {
+	if cfg.Auth == nil {
+		return nil, errors.New("httpapi: Config.Auth is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), paths: map[string]*pathRoutes{}}
+	// Anything no route matches is a JSON 404.
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { a.WriteError(w, r, core.NotFound()) })
+	return a, nil
+}
+
+// Use appends middleware run around every non-public route's handler.
+func (a *API) Use(m ...Middleware) {
+	a.mu.Lock()
+	a.mw = append(a.mw, m...)
+	a.mu.Unlock()
+}
+
+// Routes returns the registered routes in registration order.
+func (a *API) Routes() []*Route {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return slices.Clone(a.routes)
+}
+
+func (a *API) register(rt *Route) {
+	if rt.Method == "" || !strings.HasPrefix(rt.Path, "/") {
+		panic(fmt.Sprintf("httpapi: route %q %q needs a method and a path starting with /", rt.Method, rt.Path))
+	}
+	if !rt.Public && rt.Scope == "" {
+		panic(fmt.Sprintf("httpapi: route %s %s declares no scope; set Scope or Public", rt.Method, rt.Path))
+	}
+	if rt.Tenant == TenantPath && rt.WorkspaceParam == "" {
+		rt.WorkspaceParam = "id"
+	}
+	if rt.Status == 0 {
+		rt.Status = http.StatusOK
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	pr := a.paths[rt.Path]
+	if pr == nil {
+		pr = &pathRoutes{api: a, methods: map[string]*Route{}}
+		a.paths[rt.Path] = pr
+		a.mux.Handle(rt.Path, pr)
+	}
+	if pr.methods[rt.Method] != nil {
+		panic(fmt.Sprintf("httpapi: route %s %s registered twice", rt.Method, rt.Path))
+	}
+	pr.methods[rt.Method] = rt
+	a.routes = append(a.routes, rt)
+}
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyCall
+)
+
+// RequestID returns the request id of ctx.
+func RequestID(ctx context.Context) string {
+	s, _ := ctx.Value(keyRequestID).(string)
+	return s
+}
+
+func newRequestID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return "req_" + hex.EncodeToString(b)
+}
+
+// Begin assigns the request id (echoing a valid incoming one) and recovers
+// panics into server_error. Every entry point runs it first.
+func (a *API) Begin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if RequestID(r.Context()) != "" { // already begun by an outer layer
+			next.ServeHTTP(w, r)
+			return
+		}
+		id := r.Header.Get("X-Request-ID")
+		if !requestIDRE.MatchString(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-ID", id)
+		r = r.WithContext(context.WithValue(r.Context(), keyRequestID, id))
+		tw := &trackingWriter{ResponseWriter: w}
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			a.log.ErrorContext(r.Context(), "panic serving request", "request_id", id, "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if !tw.wrote {
+				a.WriteError(tw, r, core.Internal(fmt.Errorf("panic: %v", v)))
+			}
+		}()
+		next.ServeHTTP(tw, r)
+	})
+}
+
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) { t.wrote = true; t.ResponseWriter.WriteHeader(code) }
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(b)
+}
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// ServeHTTP serves the API. It works under any mount prefix, including a
+// StripPrefix that leaves an empty or slash-less path.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	a.Begin(http.HandlerFunc(a.route)).ServeHTTP(w, r)
+}
+
+func (a *API) route(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p == "" || p[0] != '/' {
+		r2 := new(http.Request)
+		*r2 = *r
+		u := *r.URL
+		u.Path = "/" + p
+		if u.RawPath != "" {
+			u.RawPath = "/" + u.RawPath
+		}
+		r2.URL = &u
+		r = r2
+	}
+	// ServeMux.ServeHTTP (not Handler) so that r.PathValue works.
+	a.mux.ServeHTTP(w, r)
+}
+
+// ServeHTTP dispatches on the method, answering 405 with Allow otherwise.
+func (pr *pathRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	pr.api.mu.RLock()
+	rt := pr.methods[r.Method]
+	if rt == nil && r.Method == http.MethodHead {
+		rt = pr.methods[http.MethodGet]
+	}
+	allow := pr.allow()
+	pr.api.mu.RUnlock()
+	if rt == nil {
+		w.Header().Set("Allow", allow)
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		pr.api.WriteError(w, r, core.E(core.CodeMethodNotAllowed, "The %s method is not supported for this route. Supported methods: %s.", r.Method, allow))
+		return
+	}
+	pr.api.serveRoute(w, r, rt)
+}
+
+func (pr *pathRoutes) allow() string {
+	ms := make([]string, 0, len(pr.methods)+2)
+	for m := range pr.methods {
+		ms = append(ms, m)
+	}
+	if pr.methods[http.MethodGet] != nil && pr.methods[http.MethodHead] == nil {
+		ms = append(ms, http.MethodHead)
+	}
+	ms = append(ms, http.MethodOptions)
+	sort.Strings(ms)
+	return strings.Join(ms, ", ")
+}

@@ -1,0 +1,166 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/http"
+	"reflect"
+	"strconv"
+
+	"github.com/revopsdev/revops/core"
+)
+
+// statusOf is the one table from error code to HTTP status.
+var statusOf = map[core.Code]int{
+	core.CodeValidation:       http.StatusUnprocessableEntity,
+	core.CodeNotFound:         http.StatusNotFound,
+	core.CodeUnauthorized:     http.StatusUnauthorized,
+	core.CodeAccessDenied:     http.StatusForbidden,
+	core.CodeFeatureLimit:     http.StatusForbidden,
+	core.CodeRateLimited:      http.StatusTooManyRequests,
+	core.CodeInternal:         http.StatusInternalServerError,
+	core.CodeBadRequest:       http.StatusBadRequest,
+	core.CodeConflict:         http.StatusConflict,
+	core.CodeTooLarge:         http.StatusRequestEntityTooLarge,
+	core.CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	core.CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
+}
+
+// StatusOf returns the HTTP status of an error code; unknown codes are
+// client errors (400), since only the kernel invents server errors.
+func StatusOf(c core.Code) int {
+	if s, ok := statusOf[c]; ok {
+		return s
+	}
+	return http.StatusBadRequest
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Only a programming error (an unencodable type) gets here.
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":"server_error","message":"An unexpected error occurred."}` + "\n")
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// WriteError writes err in spec 001's error shape. Causes of internal errors
+// are logged with the request id and never sent.
+func (a *API) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	e := core.As(err)
+	if errors.Is(err, r.Context().Err()) && r.Context().Err() != nil {
+		e = core.E(core.CodeBadRequest, "The request was cancelled.")
+	}
+	status := StatusOf(e.Code)
+	body := map[string]any{}
+	maps.Copy(body, e.Extra)
+	body["error"] = string(e.Code)
+	body["message"] = e.Message
+	if len(e.Fields) > 0 {
+		body["errors"] = e.Fields
+	}
+	if status >= 500 {
+		id := RequestID(r.Context())
+		body["request_id"] = id
+		body["message"] = "An unexpected error occurred."
+		a.log.ErrorContext(r.Context(), "request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "error", e.Error())
+	}
+	if e.Code == core.CodeUnauthorized {
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	}
+	WriteJSON(w, status, body)
+}
+
+type envelope struct {
+	Message string `json:"message,omitempty"`
+	Data    any    `json:"data"`
+}
+
+type listEnvelope struct {
+	Data  any   `json:"data"`
+	Meta  Meta  `json:"meta"`
+	Links Links `json:"links"`
+}
+
+func (a *API) writeResult(w http.ResponseWriter, r *http.Request, c *Call, out any) {
+	rt := c.Route
+	if rt.Status == http.StatusNoContent {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	data, err := project(out, c.fields)
+	if err != nil {
+		a.WriteError(w, r, core.Internal(err))
+		return
+	}
+	if rt.Bare {
+		WriteJSON(w, rt.Status, data)
+		return
+	}
+	WriteJSON(w, rt.Status, envelope{Message: rt.Message, Data: data})
+}
+
+func (a *API) writeList(w http.ResponseWriter, r *http.Request, c *Call, p core.ListParams, items any, n, total int) {
+	data, err := project(items, c.fields)
+	if err != nil {
+		a.WriteError(w, r, core.Internal(err))
+		return
+	}
+	m := pageMeta(p, n, total)
+	WriteJSON(w, http.StatusOK, listEnvelope{Data: data, Meta: m, Links: a.pageLinks(r, m)})
+}
+
+// project keeps only the requested JSON members of v (an object or a list
+// of objects). With no fields it returns v marshalled as is.
+func project(v any, fields []string) (any, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(raw, []byte("null")) && isSlice(v) {
+		raw = []byte("[]")
+	}
+	if len(fields) == 0 {
+		return json.RawMessage(raw), nil
+	}
+	keep := func(m map[string]json.RawMessage) map[string]json.RawMessage {
+		out := make(map[string]json.RawMessage, len(fields))
+		for _, f := range fields {
+			if val, ok := m[f]; ok {
+				out[f] = val
+			}
+		}
+		return out
+	}
+	if isSlice(v) {
+		var arr []map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &arr); err != nil {
+			return nil, err
+		}
+		for i := range arr {
+			arr[i] = keep(arr[i])
+		}
+		return arr, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return keep(m), nil
+}
+
+func isSlice(v any) bool {
+	t := reflect.TypeOf(v)
+	return t != nil && t.Kind() == reflect.Slice
+}

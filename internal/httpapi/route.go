@@ -1,0 +1,285 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/revopsdev/revops/auth"
+	"github.com/revopsdev/revops/core"
+)
+
+// Tenant says where a route finds its workspace.
+type Tenant int
+
+const (
+	// TenantNone: the route acts for the principal, outside any one workspace.
+	TenantNone Tenant = iota
+	// TenantPath: the workspace id is the path wildcard WorkspaceParam ("id").
+	TenantPath
+	// TenantContext: the workspace is X-Workspace-ID, else the key's own.
+	TenantContext
+)
+
+// Route declares one endpoint. Everything the kernel, the OpenAPI document
+// and the conformance tests need to know about it is here.
+type Route struct {
+	Method  string
+	Path    string // ServeMux pattern without method, e.g. /workspaces/{id}
+	Summary string
+	Tag     string
+	// Scope is required unless Public; a route without either panics at
+	// registration, and a test walks every route to prove it.
+	Scope          string
+	Public         bool
+	Tenant         Tenant
+	WorkspaceParam string
+	// Status of success: 200 (default), 201 or 204.
+	Status int
+	// Message is put beside data in the envelope (creates and updates).
+	Message string
+	// Bare writes the result itself instead of {"data": …}.
+	Bare bool
+	// List options: allow-lists of sort fields, include names and status
+	// values, and whether search is supported.
+	Sort     []string
+	Include  []string
+	Statuses []string
+	Search   bool
+	// RawBody names the media types of a raw (non-JSON) request body;
+	// RawResponse those of a raw response.
+	RawBody     []string
+	RawResponse []string
+
+	in, out reflect.Type
+	list    bool
+	fields  map[string]bool
+	serve   func(w http.ResponseWriter, r *http.Request, c *Call)
+}
+
+// In and Out return the request body and result types (nil when none).
+func (rt *Route) In() reflect.Type  { return rt.in }
+func (rt *Route) Out() reflect.Type { return rt.out }
+
+// IsList reports whether the route returns a paginated list.
+func (rt *Route) IsList() bool { return rt.list }
+
+// NoBody is the In or Out of a route without a JSON body.
+type NoBody struct{}
+
+var noBodyType = reflect.TypeFor[NoBody]()
+
+// Call is one request's context as a handler sees it.
+type Call struct {
+	R         *http.Request
+	Principal *auth.Principal // nil on public routes
+	Access    *auth.Access    // nil unless the route is workspace-scoped
+	RequestID string
+	Route     *Route
+	include   map[string]bool
+	fields    []string
+}
+
+// WorkspaceID is the workspace of a workspace-scoped route (0 otherwise).
+func (c *Call) WorkspaceID() int64 {
+	if c.Access == nil {
+		return 0
+	}
+	return c.Access.WorkspaceID
+}
+
+// Includes reports whether include=name was asked for.
+func (c *Call) Includes(name string) bool { return c.include[name] }
+
+// PathID parses a positive integer path wildcard; anything else is not found.
+func (c *Call) PathID(name string) (int64, error) { return pathID(c.R, name) }
+
+func pathID(r *http.Request, name string) (int64, error) {
+	s := r.PathValue(name)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || s[0] == '+' {
+		return 0, core.NotFound()
+	}
+	return n, nil
+}
+
+// CallFrom returns the Call of a request served through Protect or a route.
+func CallFrom(ctx context.Context) *Call {
+	c, _ := ctx.Value(keyCall).(*Call)
+	return c
+}
+
+// serveRoute runs the pipeline: authenticate, resolve the workspace, check
+// the scope, then middleware and the handler.
+func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
+	c, err := a.admit(r, rt)
+	if err != nil {
+		a.WriteError(w, r, err)
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), keyCall, c))
+	c.R = r
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.R = r
+		rt.serve(w, r, c)
+	})
+	if !rt.Public {
+		a.mu.RLock()
+		mw := a.mw
+		a.mu.RUnlock()
+		for i := len(mw) - 1; i >= 0; i-- {
+			h = mw[i](h)
+		}
+	}
+	h.ServeHTTP(w, r)
+}
+
+func unauthorized() error {
+	return core.E(core.CodeUnauthorized, "Invalid or missing API key.")
+}
+
+// admit authenticates r and resolves its access for rt.
+func (a *API) admit(r *http.Request, rt *Route) (*Call, error) {
+	c := &Call{R: r, RequestID: RequestID(r.Context()), Route: rt}
+	if rt.Public {
+		return c, nil
+	}
+	token, ok := bearer(r)
+	if !ok {
+		return nil, unauthorized()
+	}
+	p, err := a.cfg.Auth.Authenticate(r.Context(), token)
+	if err != nil {
+		return nil, err
+	}
+	c.Principal = p
+	var grant interface{ Allows(string) bool } = auth.Own(p)
+	if rt.Tenant != TenantNone {
+		wid, err := workspaceOf(r, rt, p)
+		if err != nil {
+			return nil, err
+		}
+		if c.Access, err = a.cfg.Auth.Access(r.Context(), p, wid); err != nil {
+			return nil, err
+		}
+		grant = c.Access
+	}
+	if !grant.Allows(rt.Scope) {
+		return nil, core.E(core.CodeAccessDenied, "Insufficient permissions. Required scope: %s", rt.Scope)
+	}
+	return c, nil
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+func workspaceOf(r *http.Request, rt *Route, p *auth.Principal) (int64, error) {
+	if rt.Tenant == TenantPath {
+		return pathID(r, rt.WorkspaceParam)
+	}
+	if h := r.Header.Get("X-Workspace-ID"); h != "" {
+		n, err := strconv.ParseInt(h, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, core.E(core.CodeBadRequest, "The X-Workspace-ID header must be a positive integer workspace id.")
+		}
+		return n, nil
+	}
+	if p.WorkspaceID != 0 {
+		return p.WorkspaceID, nil
+	}
+	return 0, core.E(core.CodeBadRequest, "The X-Workspace-ID header is required with a personal key.")
+}
+
+// Handle registers a JSON endpoint: In is decoded from the body (NoBody for
+// none) and validated; the Out result is written in the route's envelope.
+func Handle[In, Out any](a *API, rt Route, fn func(ctx context.Context, c *Call, in *In) (Out, error)) *Route {
+	r := &rt
+	r.in, r.out = reflect.TypeFor[In](), reflect.TypeFor[Out]()
+	r.fields = jsonFields(r.out)
+	r.serve = func(w http.ResponseWriter, req *http.Request, c *Call) {
+		if err := a.parseShape(req, c); err != nil {
+			a.WriteError(w, req, err)
+			return
+		}
+		in := new(In)
+		if r.in != noBodyType {
+			if err := a.decode(w, req, in); err != nil {
+				a.WriteError(w, req, err)
+				return
+			}
+		}
+		out, err := fn(req.Context(), c, in)
+		if err != nil {
+			a.WriteError(w, req, err)
+			return
+		}
+		a.writeResult(w, req, c, out)
+	}
+	a.register(r)
+	return r
+}
+
+// HandleList registers a paginated list endpoint. fn gets validated list
+// parameters and returns one page and the total.
+func HandleList[Out any](a *API, rt Route, fn func(ctx context.Context, c *Call, p core.ListParams) ([]Out, int, error)) *Route {
+	r := &rt
+	r.list = true
+	r.in, r.out = noBodyType, reflect.TypeFor[Out]()
+	r.fields = jsonFields(r.out)
+	r.serve = func(w http.ResponseWriter, req *http.Request, c *Call) {
+		p, err := a.parseList(req, c)
+		if err != nil {
+			a.WriteError(w, req, err)
+			return
+		}
+		items, total, err := fn(req.Context(), c, p)
+		if err != nil {
+			a.WriteError(w, req, err)
+			return
+		}
+		a.writeList(w, req, c, p, items, len(items), total)
+	}
+	a.register(r)
+	return r
+}
+
+// HandleRaw registers an endpoint that reads and writes its own bodies (raw
+// images …); errors it returns are still written in the error envelope.
+func HandleRaw(a *API, rt Route, fn func(w http.ResponseWriter, r *http.Request, c *Call) error) *Route {
+	r := &rt
+	r.in, r.out = noBodyType, noBodyType
+	r.serve = func(w http.ResponseWriter, req *http.Request, c *Call) {
+		req.Body = http.MaxBytesReader(w, req.Body, a.cfg.MaxBodyBytes)
+		if err := fn(w, req, c); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				err = tooLarge(a.cfg.MaxBodyBytes)
+			}
+			a.WriteError(w, req, err)
+		}
+	}
+	a.register(r)
+	return r
+}
+
+// Protect runs h behind the pipeline as a route with this scope, tenancy and
+// middleware, for a host's own handlers mounted outside the API. Inside h,
+// CallFrom(r.Context()) returns the call.
+func (a *API) Protect(scope string, tenant Tenant, h http.Handler) http.Handler {
+	if scope == "" {
+		panic("httpapi: Protect needs a scope")
+	}
+	rt := &Route{Scope: scope, Tenant: tenant, WorkspaceParam: "id"}
+	rt.serve = func(w http.ResponseWriter, r *http.Request, c *Call) { h.ServeHTTP(w, r) }
+	return a.Begin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serveRoute(w, r, rt) }))
+}

@@ -1,0 +1,93 @@
+package keys
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math/big"
+	"regexp"
+	"strings"
+)
+
+// A key is <prefix><body><checksum>: body is 256 random bits in base62
+// (43 characters), checksum the CRC-32 of prefix+body in base62 (6
+// characters). The checksum lets Parse reject typos and garbage without a
+// database query; it is not a secret.
+const (
+	bodyLen     = 43
+	checksumLen = 6
+	// DefaultPrefix is used when the host configures none.
+	DefaultPrefix = "revops_"
+	displayLen    = 6
+)
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+var prefixRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,19}$`)
+
+// ValidatePrefix checks a configured key prefix.
+func ValidatePrefix(p string) error {
+	if !prefixRE.MatchString(p) {
+		return fmt.Errorf("keys: prefix %q must be 1–20 characters of letters, digits and '_', starting with a letter (e.g. %q)", p, DefaultPrefix)
+	}
+	return nil
+}
+
+// ErrMalformed is returned by Parse for anything that is not a well-formed key.
+var ErrMalformed = errors.New("keys: malformed key")
+
+func encode62(b []byte, width int) string {
+	n := new(big.Int).SetBytes(b)
+	out := make([]byte, width)
+	base := big.NewInt(62)
+	mod := new(big.Int)
+	for i := width - 1; i >= 0; i-- {
+		n.DivMod(n, base, mod)
+		out[i] = base62[mod.Int64()]
+	}
+	return string(out)
+}
+
+func checksum(s string) string {
+	c := crc32.ChecksumIEEE([]byte(s))
+	return encode62([]byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)}, checksumLen)
+}
+
+// Generate returns a new random key with prefix.
+func Generate(prefix string) string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	s := prefix + encode62(b, bodyLen)
+	return s + checksum(s)
+}
+
+// Parse checks a presented key's shape and checksum. It does no I/O.
+func Parse(prefix, key string) error {
+	if len(key) != len(prefix)+bodyLen+checksumLen || !strings.HasPrefix(key, prefix) {
+		return ErrMalformed
+	}
+	for i := len(prefix); i < len(key); i++ {
+		if strings.IndexByte(base62, key[i]) < 0 {
+			return ErrMalformed
+		}
+	}
+	cut := len(key) - checksumLen
+	if checksum(key[:cut]) != key[cut:] {
+		return ErrMalformed
+	}
+	return nil
+}
+
+// Hash is the hex SHA-256 under which a key is stored and looked up.
+func Hash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// DisplayPrefix is the part of a key shown in listings.
+func DisplayPrefix(prefix, key string) string {
+	return key[:len(prefix)+displayLen]
+}

@@ -1,0 +1,178 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/revopsdev/revops/core"
+)
+
+// Verifier authenticates presented keys. It caches lookups (hits and misses)
+// for TTL so the hot path does no I/O, bounds the cache to MaxEntries, and
+// coalesces last-use writes into one batch per flush.
+type Verifier struct {
+	store      Store
+	prefix     string
+	ttl        time.Duration
+	maxEntries int
+	now        func() time.Time
+
+	mu    sync.RWMutex
+	cache map[string]cached // by hash
+
+	touchMu sync.Mutex
+	pending map[int64]time.Time
+}
+
+type cached struct {
+	key     *Key // nil: not found
+	expires time.Time
+}
+
+// VerifierConfig configures a Verifier.
+type VerifierConfig struct {
+	Prefix string
+	// TTL bounds how long another instance may keep honouring a key revoked
+	// elsewhere; revocations in this process take effect at once. Default 10 s.
+	TTL time.Duration
+	// MaxEntries bounds the cache. Default 100,000.
+	MaxEntries int
+	Now        func() time.Time
+}
+
+// NewVerifier returns a Verifier over store.
+func NewVerifier(store Store, c VerifierConfig) (*Verifier, error) {
+	if store == nil {
+		return nil, errors.New("keys: NewVerifier needs a Store")
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if err := ValidatePrefix(c.Prefix); err != nil {
+		return nil, err
+	}
+	if c.TTL <= 0 {
+		c.TTL = 10 * time.Second
+	}
+	if c.MaxEntries <= 0 {
+		c.MaxEntries = 100_000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return &Verifier{store: store, prefix: c.Prefix, ttl: c.TTL, maxEntries: c.MaxEntries, now: c.Now,
+		cache: map[string]cached{}, pending: map[int64]time.Time{}}, nil
+}
+
+// Prefix returns the key prefix.
+func (v *Verifier) Prefix() string { return v.prefix }
+
+func unauthorized() error { return core.E(core.CodeUnauthorized, "Invalid or missing API key.") }
+
+// Verify returns the key for raw if it is well-formed, known, not revoked and
+// not expired at this instant. Every failure is the same unauthorized error.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
+	if Parse(v.prefix, raw) != nil {
+		return nil, unauthorized()
+	}
+	h := Hash(raw)
+	now := v.now()
+	v.mu.RLock()
+	c, ok := v.cache[h]
+	v.mu.RUnlock()
+	if !ok || !now.Before(c.expires) {
+		k, err := v.store.KeyByHash(ctx, h)
+		switch {
+		case errors.Is(err, core.ErrNotFound):
+			k = nil
+		case err != nil:
+			return nil, err
+		}
+		c = cached{key: k, expires: now.Add(v.ttl)}
+		v.put(h, c)
+	}
+	if c.key == nil {
+		return nil, unauthorized()
+	}
+	if st := c.key.Status(now); st == StatusExpired || st == StatusRevoked {
+		return nil, unauthorized()
+	}
+	v.touchMu.Lock()
+	v.pending[c.key.ID] = now
+	v.touchMu.Unlock()
+	k := *c.key
+	return &k, nil
+}
+
+func (v *Verifier) put(h string, c cached) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.cache) >= v.maxEntries {
+		now := v.now()
+		for k, e := range v.cache {
+			if !now.Before(e.expires) {
+				delete(v.cache, k)
+			}
+		}
+		// Still full: drop an arbitrary tenth; map order is random enough.
+		for k := range v.cache {
+			if len(v.cache) < v.maxEntries*9/10 {
+				break
+			}
+			delete(v.cache, k)
+		}
+	}
+	v.cache[h] = c
+}
+
+// Invalidate forgets a key by hash, so its next use reads the store.
+func (v *Verifier) Invalidate(hash string) {
+	v.mu.Lock()
+	delete(v.cache, hash)
+	v.mu.Unlock()
+}
+
+// InvalidateWorkspace forgets every cached key of a workspace.
+func (v *Verifier) InvalidateWorkspace(workspaceID int64) {
+	v.mu.Lock()
+	for h, c := range v.cache {
+		if c.key != nil && c.key.WorkspaceID == workspaceID {
+			delete(v.cache, h)
+		}
+	}
+	v.mu.Unlock()
+}
+
+// Flush writes the last-use times gathered since the previous flush.
+func (v *Verifier) Flush(ctx context.Context) error {
+	v.touchMu.Lock()
+	batch := v.pending
+	v.pending = map[int64]time.Time{}
+	v.touchMu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	return v.store.TouchKeys(ctx, batch)
+}
+
+// Run flushes last-use times every interval (so each key is written at most
+// once per interval) until ctx ends, then flushes once more.
+func (v *Verifier) Run(ctx context.Context, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := v.Flush(context.WithoutCancel(ctx)); err != nil && onErr != nil {
+				onErr(err)
+			}
+			return
+		case <-t.C:
+			if err := v.Flush(ctx); err != nil && onErr != nil {
+				onErr(err)
+			}
+		}
+	}
+}

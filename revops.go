@@ -1,0 +1,292 @@
+// Package revops is the platform backbone of a multi-tenant SaaS API as a
+// library: mount Platform.Handler under a prefix and get workspaces, members,
+// API keys with scopes and rotation, and spec 001's HTTP conventions.
+//
+//	store, _ := sqlstore.Open(ctx, "postgres://…") // or "./revops.db"
+//	_ = store.Migrate(ctx)
+//	p, err := revops.New(revops.Config{Store: store, Resources: []string{"posts"}})
+//	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", p.Handler()))
+//	mux.Handle("/api/v1/posts", p.Protect("posts:read", postsHandler))
+//	go p.Start(ctx)
+package revops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/revopsdev/revops/auth"
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/internal/httpapi"
+	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/scope"
+	"github.com/revopsdev/revops/workspace"
+)
+
+// Store is everything revops persists. adapters/sqlstore implements it for
+// Postgres and SQLite; storetest is the suite any implementation must pass.
+type Store interface {
+	workspace.Store
+	keys.Store
+}
+
+// DefaultTiers are spec 001's tiers, default first.
+var DefaultTiers = []string{"free", "starter", "pro", "agency", "enterprise"}
+
+// builtinResources are the resources revops's own routes declare scopes on.
+var builtinResources = []string{"workspaces", "members", "api-keys"}
+
+// Config configures a Platform. Only Store is required.
+type Config struct {
+	Store  Store
+	Logger *slog.Logger
+	// KeyPrefix starts every API key (default "revops_").
+	KeyPrefix string
+	// Tiers lists the tier names, the default for new workspaces first.
+	Tiers []string
+	// Resources are the host's own resources, so that keys can be given
+	// scopes on them (e.g. "posts" for posts:read).
+	Resources []string
+	// Roles overrides what owner, admin and member may do.
+	Roles map[string]scope.Role
+	// KeyCacheTTL bounds how long another instance honours a key revoked
+	// elsewhere (default 10 s). Revocation in this process is immediate.
+	KeyCacheTTL time.Duration
+	// KeyTouchInterval is how often last_used_at is written (default 1 min).
+	KeyTouchInterval time.Duration
+	// MaxBodyBytes limits request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// TrustForwardedProto makes pagination links follow X-Forwarded-Proto.
+	TrustForwardedProto bool
+	// Title and Version describe the API in /openapi.json.
+	Title, Version string
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.Store == nil {
+		errs = append(errs, errors.New("revops: Config.Store is required: open one with sqlstore.Open(ctx, url) and call Migrate(ctx) first"))
+	}
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = keys.DefaultPrefix
+	}
+	if err := keys.ValidatePrefix(c.KeyPrefix); err != nil {
+		errs = append(errs, fmt.Errorf("revops: Config.KeyPrefix: %w", err))
+	}
+	if len(c.Tiers) == 0 {
+		c.Tiers = DefaultTiers
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Tiers {
+		if t == "" || seen[t] {
+			errs = append(errs, fmt.Errorf("revops: Config.Tiers must be distinct non-empty names, got %q", c.Tiers))
+			break
+		}
+		seen[t] = true
+	}
+	for _, r := range c.Resources {
+		if slices.Contains(builtinResources, r) {
+			errs = append(errs, fmt.Errorf("revops: Config.Resources: %q is a built-in resource; name your resource differently", r))
+		}
+	}
+	if c.KeyCacheTTL < 0 || c.KeyTouchInterval < 0 || c.MaxBodyBytes < 0 {
+		errs = append(errs, errors.New("revops: Config durations and sizes must not be negative (zero means the default)"))
+	}
+	if c.KeyTouchInterval == 0 {
+		c.KeyTouchInterval = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Title == "" {
+		c.Title = "revops API"
+	}
+	if c.Version == "" {
+		c.Version = "1.0.0"
+	}
+	return errors.Join(errs...)
+}
+
+// Platform is a configured revops instance.
+type Platform struct {
+	cfg        Config
+	api        *httpapi.API
+	catalog    *scope.Catalog
+	workspaces *workspace.Service
+	keys       *keys.Service
+	verifier   *keys.Verifier
+	resolver   *auth.Resolver
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
+	stopped bool
+}
+
+// New validates cfg and builds a Platform. It does no I/O.
+func New(cfg Config) (*Platform, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	catalog, err := scope.NewCatalog(append(slices.Clone(builtinResources), cfg.Resources...)...)
+	if err != nil {
+		return nil, fmt.Errorf("revops: Config.Resources: %w", err)
+	}
+	ws, err := workspace.NewService(cfg.Store, cfg.Tiers, cfg.Roles, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("revops: %w", err)
+	}
+	v, err := keys.NewVerifier(cfg.Store, keys.VerifierConfig{Prefix: cfg.KeyPrefix, TTL: cfg.KeyCacheTTL, Now: cfg.Now})
+	if err != nil {
+		return nil, fmt.Errorf("revops: %w", err)
+	}
+	ks, err := keys.NewService(cfg.Store, v, catalog, cfg.Tiers, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("revops: %w", err)
+	}
+	res, err := auth.NewResolver(v, cfg.Store, ws.Role)
+	if err != nil {
+		return nil, fmt.Errorf("revops: %w", err)
+	}
+	api, err := httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, TrustForwardedProto: cfg.TrustForwardedProto})
+	if err != nil {
+		return nil, fmt.Errorf("revops: %w", err)
+	}
+	p := &Platform{cfg: cfg, api: api, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res}
+	p.routes()
+	return p, nil
+}
+
+// Handler serves the API. Mount it under any prefix:
+// mux.Handle("/api/v1/", http.StripPrefix("/api/v1", p.Handler())).
+func (p *Platform) Handler() http.Handler { return p.api }
+
+// Routes lists every route the handler serves, revops's and the host's.
+func (p *Platform) Routes() []*Route { return p.api.Routes() }
+
+// Workspaces returns the workspace service, for host code.
+func (p *Platform) Workspaces() *workspace.Service { return p.workspaces }
+
+// Keys returns the API key service, for host code.
+func (p *Platform) Keys() *keys.Service { return p.keys }
+
+// Start runs background work (batched last_used_at writes) until ctx ends or
+// Stop is called. Call it in its own goroutine.
+func (p *Platform) Start(ctx context.Context) error {
+	p.mu.Lock()
+	if p.cancel != nil || p.stopped {
+		p.mu.Unlock()
+		return errors.New("revops: Start called twice, or after Stop")
+	}
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.done = make(chan struct{})
+	p.mu.Unlock()
+	defer close(p.done)
+	p.verifier.Run(ctx, p.cfg.KeyTouchInterval, func(err error) {
+		p.cfg.Logger.Error("revops: writing key last-use times", "error", err)
+	})
+	return nil
+}
+
+// Stop ends background work, flushing what is pending, and waits for it
+// until ctx ends.
+func (p *Platform) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	p.stopped = true
+	cancel, done := p.cancel, p.done
+	p.mu.Unlock()
+	if cancel == nil {
+		return p.verifier.Flush(ctx)
+	}
+	cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Route, Call and the tenancy modes let a host declare typed routes served
+// by the platform's handler, with its envelope, errors and pipeline.
+type (
+	Route  = httpapi.Route
+	Call   = httpapi.Call
+	NoBody = httpapi.NoBody
+	Time   = httpapi.Time
+)
+
+// Tenancy modes of a Route.
+const (
+	TenantNone    = httpapi.TenantNone
+	TenantPath    = httpapi.TenantPath
+	TenantContext = httpapi.TenantContext
+)
+
+// Handle registers a host JSON route on the platform's handler.
+func Handle[In, Out any](p *Platform, rt Route, fn func(ctx context.Context, c *Call, in *In) (Out, error)) {
+	httpapi.Handle(p.api, rt, fn)
+}
+
+// HandleList registers a host list route on the platform's handler.
+func HandleList[Out any](p *Platform, rt Route, fn func(ctx context.Context, c *Call, lp core.ListParams) ([]Out, int, error)) {
+	httpapi.HandleList(p.api, rt, fn)
+}
+
+// Protect runs a host handler behind the pipeline (request id, key auth,
+// workspace from X-Workspace-ID or the key, scope check). Inside it,
+// CallFrom(r.Context()) tells who is calling and in which workspace.
+func (p *Platform) Protect(scope string, h http.Handler) http.Handler {
+	return p.api.Protect(scope, httpapi.TenantContext, h)
+}
+
+// CallFrom returns the call of a request served by Protect or a route.
+func CallFrom(ctx context.Context) *Call { return httpapi.CallFrom(ctx) }
+
+// WriteJSON writes v as JSON; WriteError writes err in the error envelope.
+func WriteJSON(w http.ResponseWriter, status int, v any) { httpapi.WriteJSON(w, status, v) }
+
+// WriteError writes err in spec 001's error shape.
+func (p *Platform) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	p.api.WriteError(w, r, err)
+}
+
+// BootstrapResult is what Bootstrap created.
+type BootstrapResult struct {
+	User      *workspace.User
+	Workspace *workspace.Workspace
+	Key       string // personal key with scope *, shown once
+}
+
+// Bootstrap creates, on an empty store only, an owner user, a workspace and
+// a personal key with scope "*". On a store with users it returns nil.
+func (p *Platform) Bootstrap(ctx context.Context, email, workspaceName string) (*BootstrapResult, error) {
+	n, err := p.cfg.Store.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return nil, err
+	}
+	now := p.cfg.Now().UTC().Truncate(time.Microsecond)
+	u := &workspace.User{Email: email, Name: "Admin", CreatedAt: now, UpdatedAt: now}
+	if err := p.cfg.Store.CreateUser(ctx, u); err != nil {
+		return nil, err
+	}
+	w, err := p.workspaces.Create(ctx, workspace.CreateInput{Name: workspaceName}, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	_, raw, err := p.keys.Create(ctx, 0, u.ID, keys.CreateInput{Name: "Bootstrap key", Scopes: []string{scope.All}}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &BootstrapResult{User: u, Workspace: w, Key: raw}, nil
+}

@@ -1,0 +1,158 @@
+package revops
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/internal/httpapi"
+	"github.com/revopsdev/revops/keys"
+)
+
+// Wire shapes of API keys (spec 001).
+type (
+	keyOut struct {
+		ID                int64      `json:"id"`
+		Name              string     `json:"name"`
+		Prefix            string     `json:"prefix"`
+		Key               string     `json:"key,omitempty"` // only on create and rotate
+		Scopes            []string   `json:"scopes"`
+		RateLimitTier     string     `json:"rate_limit_tier"`
+		Status            string     `json:"status"`
+		LastUsedAt        *time.Time `json:"last_used_at"`
+		ExpiresAt         *time.Time `json:"expires_at"`
+		GracePeriodEndsAt *time.Time `json:"grace_period_ends_at,omitempty"`
+		CreatedAt         time.Time  `json:"created_at"`
+	}
+	createKeyIn struct {
+		Name          string        `json:"name" validate:"required,max=255"`
+		Scopes        []string      `json:"scopes" validate:"omitempty,max=100"`
+		RateLimitTier string        `json:"rate_limit_tier"`
+		ExpiresAt     *httpapi.Time `json:"expires_at"`
+	}
+	rotateKeyIn struct {
+		GracePeriodHours *int `json:"grace_period_hours" validate:"omitempty,gte=0,lte=720"`
+	}
+)
+
+// toKey shapes a key; an empty key tier shows the workspace's, which it follows.
+func toKey(k *keys.Key, wsTier string, now time.Time) *keyOut {
+	tier := k.RateLimitTier
+	if tier == "" {
+		tier = wsTier
+	}
+	return &keyOut{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Scopes: k.Scopes, RateLimitTier: tier,
+		Status: k.Status(now), LastUsedAt: k.LastUsedAt, ExpiresAt: k.ExpiresAt, GracePeriodEndsAt: k.GraceEndsAt, CreatedAt: k.CreatedAt}
+}
+
+func (p *Platform) tierOf(ctx context.Context, workspaceID int64) (string, error) {
+	w, err := p.cfg.Store.Workspace(ctx, workspaceID)
+	if err != nil {
+		return "", err
+	}
+	return w.Tier, nil
+}
+
+// keyRoutes registers the key routes twice: under /api-keys (workspace from
+// the key or X-Workspace-ID) and under /workspaces/{id}/api-keys.
+func (p *Platform) keyRoutes() {
+	for _, base := range []struct {
+		path   string
+		param  string
+		tenant httpapi.Tenant
+	}{
+		{"/api-keys", "id", httpapi.TenantContext},
+		{"/workspaces/{id}/api-keys", "keyId", httpapi.TenantPath},
+	} {
+		p.keyRoutesAt(base.path, base.param, base.tenant)
+	}
+}
+
+func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
+	a := p.api
+	ks := p.keys
+	item := base + "/{" + param + "}"
+	const tag = "API keys"
+	now := func() time.Time { return p.cfg.Now().UTC() }
+
+	httpapi.HandleList(a, httpapi.Route{Method: "GET", Path: base, Tag: tag, Summary: "List API keys (never the key itself)", Scope: "api-keys:read",
+		Tenant: tenant, Sort: []string{"id", "name", "created_at", "last_used_at", "expires_at"}, Search: true,
+		Statuses: []string{keys.StatusActive, keys.StatusRotating, keys.StatusExpired}},
+		func(ctx context.Context, c *Call, lp core.ListParams) ([]*keyOut, int, error) {
+			tier, err := p.tierOf(ctx, c.WorkspaceID())
+			if err != nil {
+				return nil, 0, err
+			}
+			list, total, err := ks.List(ctx, c.WorkspaceID(), lp)
+			out := make([]*keyOut, len(list))
+			for i := range list {
+				out[i] = toKey(&list[i], tier, now())
+			}
+			return out, total, err
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: item, Tag: tag, Summary: "Get an API key", Scope: "api-keys:read", Tenant: tenant},
+		func(ctx context.Context, c *Call, _ *NoBody) (*keyOut, error) {
+			id, err := c.PathID(param)
+			if err != nil {
+				return nil, err
+			}
+			k, err := ks.Get(ctx, c.WorkspaceID(), id)
+			if err != nil {
+				return nil, err
+			}
+			tier, err := p.tierOf(ctx, c.WorkspaceID())
+			return toKey(k, tier, now()), err
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: base, Tag: tag, Summary: "Create an API key (the key is returned once)", Scope: "api-keys:write",
+		Tenant: tenant, Status: http.StatusCreated, Message: "API key created successfully."},
+		func(ctx context.Context, c *Call, in *createKeyIn) (*keyOut, error) {
+			k, raw, err := ks.Create(ctx, c.WorkspaceID(), c.Principal.UserID,
+				keys.CreateInput{Name: in.Name, Scopes: in.Scopes, RateLimitTier: in.RateLimitTier, ExpiresAt: in.ExpiresAt.Ptr()}, c.Access)
+			if err != nil {
+				return nil, err
+			}
+			tier, err := p.tierOf(ctx, c.WorkspaceID())
+			out := toKey(k, tier, now())
+			out.Key = raw
+			return out, err
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: item + "/rotate", Tag: tag, Summary: "Rotate an API key; the old key works until the grace period ends", Scope: "api-keys:write",
+		Tenant: tenant, Message: "API key rotated successfully."},
+		func(ctx context.Context, c *Call, in *rotateKeyIn) (*keyOut, error) {
+			id, err := c.PathID(param)
+			if err != nil {
+				return nil, err
+			}
+			k, raw, graceEnds, err := ks.Rotate(ctx, c.WorkspaceID(), id, in.GracePeriodHours)
+			if err != nil {
+				return nil, err
+			}
+			tier, err := p.tierOf(ctx, c.WorkspaceID())
+			out := toKey(k, tier, now())
+			out.Key, out.GracePeriodEndsAt = raw, &graceEnds
+			return out, err
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "DELETE", Path: item, Tag: tag, Summary: "Revoke an API key; it fails at once", Scope: "api-keys:delete",
+		Tenant: tenant, Status: http.StatusNoContent},
+		func(ctx context.Context, c *Call, _ *NoBody) (NoBody, error) {
+			id, err := c.PathID(param)
+			if err != nil {
+				return NoBody{}, err
+			}
+			return NoBody{}, ks.Revoke(ctx, c.WorkspaceID(), id)
+		})
+}
+
+func (p *Platform) routes() {
+	p.workspaceRoutes()
+	p.keyRoutes()
+	httpapi.Handle(p.api, httpapi.Route{Method: "GET", Path: "/openapi.json", Tag: "Meta", Summary: "This API's OpenAPI 3.1 document", Public: true, Bare: true},
+		func(ctx context.Context, c *Call, _ *NoBody) (any, error) {
+			return p.api.OpenAPI(p.cfg.Title, p.cfg.Version), nil
+		})
+}
