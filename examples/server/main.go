@@ -1,0 +1,138 @@
+// Command server is the reference host app: it mounts revops at /api/v1,
+// adds its own posts resource behind the revops pipeline, and keeps its data
+// in SQLite (./revops.db) unless given a postgres:// URL.
+//
+//	go run ./examples/server                     # 127.0.0.1:8080, ./revops.db
+//	go run ./examples/server -addr :9000 -db postgres://localhost/revops
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/revopsdev/revops"
+	"github.com/revopsdev/revops/adapters/sqlstore"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "server:", err)
+		os.Exit(1)
+	}
+}
+
+// redact hides a password in a database URL before it is logged.
+func redact(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// run serves until ctx ends. ready, if set, receives the listening address.
+func run(ctx context.Context, args []string, out io.Writer, ready func(addr string)) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(out)
+	addr := fs.String("addr", env("REVOPS_ADDR", "127.0.0.1:8080"), "listen address (env REVOPS_ADDR)")
+	dbURL := fs.String("db", env("REVOPS_DATABASE_URL", "./revops.db"), "database: a SQLite path or sqlite: URL, or postgres://… (env REVOPS_DATABASE_URL)")
+	keyFile := fs.String("bootstrap-key-file", "", "on first start, also write the bootstrap key to this file (mode 0600)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(out, nil))
+
+	store, err := sqlstore.Open(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	posts, err := newPosts(ctx, store.DB())
+	if err != nil {
+		return err
+	}
+
+	p, err := revops.New(revops.Config{Store: store, Logger: log, Resources: []string{"posts"}, Title: "revops reference server"})
+	if err != nil {
+		return err
+	}
+	posts.register(p)
+
+	boot, err := p.Bootstrap(ctx, "admin@localhost", "Default")
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if boot != nil {
+		fmt.Fprintf(out, "\nCreated workspace %q (id %d) and owner %s.\nBootstrap API key (shown once, scope *):\n\n    %s\n\nTry: curl -H 'Authorization: Bearer %s' http://%s/api/v1/workspaces\n\n",
+			boot.Workspace.Name, boot.Workspace.ID, boot.User.Email, boot.Key, boot.Key, *addr)
+		if *keyFile != "" {
+			if err := os.WriteFile(*keyFile, []byte(boot.Key+"\n"), 0o600); err != nil {
+				return fmt.Errorf("writing -bootstrap-key-file: %w", err)
+			}
+		}
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", p.Handler()))
+	mux.HandleFunc("GET /api/healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := store.DB().PingContext(ctx); err != nil {
+			revops.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
+		revops.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("listening", "addr", ln.Addr().String(), "db", redact(*dbURL))
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	bg := make(chan error, 1)
+	go func() { bg <- p.Start(ctx) }()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if serr := p.Stop(sctx); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	<-bg
+	return err
+}

@@ -1,0 +1,137 @@
+package revops_test
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/revopsdev/revops"
+)
+
+// tenantFixture is one workspace with one of every resource in it.
+type tenantFixture struct {
+	ws     int64
+	key    string // workspace key, scope *
+	ids    map[string]int64
+	member int64
+}
+
+func (e *env) fixture(name, email string) tenantFixture {
+	e.t.Helper()
+	wid, key := e.newWorkspace(name)
+	f := tenantFixture{ws: wid, key: key, ids: map[string]int64{}}
+	base := fmt.Sprintf("/workspaces/%d", wid)
+	f.ids["key"] = e.do("POST", base+"/api-keys", key, map[string]any{"name": "victim"}).must(e.t, 201).id()
+	f.ids["invitation"] = e.do("POST", base+"/members", key, map[string]any{"email": "inv-" + email}).must(e.t, 201).id()
+	code := e.do("POST", base+"/join-codes", key, map[string]any{}).must(e.t, 201)
+	f.ids["code"] = code.id()
+	u, ukey := e.newUser(email)
+	e.do("POST", "/workspaces/join", ukey, map[string]any{"code": code.str("code")}).must(e.t, 200)
+	f.ids["user"] = u.ID
+	e.do("PUT", base+"/icon", key, pngBytes).must(e.t, 200)
+	return f
+}
+
+// snapshot reads everything of a workspace through its own key.
+func (e *env) snapshot(f tenantFixture) []byte {
+	e.t.Helper()
+	var buf bytes.Buffer
+	base := fmt.Sprintf("/workspaces/%d", f.ws)
+	for _, p := range []string{base, base + "/api-keys?sort=id", base + "/members?sort=email", base + "/invitations?sort=id", base + "/join-codes?sort=id", base + "/icon"} {
+		r := e.do("GET", p, f.key, nil).must(e.t, 200)
+		buf.Write(r.Raw)
+	}
+	return buf.Bytes()
+}
+
+var paramRE = regexp.MustCompile(`\{(\w+)\}`)
+
+// bodies are valid bodies for every write route, so that a 404 cannot hide
+// behind a 422.
+var bodies = map[string]any{
+	"POST /api-keys":                                map[string]any{"name": "x"},
+	"POST /api-keys/{id}/rotate":                    map[string]any{},
+	"PATCH /workspaces/{id}":                        map[string]any{"name": "hijacked"},
+	"PUT /workspaces/{id}":                          map[string]any{"name": "hijacked"},
+	"PUT /workspaces/{id}/totp-policy":              map[string]any{"policy": "required"},
+	"PUT /workspaces/{id}/icon":                     append([]byte("GIF89a"), 1, 2, 3),
+	"POST /workspaces/{id}/members":                 map[string]any{"email": "intruder@example.com"},
+	"POST /workspaces/{id}/join-codes":              map[string]any{},
+	"POST /workspaces/{id}/api-keys":                map[string]any{"name": "x"},
+	"POST /workspaces/{id}/api-keys/{keyId}/rotate": map[string]any{},
+}
+
+// fill substitutes path parameters: the workspace parameter with ws, the
+// others with the ids of fixture f.
+func fill(t *testing.T, rt *revops.Route, ws int64, f tenantFixture) string {
+	return paramRE.ReplaceAllStringFunc(rt.Path, func(m string) string {
+		name := m[1 : len(m)-1]
+		if rt.Tenant == revops.TenantPath && name == rt.WorkspaceParam {
+			return fmt.Sprint(ws)
+		}
+		key := map[string]string{"id": "key", "keyId": "key", "userId": "user", "invitationId": "invitation", "codeId": "code"}[name]
+		id, ok := f.ids[key]
+		if !ok {
+			t.Fatalf("route %s %s: the tenancy matrix has no fixture for {%s}; add one", rt.Method, rt.Path, name)
+		}
+		return fmt.Sprint(id)
+	})
+}
+
+func TestTenantIsolationMatrix(t *testing.T) {
+	e := newEnv(t)
+	a := e.fixture("Tenant A", "a@example.com")
+	b := e.fixture("Tenant B", "b@example.com")
+	before := e.snapshot(b)
+
+	checked := 0
+	for _, rt := range e.p.Routes() {
+		if rt.Tenant == revops.TenantNone {
+			continue
+		}
+		name := rt.Method + " " + rt.Path
+		body, ok := bodies[name]
+		if !ok && (rt.Method == "POST" || rt.Method == "PUT" || rt.Method == "PATCH") {
+			t.Fatalf("%s: no valid body in the tenancy matrix; add one", name)
+		}
+		type attempt struct {
+			path string
+			h    hdr
+		}
+		var attempts []attempt
+		// 1. B's workspace, named by path or header, with A's key.
+		if rt.Tenant == revops.TenantPath {
+			attempts = append(attempts, attempt{fill(t, rt, b.ws, b), nil})
+		} else {
+			attempts = append(attempts, attempt{fill(t, rt, b.ws, b), wsHdr(b.ws)})
+		}
+		// 2. A's own workspace, but B's resource ids.
+		if strings.Count(rt.Path, "{") > btoi(rt.Tenant == revops.TenantPath) {
+			attempts = append(attempts, attempt{fill(t, rt, a.ws, b), nil})
+		}
+		for _, at := range attempts {
+			r := e.do(rt.Method, at.path, a.key, body, at.h)
+			if r.Status != 404 || r.Body["error"] != "not_found" {
+				t.Errorf("%s as %s: A's key got %d, want 404: %s", name, at.path, r.Status, r.Raw)
+			}
+			checked++
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("only %d cross-tenant attempts checked", checked)
+	}
+	if after := e.snapshot(b); !bytes.Equal(before, after) {
+		t.Fatalf("workspace B changed:\nbefore %s\nafter  %s", before, after)
+	}
+	// And A's key still works in A (the matrix did not just break auth).
+	e.do("GET", fmt.Sprintf("/workspaces/%d", a.ws), a.key, nil).must(t, 200)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
