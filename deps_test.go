@@ -51,7 +51,9 @@ func kind(p string) string {
 // violations applies DESIGN.md's dependency rules 1–4 to package infos.
 func violations(pkgs []pkgInfo) []string {
 	var out []string
-	bad := func(p pkgInfo, format string, dep string) { out = append(out, p.ImportPath+": "+strings.ReplaceAll(format, "%s", dep)) }
+	bad := func(p pkgInfo, format string, dep string) {
+		out = append(out, p.ImportPath+": "+strings.ReplaceAll(format, "%s", dep))
+	}
 	for _, p := range pkgs {
 		switch kind(p.ImportPath) {
 		case "leaf":

@@ -36,7 +36,9 @@ func start(t *testing.T, args ...string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{out: &syncBuf{}, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan string, 1)
-	go func() { s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), s.out, func(a string) { ready <- a }) }()
+	go func() {
+		s.done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, args...), s.out, func(a string) { ready <- a })
+	}()
 	select {
 	case a := <-ready:
 		s.base = "http://" + a
