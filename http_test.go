@@ -22,7 +22,7 @@ import (
 
 // env is a reference host on a real SQLite store served over loopback.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	store  *sqlstore.Store
 	p      *revops.Platform
 	srv    *httptest.Server
@@ -48,7 +48,7 @@ func (c *clock) Advance(d time.Duration) {
 
 type envOpt func(*revops.Config)
 
-func newEnv(t *testing.T, opts ...envOpt) *env {
+func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "revops.db"))
@@ -156,7 +156,7 @@ func (e *env) do(method, path, key string, body any, h ...hdr) *resp {
 }
 
 // must asserts the status and, for errors, the error code.
-func (r *resp) must(t *testing.T, status int, code ...string) *resp {
+func (r *resp) must(t testing.TB, status int, code ...string) *resp {
 	t.Helper()
 	if r.Status != status {
 		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Raw)

@@ -8,4 +8,4 @@ import (
 )
 
 // validatingClient is replaced by the OpenAPI-validating client once apitest lands.
-func validatingClient(t *testing.T, p *revops.Platform) *http.Client { return &http.Client{} }
+func validatingClient(t testing.TB, p *revops.Platform) *http.Client { return &http.Client{} }

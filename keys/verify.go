@@ -127,6 +127,13 @@ func (v *Verifier) put(h string, c cached) {
 	v.cache[h] = c
 }
 
+// Len is the number of cached lookups.
+func (v *Verifier) Len() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.cache)
+}
+
 // Invalidate forgets a key by hash, so its next use reads the store.
 func (v *Verifier) Invalidate(hash string) {
 	v.mu.Lock()

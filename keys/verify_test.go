@@ -1,0 +1,217 @@
+package keys_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/internal/benchratio"
+	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/scope"
+	"github.com/revopsdev/revops/workspace"
+)
+
+type fixture struct {
+	store *sqlstore.Store
+	v     *keys.Verifier
+	svc   *keys.Service
+	ws    int64
+	now   *time.Time
+	mu    *sync.Mutex
+}
+
+func newFixture(tb testing.TB) *fixture {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, filepath.Join(tb.TempDir(), "k.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	now := time.Now().UTC()
+	mu := &sync.Mutex{}
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	u := &workspace.User{Email: "o@example.com", CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateUser(ctx, u); err != nil {
+		tb.Fatal(err)
+	}
+	w := &workspace.Workspace{Name: "W", Slug: "w", Tier: "free", Settings: workspace.Settings{Timezone: "UTC", Locale: "en"}, TOTPPolicy: "off", CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateWorkspace(ctx, w, u.ID); err != nil {
+		tb.Fatal(err)
+	}
+	v, err := keys.NewVerifier(st, keys.VerifierConfig{TTL: time.Minute, Now: clock})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cat, _ := scope.NewCatalog("workspaces", "posts")
+	svc, err := keys.NewService(st, v, cat, []string{"free", "pro"}, clock)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &fixture{store: st, v: v, svc: svc, ws: w.ID, now: &now, mu: mu}
+}
+
+func (f *fixture) advance(d time.Duration) { f.mu.Lock(); *f.now = f.now.Add(d); f.mu.Unlock() }
+
+func (f *fixture) key(tb testing.TB) (*keys.Key, string) {
+	k, raw, err := f.svc.Create(context.Background(), f.ws, 0, keys.CreateInput{Name: "k"}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k, raw
+}
+
+// countingStore counts KeyByHash calls to prove what the cache saves.
+type countingStore struct {
+	keys.Store
+	mu      sync.Mutex
+	lookups int
+}
+
+func (c *countingStore) KeyByHash(ctx context.Context, h string) (*keys.Key, error) {
+	c.mu.Lock()
+	c.lookups++
+	c.mu.Unlock()
+	return c.Store.KeyByHash(ctx, h)
+}
+
+func TestVerifierCachesAndRevokes(t *testing.T) {
+	is := is.New(t)
+	f := newFixture(t)
+	ctx := context.Background()
+	cs := &countingStore{Store: f.store}
+	v, _ := keys.NewVerifier(cs, keys.VerifierConfig{TTL: time.Minute})
+	svc, _ := keys.NewService(cs, v, mustCatalog(), []string{"free"}, nil)
+	k, raw, err := svc.Create(ctx, f.ws, 0, keys.CreateInput{Name: "k"}, nil)
+	is.NoErr(err)
+
+	for range 10 {
+		got, err := v.Verify(ctx, raw)
+		is.NoErr(err)
+		is.Equal(got.ID, k.ID)
+	}
+	is.Equal(cs.lookups, 1) // cached after the first
+
+	// Garbage never reaches the store; unknown well-formed keys are looked up once.
+	_, err = v.Verify(ctx, "revops_garbage")
+	is.True(err != nil)
+	is.Equal(cs.lookups, 1)
+	unknown := keys.Generate("revops_")
+	for range 3 {
+		_, err = v.Verify(ctx, unknown)
+		is.True(errorsIsUnauthorized(err))
+	}
+	is.Equal(cs.lookups, 2)
+
+	// Revocation invalidates the cache at once.
+	is.NoErr(svc.Revoke(ctx, f.ws, k.ID))
+	_, err = v.Verify(ctx, raw)
+	is.True(errorsIsUnauthorized(err))
+}
+
+func TestVerifierBoundsItsCache(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	v, _ := keys.NewVerifier(f.store, keys.VerifierConfig{MaxEntries: 50})
+	for range 500 {
+		v.Verify(ctx, keys.Generate("revops_"))
+	}
+	if n := v.Len(); n > 50 {
+		t.Fatalf("cache holds %d entries, bound is 50", n)
+	}
+}
+
+func TestVerifierFlushCoalescesTouches(t *testing.T) {
+	is := is.New(t)
+	f := newFixture(t)
+	ctx := context.Background()
+	k, raw := f.key(t)
+	for range 20 {
+		_, err := f.v.Verify(ctx, raw)
+		is.NoErr(err)
+	}
+	got, _ := f.store.Key(ctx, f.ws, k.ID)
+	is.Equal(got.LastUsedAt, nil) // not written per request
+	is.NoErr(f.v.Flush(ctx))
+	got, _ = f.store.Key(ctx, f.ws, k.ID)
+	is.True(got.LastUsedAt != nil && got.LastUsedAt.Equal(f.now.Truncate(time.Microsecond)))
+}
+
+func TestVerifierRejectsExpiredCachedKey(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	exp := f.now.Add(time.Minute)
+	_, raw, err := f.svc.Create(ctx, f.ws, 0, keys.CreateInput{Name: "k", ExpiresAt: &exp}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.v.Verify(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	f.advance(2 * time.Minute)
+	if _, err := f.v.Verify(ctx, raw); !errorsIsUnauthorized(err) {
+		t.Fatalf("expired key accepted from cache: %v", err)
+	}
+}
+
+func errorsIsUnauthorized(err error) bool {
+	e, ok := err.(*core.Error)
+	return ok && e.Code == core.CodeUnauthorized
+}
+
+func mustCatalog() *scope.Catalog {
+	c, _ := scope.NewCatalog("workspaces", "posts")
+	return c
+}
+
+// BenchmarkVerify compares verification with a bare SHA-256 + map lookup
+// timed in the same run; x_baseline is the ratio.
+func BenchmarkVerify(b *testing.B) {
+	f := newFixture(b)
+	ctx := context.Background()
+	k, raw := f.key(b)
+	bare := map[[32]byte]*keys.Key{sha256.Sum256([]byte(raw)): k}
+	baseline := func() {
+		if bare[sha256.Sum256([]byte(raw))] == nil {
+			b.Fatal("miss")
+		}
+	}
+	b.Run("cached", func(b *testing.B) {
+		f.v.Verify(ctx, raw)
+		for b.Loop() {
+			if _, err := f.v.Verify(ctx, raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+		benchratio.Report(b, baseline)
+	})
+	b.Run("uncached_sqlite", func(b *testing.B) {
+		h := keys.Hash(raw)
+		for b.Loop() {
+			f.v.Invalidate(h)
+			if _, err := f.v.Verify(ctx, raw); err != nil {
+				b.Fatal(err)
+			}
+		}
+		benchratio.Report(b, baseline)
+	})
+	b.Run("garbage_rejected", func(b *testing.B) {
+		bad := "revops_" + strings.Repeat("A", len(raw)-len("revops_"))
+		for b.Loop() {
+			if _, err := f.v.Verify(ctx, bad); err == nil {
+				b.Fatal("accepted")
+			}
+		}
+		benchratio.Report(b, baseline)
+	})
+}
