@@ -58,7 +58,7 @@ type posts struct{ db *bun.DB }
 // dialect, so one model serves SQLite and Postgres.
 func newPosts(ctx context.Context, db *bun.DB) (*posts, error) {
 	if _, err := db.NewCreateTable().Model((*post)(nil)).IfNotExists().
-		ForeignKey(`("workspace_id") REFERENCES "workspaces" ("id") ON DELETE CASCADE`).Exec(ctx); err != nil {
+		ForeignKey(`("workspace_id") REFERENCES "revops_workspaces" ("id") ON DELETE CASCADE`).Exec(ctx); err != nil {
 		return nil, fmt.Errorf("posts table: %w", err)
 	}
 	if _, err := db.NewCreateIndex().Model((*post)(nil)).Index("posts_workspace_idx").IfNotExists().Column("workspace_id", "id").Exec(ctx); err != nil {
