@@ -16,6 +16,7 @@ import (
 
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/internal/apitest"
 	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -32,6 +33,7 @@ type env struct {
 	ws     *workspace.Workspace
 	key    string // the owner's personal key, scope *
 	clock  *clock
+	oas    *apitest.Validator
 }
 
 type clock struct {
@@ -76,7 +78,9 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	if err != nil || boot == nil {
 		t.Fatalf("bootstrap: %v %v", boot, err)
 	}
-	e := &env{t: t, store: st, p: p, srv: srv, base: srv.URL + "/api/v1", client: validatingClient(t, p), owner: boot.User, ws: boot.Workspace, key: boot.Key, clock: clk}
+	oas := openAPIValidator(t, p)
+	e := &env{t: t, store: st, p: p, srv: srv, base: srv.URL + "/api/v1", client: &http.Client{Transport: oas.Transport(nil)},
+		owner: boot.User, ws: boot.Workspace, key: boot.Key, clock: clk, oas: oas}
 	return e
 }
 

@@ -94,3 +94,15 @@ func TestJoinCodes(t *testing.T) {
 	_, wkey := e.newWorkspace("Bound")
 	e.do("POST", "/workspaces/join", wkey, map[string]any{"code": r.str("code")}).must(t, 403, "access_denied")
 }
+
+func TestExpiredInvitationDoesNotBlockANewOne(t *testing.T) {
+	e := newEnv(t)
+	path := fmt.Sprintf("/workspaces/%d/members", e.ws.ID)
+	old := e.do("POST", path, e.key, map[string]any{"email": "late@example.com"}).must(t, 201)
+	e.do("POST", path, e.key, map[string]any{"email": "late@example.com"}).must(t, 409, "conflict")
+	e.clock.Advance(8 * 24 * time.Hour)
+	fresh := e.do("POST", path, e.key, map[string]any{"email": "late@example.com"}).must(t, 201)
+	_, late := e.newUser("late@example.com")
+	e.do("POST", "/invitations/accept", late, map[string]any{"token": old.str("token")}).must(t, 422)
+	e.do("POST", "/invitations/accept", late, map[string]any{"token": fresh.str("token")}).must(t, 200)
+}

@@ -63,6 +63,10 @@ func TestWorkspaceLifecycle(t *testing.T) {
 	e.do("DELETE", fmt.Sprintf("/workspaces/%d", id), e.key, nil).must(t, 204)
 	e.do("GET", fmt.Sprintf("/workspaces/%d", id), e.key, nil).must(t, 404, "not_found")
 	e.do("DELETE", fmt.Sprintf("/workspaces/%d", id), e.key, nil).must(t, 404, "not_found")
+	// Every response above was checked against /openapi.json.
+	if n := e.oas.Validated(); n < 12 {
+		t.Fatalf("only %d responses validated against the OpenAPI document", n)
+	}
 }
 
 func TestWorkspaceDeleteStopsItsKeysAtOnce(t *testing.T) {

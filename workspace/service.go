@@ -346,13 +346,33 @@ func (s *Service) Invite(ctx context.Context, workspaceID int64, email, role str
 	token, hash := Secret("inv_")
 	now := s.clock()
 	inv := &Invitation{WorkspaceID: workspaceID, Email: email, Role: role, TokenHash: hash, InvitedBy: invitedBy, ExpiresAt: now.Add(InvitationTTL), CreatedAt: now}
-	if err := s.store.CreateInvitation(ctx, inv); err != nil {
-		if errors.Is(err, core.ErrConflict) {
-			return nil, "", core.Conflict("A pending invitation for %s already exists.", email)
-		}
+	err := s.store.CreateInvitation(ctx, inv)
+	if errors.Is(err, core.ErrConflict) && s.dropExpiredInvitation(ctx, workspaceID, email, now) {
+		inv.ID = 0
+		err = s.store.CreateInvitation(ctx, inv)
+	}
+	if errors.Is(err, core.ErrConflict) {
+		return nil, "", core.Conflict("A pending invitation for %s already exists.", email)
+	}
+	if err != nil {
 		return nil, "", err
 	}
 	return inv, token, nil
+}
+
+// dropExpiredInvitation revokes the pending invitation for email if it has
+// expired, so that an unanswered invitation does not block a new one.
+func (s *Service) dropExpiredInvitation(ctx context.Context, workspaceID int64, email string, now time.Time) bool {
+	list, _, err := s.store.ListInvitations(ctx, workspaceID, core.ListParams{Page: 1, PerPage: core.MaxPerPage, Filter: core.Filter{Search: email}})
+	if err != nil {
+		return false
+	}
+	for _, inv := range list {
+		if inv.Email == email && !now.Before(inv.ExpiresAt) {
+			return s.store.RevokeInvitation(ctx, workspaceID, inv.ID) == nil
+		}
+	}
+	return false
 }
 
 // Accept adds the user to the workspace of the invitation with token.

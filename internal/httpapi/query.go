@@ -225,7 +225,7 @@ func jsonFields(t reflect.Type) map[string]bool {
 	}
 	out := map[string]bool{}
 	for f := range t.Fields() {
-		if !f.IsExported() {
+		if !f.IsExported() && !f.Anonymous { // encoding/json flattens unexported embedded structs too
 			continue
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
