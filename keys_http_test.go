@@ -202,3 +202,33 @@ func TestLastUsedIsCoalesced(t *testing.T) {
 		t.Fatalf("not flushed: %s", g.Raw)
 	}
 }
+
+func TestPersonalKeys(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	r := e.do("POST", "/user/api-keys", e.key, map[string]any{"name": "laptop", "scopes": []string{"read", "posts:write"}}).must(t, 201)
+	laptop := r.str("key")
+	is.Equal(r.str("rate_limit_tier"), "") // follows each workspace's tier
+	// It acts in the user's workspaces, chosen by the path or X-Workspace-ID.
+	e.do("GET", fmt.Sprintf("/workspaces/%d", e.ws.ID), laptop, nil).must(t, 200)
+	e.do("GET", "/api-keys", laptop, nil, wsHdr(e.ws.ID)).must(t, 200)
+	e.do("PATCH", fmt.Sprintf("/workspaces/%d", e.ws.ID), laptop, map[string]any{"name": "x"}).must(t, 403, "access_denied")
+
+	l := e.do("GET", "/user/api-keys", e.key, nil).must(t, 200)
+	is.Equal(len(l.list()), 2) // bootstrap key + laptop
+	is.Equal(l.Body["meta"].(map[string]any)["total"], 2.0)
+	l = e.do("GET", "/user/api-keys?per_page=1&page=2", e.key, nil).must(t, 200)
+	is.Equal(len(l.list()), 1)
+
+	// Another user cannot see or revoke it; a workspace key has no personal keys.
+	_, other := e.newUser("other@example.com")
+	e.do("DELETE", fmt.Sprintf("/user/api-keys/%d", r.id()), other, nil).must(t, 404, "not_found")
+	_, wkey := e.newWorkspace("W")
+	e.do("GET", "/user/api-keys", wkey, nil).must(t, 403, "access_denied")
+	// The laptop key cannot mint a key with more than it holds.
+	e.do("POST", "/user/api-keys", laptop, map[string]any{"name": "more", "scopes": []string{"*"}}).must(t, 403, "access_denied")
+
+	e.do("DELETE", fmt.Sprintf("/user/api-keys/%d", r.id()), e.key, nil).must(t, 204)
+	e.do("GET", fmt.Sprintf("/workspaces/%d", e.ws.ID), laptop, nil).must(t, 401, "unauthorized")
+	e.do("DELETE", fmt.Sprintf("/user/api-keys/%d", r.id()), e.key, nil).must(t, 404, "not_found")
+}

@@ -148,9 +148,66 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 		})
 }
 
+// personalKeyRoutes manage the caller's own personal keys: keys bound to a
+// user rather than a workspace, acting in any workspace the user belongs to.
+func (p *Platform) personalKeyRoutes() {
+	a := p.api
+	ks := p.keys
+	const tag = "API keys"
+	now := func() time.Time { return p.cfg.Now().UTC() }
+
+	httpapi.HandleList(a, httpapi.Route{Method: "GET", Path: "/user/api-keys", Tag: tag, Summary: "List your personal API keys", Scope: "api-keys:read"},
+		func(ctx context.Context, c *Call, lp core.ListParams) ([]*keyOut, int, error) {
+			if err := needUser(c, "have personal keys"); err != nil {
+				return nil, 0, err
+			}
+			all, err := ks.ListPersonal(ctx, c.Principal.UserID)
+			if err != nil {
+				return nil, 0, err
+			}
+			from := min(lp.Offset(), len(all))
+			page := all[from:min(from+lp.PerPage, len(all))]
+			out := make([]*keyOut, len(page))
+			for i := range page {
+				out[i] = toKey(&page[i], "", now())
+			}
+			return out, len(all), nil
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/user/api-keys", Tag: tag, Summary: "Create a personal API key (returned once); it acts in your workspaces, limited by your role there", Scope: "api-keys:write",
+		Status: http.StatusCreated, Message: "API key created successfully."},
+		func(ctx context.Context, c *Call, in *createKeyIn) (*keyOut, error) {
+			if err := needUser(c, "create personal keys"); err != nil {
+				return nil, err
+			}
+			k, raw, err := ks.Create(ctx, 0, c.Principal.UserID,
+				keys.CreateInput{Name: in.Name, Scopes: in.Scopes, RateLimitTier: in.RateLimitTier, ExpiresAt: in.ExpiresAt.Ptr()}, c.Principal.Scopes)
+			if err != nil {
+				return nil, err
+			}
+			out := toKey(k, "", now())
+			out.Key = raw
+			return out, nil
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "DELETE", Path: "/user/api-keys/{id}", Tag: tag, Summary: "Revoke one of your personal API keys; it fails at once", Scope: "api-keys:delete",
+		Status: http.StatusNoContent},
+		func(ctx context.Context, c *Call, _ *NoBody) (NoBody, error) {
+			if err := needUser(c, "have personal keys"); err != nil {
+				return NoBody{}, err
+			}
+			id, err := c.PathID("id")
+			if err != nil {
+				return NoBody{}, err
+			}
+			return NoBody{}, ks.RevokePersonal(ctx, c.Principal.UserID, id)
+		})
+}
+
 func (p *Platform) routes() {
 	p.workspaceRoutes()
 	p.keyRoutes()
+	p.personalKeyRoutes()
 	httpapi.Handle(p.api, httpapi.Route{Method: "GET", Path: "/openapi.json", Tag: "Meta", Summary: "This API's OpenAPI 3.1 document", Public: true, Bare: true},
 		func(ctx context.Context, c *Call, _ *NoBody) (any, error) {
 			return p.api.OpenAPI(p.cfg.Title, p.cfg.Version, httpapi.MountPrefix(c.R)), nil

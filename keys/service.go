@@ -177,6 +177,29 @@ func (s *Service) Revoke(ctx context.Context, workspaceID, id int64) error {
 	return nil
 }
 
+// ListPersonal lists a user's personal keys.
+func (s *Service) ListPersonal(ctx context.Context, userID int64) ([]Key, error) {
+	return s.store.ListUserKeys(ctx, userID)
+}
+
+// RevokePersonal makes a personal key of userID fail at once.
+func (s *Service) RevokePersonal(ctx context.Context, userID, id int64) error {
+	mine, err := s.store.ListUserKeys(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, k := range mine {
+		if k.ID == id {
+			if err := s.store.RevokeUserKey(ctx, userID, id, s.clock()); err != nil {
+				return err
+			}
+			s.verifier.Invalidate(k.Hash)
+			return nil
+		}
+	}
+	return core.NotFound()
+}
+
 func utc(t *time.Time) *time.Time {
 	if t == nil {
 		return nil

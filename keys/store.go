@@ -71,6 +71,9 @@ type Store interface {
 	// rotated already (conflict).
 	RotateKey(ctx context.Context, workspaceID, id int64, next *Key, graceEndsAt time.Time) error
 	RevokeKey(ctx context.Context, workspaceID, id int64, at time.Time) error
+	// RevokeUserKey revokes a personal key of userID; workspace keys and
+	// other users' keys are not found.
+	RevokeUserKey(ctx context.Context, userID, id int64, at time.Time) error
 	// TouchKeys records last-use times in one batch; unknown ids are ignored.
 	TouchKeys(ctx context.Context, used map[int64]time.Time) error
 }

@@ -127,6 +127,19 @@ func testPersonalKeys(e *env) {
 	got, err = e.s.KeyByHash(e.ctx, pk.Hash)
 	e.must(err, "KeyByHash")
 	e.same("personal key after refused workspace calls", got, pk)
+
+	// RevokeUserKey reaches only the user's own personal keys.
+	e.notFound(e.s.RevokeUserKey(e.ctx, bob.ID, pk.ID, at(time.Hour)), "RevokeUserKey of another user's key")
+	e.notFound(e.s.RevokeUserKey(e.ctx, alice.ID, wk.ID, at(time.Hour)), "RevokeUserKey of a workspace key")
+	e.notFound(e.s.RevokeUserKey(e.ctx, alice.ID, revoked.ID, at(time.Hour)), "RevokeUserKey of a revoked key")
+	e.same("workspace key after refused RevokeUserKey", e.getKey(w.ID, wk.ID), wk)
+	e.must(e.s.RevokeUserKey(e.ctx, alice.ID, pk.ID, at(time.Hour)), "RevokeUserKey")
+	_, err = e.s.KeyByHash(e.ctx, pk.Hash)
+	e.notFound(err, "KeyByHash after RevokeUserKey")
+	mine, err = e.s.ListUserKeys(e.ctx, alice.ID)
+	e.must(err, "ListUserKeys")
+	e.same("ListUserKeys after RevokeUserKey", mine, []keys.Key{*pk2})
+	e.notFound(e.s.RevokeUserKey(e.ctx, alice.ID, pk.ID, at(time.Hour)), "RevokeUserKey twice")
 }
 
 func testRotateKey(e *env) {

@@ -221,6 +221,14 @@ func (s *Store) RevokeKey(ctx context.Context, workspaceID, id int64, at time.Ti
 	return mustAffect("revoke api key", res, err)
 }
 
+// RevokeUserKey revokes a personal key of userID.
+func (s *Store) RevokeUserKey(ctx context.Context, userID, id int64, at time.Time) error {
+	at = orNow(at)
+	res, err := s.db.NewRaw("UPDATE revops_api_keys SET revoked_at = ?, updated_at = ? WHERE workspace_id IS NULL AND user_id = ? AND id = ? AND revoked_at IS NULL",
+		at, at, userID, id).Exec(ctx)
+	return mustAffect("revoke personal api key", res, err)
+}
+
 // TouchKeys sets last_used_at in one transaction, in id order (so that
 // concurrent batches cannot deadlock), never moving it backwards. Unknown ids
 // are ignored.
