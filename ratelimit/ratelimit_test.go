@@ -131,7 +131,7 @@ func TestSweepEvictsOnlyFullBuckets(t *testing.T) {
 	is.Equal(m.Sweep(), 1001) // nothing is full yet
 	clk.add(2 * time.Second)
 	is.Equal(m.Sweep(), 1) // one request refills in 1 s; "busy" needs a minute
-	for range 2 { // two seconds refilled two requests
+	for range 2 {          // two seconds refilled two requests
 		d, _ := m.Allow(ctx, "busy", free)
 		is.True(d.Allowed)
 	}
