@@ -232,3 +232,42 @@ func TestPersonalKeys(t *testing.T) {
 	e.do("GET", fmt.Sprintf("/workspaces/%d", e.ws.ID), laptop, nil).must(t, 401, "unauthorized")
 	e.do("DELETE", fmt.Sprintf("/user/api-keys/%d", r.id()), e.key, nil).must(t, 404, "not_found")
 }
+
+// Rotation must not hand a narrow key (or an admin) a key it could not create.
+func TestRotationCannotEscalate(t *testing.T) {
+	e := newEnv(t)
+	h := wsHdr(e.ws.ID)
+	strong := e.do("POST", "/api-keys", e.key, map[string]any{"name": "strong", "scopes": []string{"*"}}, h).must(t, 201)
+	narrow := e.do("POST", "/api-keys", e.key, map[string]any{"name": "narrow", "scopes": []string{"api-keys:write", "api-keys:read"}}, h).must(t, 201)
+	e.do("POST", fmt.Sprintf("/api-keys/%d/rotate", strong.id()), narrow.str("key"), map[string]any{"grace_period_hours": 0}).must(t, 403, "access_denied")
+	e.do("GET", "/api-keys", strong.str("key"), nil).must(t, 200) // untouched
+	// An admin cannot rotate the owner's * key either.
+	u, admin := e.newUser("admin@example.com")
+	if err := e.p.Workspaces().Store().AddMember(t.Context(), memberOf(e.ws.ID, u.ID, "admin")); err != nil {
+		t.Fatal(err)
+	}
+	e.do("POST", fmt.Sprintf("/api-keys/%d/rotate", strong.id()), admin, nil, h).must(t, 403, "access_denied")
+	// A narrow key may rotate itself.
+	e.do("POST", fmt.Sprintf("/api-keys/%d/rotate", narrow.id()), narrow.str("key"), nil).must(t, 200)
+}
+
+func TestIncludeMembersNeedsMembersRead(t *testing.T) {
+	e := newEnv(t)
+	_, key := e.newWorkspace("Private", "workspaces:read")
+	e.do("GET", "/workspaces?include=members", key, nil).must(t, 403, "access_denied")
+	e.do("GET", "/workspaces?include=owner", key, nil).must(t, 403, "access_denied")
+	r := e.do("GET", "/workspaces", key, nil).must(t, 200)
+	if len(r.list()) != 1 {
+		t.Fatal(string(r.Raw))
+	}
+}
+
+func TestPersonalKeyListFilters(t *testing.T) {
+	e := newEnv(t)
+	future := e.clock.Now().Add(time.Hour).Format(time.RFC3339)
+	r := e.do("GET", "/user/api-keys?created_after="+future, e.key, nil).must(t, 200)
+	if len(r.list()) != 0 {
+		t.Fatalf("created_after was ignored: %s", r.Raw)
+	}
+	e.do("GET", "/user/api-keys?page=9223372036854775807", e.key, nil).must(t, 422, "validation_failed")
+}

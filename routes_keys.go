@@ -127,7 +127,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 			if err != nil {
 				return nil, err
 			}
-			k, raw, graceEnds, err := ks.Rotate(ctx, c.WorkspaceID(), id, in.GracePeriodHours)
+			k, raw, graceEnds, err := ks.Rotate(ctx, c.WorkspaceID(), id, in.GracePeriodHours, c.Access)
 			if err != nil {
 				return nil, err
 			}
@@ -161,9 +161,15 @@ func (p *Platform) personalKeyRoutes() {
 			if err := needUser(c, "have personal keys"); err != nil {
 				return nil, 0, err
 			}
-			all, err := ks.ListPersonal(ctx, c.Principal.UserID)
+			mine, err := ks.ListPersonal(ctx, c.Principal.UserID)
 			if err != nil {
 				return nil, 0, err
+			}
+			all := mine[:0]
+			for _, k := range mine {
+				if inWindow(k.CreatedAt, lp.Filter.CreatedAfter, lp.Filter.CreatedBefore) && inWindow(k.UpdatedAt, lp.Filter.UpdatedAfter, lp.Filter.UpdatedBefore) {
+					all = append(all, k)
+				}
 			}
 			from := min(lp.Offset(), len(all))
 			page := all[from:min(from+lp.PerPage, len(all))]
@@ -212,4 +218,9 @@ func (p *Platform) routes() {
 		func(ctx context.Context, c *Call, _ *NoBody) (any, error) {
 			return p.api.OpenAPI(p.cfg.Title, p.cfg.Version, httpapi.MountPrefix(c.R)), nil
 		})
+}
+
+// inWindow applies strict created/updated filters (zero bounds are open).
+func inWindow(t, after, before time.Time) bool {
+	return (after.IsZero() || t.After(after)) && (before.IsZero() || t.Before(before))
 }

@@ -116,6 +116,8 @@ func TestWorkspaceValidation(t *testing.T) {
 		{"malformed JSON", `{"name": "x"`, 400, "", ""},
 		{"trailing JSON", `{"name": "x"} {}`, 400, "", ""},
 		{"array body", `[1,2]`, 400, "", ""},
+		{"NUL in name", map[string]any{"name": "a\x00b"}, 422, "name", "The name must not contain NUL characters."},
+		{"NUL in nested", map[string]any{"name": "x", "settings": map[string]any{"timezone": "UTC\x00"}}, 422, "settings.timezone", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -153,6 +155,8 @@ func TestBodyRules(t *testing.T) {
 	e.do("POST", "/workspaces", e.key, big).must(t, 413, "payload_too_large")
 	r := e.do("POST", "/workspaces", e.key, []byte(`{"name":"x"}`)) // octet-stream
 	r.must(t, 415, "unsupported_media_type")
+	e.do("POST", "/workspaces", e.key, `{"name":"x"}`, hdr{"Content-Type": "application/json; charset=utf-16"}).must(t, 415, "unsupported_media_type")
+	e.do("POST", "/workspaces", e.key, `{"name":"utf8 ok"}`, hdr{"Content-Type": "application/json; charset=UTF-8"}).must(t, 201)
 	// Bad ids in paths are not found, never 500.
 	for _, p := range []string{"/workspaces/abc", "/workspaces/0", "/workspaces/-1", "/workspaces/99999999999999999999", "/workspaces/1.5", "/workspaces/+1"} {
 		e.do("GET", p, e.key, nil).must(t, 404, "not_found")
@@ -165,7 +169,7 @@ func TestListParameterErrors(t *testing.T) {
 		"page=0": "page", "page=abc": "page", "per_page=0": "per_page", "per_page=101": "per_page",
 		"sort=password": "sort", "sort=name,name": "sort", "sort=": "sort", "fields=id,secret": "fields",
 		"include=everything": "include", "status=active": "status", "created_after=yesterday": "created_after",
-		"updated_before=2026-13-45": "updated_before",
+		"updated_before=2026-13-45": "updated_before", "page=9223372036854775807": "page", "search=a%00b": "search",
 	} {
 		r := e.do("GET", "/workspaces?"+q, e.key, nil)
 		if r.Status != 422 || r.fieldErr(field) == "" {

@@ -127,7 +127,7 @@ func (s *Service) List(ctx context.Context, workspaceID int64, p core.ListParams
 // and expiry. The old key keeps working for graceHours (nil: 24, 0: not at
 // all), never past its own expiry. It returns the new key, its plaintext and
 // when the old one stops working.
-func (s *Service) Rotate(ctx context.Context, workspaceID, id int64, graceHours *int) (*Key, string, time.Time, error) {
+func (s *Service) Rotate(ctx context.Context, workspaceID, id int64, graceHours *int, issuer Allower) (*Key, string, time.Time, error) {
 	g := DefaultGraceHours
 	if graceHours != nil {
 		g = *graceHours
@@ -138,6 +138,15 @@ func (s *Service) Rotate(ctx context.Context, workspaceID, id int64, graceHours 
 	old, err := s.store.Key(ctx, workspaceID, id)
 	if err != nil {
 		return nil, "", time.Time{}, err
+	}
+	// Rotation hands out a key with the old key's scopes: the caller must
+	// hold all of them, as when creating one.
+	if issuer != nil {
+		for _, sc := range old.Scopes {
+			if missing, ok := s.catalog.Covers(issuer, sc); !ok {
+				return nil, "", time.Time{}, core.E(core.CodeAccessDenied, "Insufficient permissions. Required scope: %s", missing)
+			}
+		}
 	}
 	now := s.clock()
 	switch old.Status(now) {

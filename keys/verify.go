@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/revopsdev/revops/core"
@@ -21,6 +22,9 @@ type Verifier struct {
 
 	mu    sync.RWMutex
 	cache map[string]cached // by hash
+	// gen counts invalidations; a lookup that raced one is not cached, so a
+	// row read before a revocation can never be cached after it.
+	gen atomic.Uint64
 
 	touchMu sync.Mutex
 	pending map[int64]time.Time
@@ -83,6 +87,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
 	c, ok := v.cache[h]
 	v.mu.RUnlock()
 	if !ok || !now.Before(c.expires) {
+		gen := v.gen.Load()
 		k, err := v.store.KeyByHash(ctx, h)
 		switch {
 		case errors.Is(err, core.ErrNotFound):
@@ -91,7 +96,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
 			return nil, err
 		}
 		c = cached{key: k, expires: now.Add(v.ttl)}
-		v.put(h, c)
+		v.put(h, c, gen)
 	}
 	if c.key == nil {
 		return nil, unauthorized()
@@ -106,9 +111,12 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
 	return &k, nil
 }
 
-func (v *Verifier) put(h string, c cached) {
+func (v *Verifier) put(h string, c cached, gen uint64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.gen.Load() != gen {
+		return
+	}
 	if len(v.cache) >= v.maxEntries {
 		now := v.now()
 		for k, e := range v.cache {
@@ -137,6 +145,7 @@ func (v *Verifier) Len() int {
 // Invalidate forgets a key by hash, so its next use reads the store.
 func (v *Verifier) Invalidate(hash string) {
 	v.mu.Lock()
+	v.gen.Add(1)
 	delete(v.cache, hash)
 	v.mu.Unlock()
 }
@@ -144,6 +153,7 @@ func (v *Verifier) Invalidate(hash string) {
 // InvalidateWorkspace forgets every cached key of a workspace.
 func (v *Verifier) InvalidateWorkspace(workspaceID int64) {
 	v.mu.Lock()
+	v.gen.Add(1)
 	for h, c := range v.cache {
 		if c.key != nil && c.key.WorkspaceID == workspaceID {
 			delete(v.cache, h)
@@ -161,7 +171,17 @@ func (v *Verifier) Flush(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	return v.store.TouchKeys(ctx, batch)
+	if err := v.store.TouchKeys(ctx, batch); err != nil {
+		v.touchMu.Lock() // keep it for the next flush; newer uses win
+		for id, t := range batch {
+			if cur, ok := v.pending[id]; !ok || cur.Before(t) {
+				v.pending[id] = t
+			}
+		}
+		v.touchMu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // Run flushes last-use times every interval (so each key is written at most

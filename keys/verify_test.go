@@ -215,3 +215,77 @@ func BenchmarkVerify(b *testing.B) {
 		benchratio.Report(b, baseline)
 	})
 }
+
+// pausingStore blocks KeyByHash after its read until released, to race a
+// revocation against an in-flight verification.
+type pausingStore struct {
+	keys.Store
+	read, release chan struct{}
+}
+
+func (p *pausingStore) KeyByHash(ctx context.Context, h string) (*keys.Key, error) {
+	k, err := p.Store.KeyByHash(ctx, h)
+	if p.read != nil {
+		p.read <- struct{}{}
+		<-p.release
+	}
+	return k, err
+}
+
+func TestRevocationRacingVerifyIsNotCached(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ps := &pausingStore{Store: f.store}
+	v, _ := keys.NewVerifier(ps, keys.VerifierConfig{TTL: time.Hour})
+	svc, _ := keys.NewService(ps, v, mustCatalog(), []string{"free"}, nil)
+	k, raw, err := svc.Create(ctx, f.ws, 0, keys.CreateInput{Name: "k"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.read, ps.release = make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() { _, err := v.Verify(ctx, raw); done <- err }()
+	<-ps.read // the verification has read the still-active row
+	ps.read = nil
+	if err := svc.Revoke(ctx, f.ws, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(ps.release)
+	<-done // it may succeed: it started before the revocation
+	if _, err := v.Verify(ctx, raw); !errorsIsUnauthorized(err) {
+		t.Fatalf("revoked key accepted from a cache filled by a racing lookup: %v", err)
+	}
+}
+
+type failingTouch struct {
+	keys.Store
+	fail bool
+}
+
+func (f *failingTouch) TouchKeys(ctx context.Context, m map[int64]time.Time) error {
+	if f.fail {
+		return context.DeadlineExceeded
+	}
+	return f.Store.TouchKeys(ctx, m)
+}
+
+func TestFlushKeepsBatchOnFailure(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ft := &failingTouch{Store: f.store, fail: true}
+	v, _ := keys.NewVerifier(ft, keys.VerifierConfig{})
+	k, raw := f.key(t)
+	if _, err := v.Verify(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	if v.Flush(ctx) == nil {
+		t.Fatal("flush should fail")
+	}
+	ft.fail = false
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.Key(ctx, f.ws, k.ID); got.LastUsedAt == nil {
+		t.Fatal("the failed batch was lost")
+	}
+}

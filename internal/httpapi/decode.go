@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,13 +45,70 @@ func (a *API) decode(w http.ResponseWriter, r *http.Request, dst any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return core.E(core.CodeBadRequest, "Malformed JSON: unexpected data after the top-level object.")
 	}
+	if field, ok := findNUL(reflect.ValueOf(dst), ""); ok {
+		return core.Invalid(field, fmt.Sprintf("The %s must not contain NUL characters.", field))
+	}
 	return a.validateStruct(dst)
+}
+
+// findNUL returns the JSON path of the first string holding U+0000, which
+// no text column stores (Postgres refuses it).
+func findNUL(v reflect.Value, path string) (string, bool) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			return findNUL(v.Elem(), path)
+		}
+	case reflect.String:
+		if strings.ContainsRune(v.String(), 0) {
+			return path, true
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if p, ok := findNUL(v.Index(i), joinPath(path, strconv.Itoa(i))); ok {
+				return p, true
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if p, ok := findNUL(it.Value(), joinPath(path, fmt.Sprint(it.Key()))); ok {
+				return p, true
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" {
+				name = f.Name
+			}
+			if f.Anonymous {
+				name = ""
+			}
+			if p, ok := findNUL(v.Field(i), joinPath(path, name)); ok {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+func joinPath(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "." + b
 }
 
 func requireJSON(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) {
+	mt, params, err := mime.ParseMediaType(ct)
+	cs, hasCS := params["charset"]
+	if err != nil || !(mt == "application/json" || strings.HasSuffix(mt, "+json")) || (hasCS && !strings.EqualFold(cs, "utf-8")) {
 		return core.E(core.CodeUnsupportedMedia, "The request body must be JSON, sent with Content-Type: application/json.")
 	}
 	return nil

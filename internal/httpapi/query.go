@@ -58,6 +58,9 @@ func splitList(s string) []string {
 	return out
 }
 
+// maxPage keeps (page-1)×per_page far from overflowing any offset type.
+const maxPage = 1 << 31 / core.MaxPerPage
+
 // parseList validates spec 001's list parameters against the route's
 // allow-lists. Any out-of-range or unknown value is a 422.
 func (a *API) parseList(r *http.Request, c *Call) (core.ListParams, error) {
@@ -74,8 +77,8 @@ func (a *API) parseList(r *http.Request, c *Call) (core.ListParams, error) {
 	q := r.URL.Query()
 	if q.Has("page") {
 		n, err := strconv.Atoi(q.Get("page"))
-		if err != nil || n < 1 {
-			v.Add("page", "The page must be an integer of at least 1.")
+		if err != nil || n < 1 || n > maxPage {
+			v.Add("page", fmt.Sprintf("The page must be an integer between 1 and %d.", maxPage))
 		}
 		p.Page = n
 	}
@@ -116,8 +119,8 @@ func (a *API) parseList(r *http.Request, c *Call) (core.ListParams, error) {
 		switch {
 		case !c.Route.Search:
 			v.Add("search", "This resource does not support search.")
-		case utf8.RuneCountInString(s) > 255 || !utf8.ValidString(s):
-			v.Add("search", "The search may not be greater than 255 characters.")
+		case utf8.RuneCountInString(s) > 255 || !utf8.ValidString(s) || strings.ContainsRune(s, 0):
+			v.Add("search", "The search must be valid text of at most 255 characters.")
 		}
 		p.Filter.Search = s
 	}
