@@ -271,3 +271,15 @@ func TestPersonalKeyListFilters(t *testing.T) {
 	}
 	e.do("GET", "/user/api-keys?page=9223372036854775807", e.key, nil).must(t, 422, "validation_failed")
 }
+
+func TestKeyCannotOutliveItsIssuer(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	h := wsHdr(e.ws.ID)
+	exp := e.clock.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	issuer := e.do("POST", "/api-keys", e.key, map[string]any{"name": "temp", "scopes": []string{"read", "api-keys:write"}, "expires_at": exp.Format(time.RFC3339)}, h).must(t, 201)
+	child := e.do("POST", "/api-keys", issuer.str("key"), map[string]any{"name": "child", "scopes": []string{"read"}}).must(t, 201)
+	is.Equal(child.str("expires_at"), exp.Format(time.RFC3339)) // inherited
+	r := e.do("POST", "/api-keys", issuer.str("key"), map[string]any{"name": "forever", "scopes": []string{"read"}, "expires_at": exp.Add(time.Hour).Format(time.RFC3339)}).must(t, 422)
+	is.True(r.fieldErr("expires_at") != "")
+}

@@ -268,25 +268,43 @@ type BootstrapResult struct {
 	Key       string // personal key with scope *, shown once
 }
 
-// Bootstrap creates, on an empty store only, an owner user, a workspace and
-// a personal key with scope "*". On a store with users it returns nil.
+// Bootstrap makes a first start usable: on an empty store it creates the
+// owner user email, a workspace and a personal key with scope "*", and
+// returns the key (shown once). Each step runs only if not done yet, so a
+// start cut short is finished by the next one; a store whose bootstrap user
+// already holds a personal key, or that has other users, is left alone (nil).
 func (p *Platform) Bootstrap(ctx context.Context, email, workspaceName string) (*BootstrapResult, error) {
-	n, err := p.cfg.Store.CountUsers(ctx)
-	if err != nil || n > 0 {
-		return nil, err
-	}
+	st := p.cfg.Store
 	now := p.cfg.Now().UTC().Truncate(time.Microsecond)
-	u := &workspace.User{Email: email, Name: "Admin", CreatedAt: now, UpdatedAt: now}
-	if err := p.cfg.Store.CreateUser(ctx, u); err != nil {
+	u, err := st.UserByEmail(ctx, email)
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		if n, err := st.CountUsers(ctx); err != nil || n > 0 {
+			return nil, err
+		}
+		u = &workspace.User{Email: email, Name: "Admin", CreatedAt: now, UpdatedAt: now}
+		if err := st.CreateUser(ctx, u); err != nil {
+			return nil, err
+		}
+	case err != nil:
 		return nil, err
+	default:
+		if mine, err := st.ListUserKeys(ctx, u.ID); err != nil || len(mine) > 0 {
+			return nil, err
+		}
 	}
-	w, err := p.workspaces.Create(ctx, workspace.CreateInput{Name: workspaceName}, u.ID)
+	res := &BootstrapResult{User: u}
+	list, _, err := st.ListWorkspaces(ctx, workspace.ListFilter{MemberUserID: u.ID}, core.ListParams{Page: 1, PerPage: 1})
 	if err != nil {
 		return nil, err
 	}
-	_, raw, err := p.keys.Create(ctx, 0, u.ID, keys.CreateInput{Name: "Bootstrap key", Scopes: []string{scope.All}}, nil)
-	if err != nil {
+	if len(list) > 0 {
+		res.Workspace = &list[0]
+	} else if res.Workspace, err = p.workspaces.Create(ctx, workspace.CreateInput{Name: workspaceName}, u.ID); err != nil {
 		return nil, err
 	}
-	return &BootstrapResult{User: u, Workspace: w, Key: raw}, nil
+	if _, res.Key, err = p.keys.Create(ctx, 0, u.ID, keys.CreateInput{Name: "Bootstrap key", Scopes: []string{scope.All}}, nil); err != nil {
+		return nil, err
+	}
+	return res, nil
 }

@@ -110,7 +110,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 		Tenant: tenant, Status: http.StatusCreated, Message: "API key created successfully."},
 		func(ctx context.Context, c *Call, in *createKeyIn) (*keyOut, error) {
 			k, raw, err := ks.Create(ctx, c.WorkspaceID(), c.Principal.UserID,
-				keys.CreateInput{Name: in.Name, Scopes: in.Scopes, RateLimitTier: in.RateLimitTier, ExpiresAt: in.ExpiresAt.Ptr()}, c.Access)
+				keys.CreateInput{Name: in.Name, Scopes: in.Scopes, RateLimitTier: in.RateLimitTier, ExpiresAt: in.ExpiresAt.Ptr(), NotAfter: c.Principal.ExpiresAt}, c.Access)
 			if err != nil {
 				return nil, err
 			}
@@ -187,7 +187,7 @@ func (p *Platform) personalKeyRoutes() {
 				return nil, err
 			}
 			k, raw, err := ks.Create(ctx, 0, c.Principal.UserID,
-				keys.CreateInput{Name: in.Name, Scopes: in.Scopes, RateLimitTier: in.RateLimitTier, ExpiresAt: in.ExpiresAt.Ptr()}, c.Principal.Scopes)
+				keys.CreateInput{Name: in.Name, Scopes: in.Scopes, RateLimitTier: in.RateLimitTier, ExpiresAt: in.ExpiresAt.Ptr(), NotAfter: c.Principal.ExpiresAt}, c.Principal.Scopes)
 			if err != nil {
 				return nil, err
 			}

@@ -5,6 +5,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/keys"
@@ -30,6 +31,10 @@ type Principal struct {
 	WorkspaceID int64 // bound workspace of a workspace key
 	Scopes      scope.Set
 	Tier        string // the key's own rate-limit tier, "" for the workspace's
+	// ExpiresAt is when the key stops working (its expiry or the end of its
+	// rotation grace, whichever is first); nil if never. Keys it creates may
+	// not outlive it.
+	ExpiresAt *time.Time
 }
 
 // UserBound reports whether the principal acts as a user.
@@ -67,7 +72,10 @@ func (r *Resolver) Authenticate(ctx context.Context, token string) (*Principal, 
 	if err != nil {
 		return nil, err
 	}
-	p := &Principal{Kind: WorkspaceKey, KeyID: k.ID, UserID: k.UserID, WorkspaceID: k.WorkspaceID, Scopes: k.Scopes, Tier: k.RateLimitTier}
+	p := &Principal{Kind: WorkspaceKey, KeyID: k.ID, UserID: k.UserID, WorkspaceID: k.WorkspaceID, Scopes: k.Scopes, Tier: k.RateLimitTier, ExpiresAt: k.ExpiresAt}
+	if g := k.GraceEndsAt; g != nil && (p.ExpiresAt == nil || g.Before(*p.ExpiresAt)) {
+		p.ExpiresAt = g
+	}
 	if k.WorkspaceID == 0 {
 		p.Kind = PersonalKey
 	}

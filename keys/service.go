@@ -52,6 +52,9 @@ type CreateInput struct {
 	Scopes        []string
 	RateLimitTier string
 	ExpiresAt     *time.Time
+	// NotAfter is the issuer's own expiry: the key may not outlive it and
+	// inherits it when ExpiresAt is nil.
+	NotAfter *time.Time
 }
 
 // Allower is what a key's issuer may do; a key never gets more.
@@ -87,8 +90,13 @@ func (s *Service) Create(ctx context.Context, workspaceID, userID int64, in Crea
 		v.Add("rate_limit_tier", fmt.Sprintf("The selected rate_limit_tier is invalid. Use one of: %s.", strings.Join(s.tiers, ", ")))
 	}
 	now := s.clock()
+	if in.ExpiresAt == nil {
+		in.ExpiresAt = in.NotAfter
+	}
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
 		v.Add("expires_at", "The expires_at must be a date in the future.")
+	} else if in.NotAfter != nil && in.ExpiresAt.After(*in.NotAfter) {
+		v.Add("expires_at", "The expires_at may not be later than the expiry of the key used to create it ("+in.NotAfter.UTC().Format(time.RFC3339)+").")
 	}
 	if err := v.Err(); err != nil {
 		return nil, "", err

@@ -1,7 +1,10 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/revopsdev/revops/core"
@@ -165,31 +168,67 @@ func testWorkspaceCRUD(e *env) {
 	_, err = e.s.Workspace(e.ctx, w.ID+1000)
 	e.notFound(err, "Workspace of an unknown id")
 
-	// Update writes every field but ID and CreatedAt.
+	// Update writes every field fn leaves but ID and CreatedAt.
 	upd := *got
 	upd.Name, upd.Slug, upd.Tier = "Acme Two", "acme2", "team"
 	upd.Settings = workspace.Settings{Timezone: "Asia/Tokyo", Locale: "ja_JP"}
 	upd.TOTPPolicy = workspace.TOTPOff
 	upd.UpdatedAt = at(5 * time.Hour)
-	upd.CreatedAt = at(-100 * time.Hour)
-	e.must(e.s.UpdateWorkspace(e.ctx, &upd), "UpdateWorkspace")
+	set := func(v workspace.Workspace) func(*workspace.Workspace) error {
+		return func(x *workspace.Workspace) error {
+			v.ID, v.CreatedAt = x.ID+7, at(-100*time.Hour) // both must be ignored
+			*x = v
+			return nil
+		}
+	}
+	res, err := e.s.UpdateWorkspace(e.ctx, w.ID, set(upd))
+	e.must(err, "UpdateWorkspace")
+	want := upd
+	want.ID, want.CreatedAt = w.ID, w.CreatedAt
+	e.same("UpdateWorkspace result", res, &want)
 	got, err = e.s.Workspace(e.ctx, w.ID)
 	e.must(err, "Workspace after UpdateWorkspace")
-	want := upd
-	want.CreatedAt = w.CreatedAt
 	e.same("Workspace after UpdateWorkspace", got, &want)
 
 	beta := e.workspace("beta", owner.ID)
 	dup := want
 	dup.Slug = "beta"
-	e.conflict(e.s.UpdateWorkspace(e.ctx, &dup), "UpdateWorkspace to another workspace's slug")
+	_, err = e.s.UpdateWorkspace(e.ctx, w.ID, set(dup))
+	e.conflict(err, "UpdateWorkspace to another workspace's slug")
 	got, err = e.s.Workspace(e.ctx, w.ID)
 	e.must(err, "Workspace")
 	e.same("Workspace after a conflicting UpdateWorkspace", got, &want)
 
-	missing := want
-	missing.ID, missing.Slug = w.ID+1000, "missing"
-	e.notFound(e.s.UpdateWorkspace(e.ctx, &missing), "UpdateWorkspace of an unknown id")
+	// An error from fn aborts with nothing written.
+	boom := errors.New("boom")
+	_, err = e.s.UpdateWorkspace(e.ctx, w.ID, func(x *workspace.Workspace) error { x.Name = "half"; return boom })
+	if !errors.Is(err, boom) {
+		e.t.Errorf("UpdateWorkspace returned %v, want fn's error", err)
+	}
+	got, err = e.s.Workspace(e.ctx, w.ID)
+	e.must(err, "Workspace")
+	e.same("Workspace after an aborted UpdateWorkspace", got, &want)
+
+	_, err = e.s.UpdateWorkspace(e.ctx, w.ID+1000, set(want))
+	e.notFound(err, "UpdateWorkspace of an unknown id")
+
+	// Concurrent read-modify-writes never lose one another.
+	const writers = 12
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.s.UpdateWorkspace(e.ctx, beta.ID, func(x *workspace.Workspace) error { x.Name += "+"; return nil })
+			e.must(err, "concurrent UpdateWorkspace")
+		}()
+	}
+	wg.Wait()
+	got, err = e.s.Workspace(e.ctx, beta.ID)
+	e.must(err, "Workspace")
+	if want := beta.Name + strings.Repeat("+", writers); got.Name != want {
+		e.t.Errorf("after %d concurrent updates the name is %q, want %q: updates were lost", writers, got.Name, want)
+	}
 
 	e.must(e.s.DeleteWorkspace(e.ctx, w.ID), "DeleteWorkspace")
 	_, err = e.s.Workspace(e.ctx, w.ID)

@@ -232,33 +232,29 @@ type UpdateInput struct {
 	Locale   *string
 }
 
-// Update applies in to workspace id.
+// Update applies in to workspace id, atomically against other updates.
 func (s *Service) Update(ctx context.Context, id int64, in UpdateInput) (*Workspace, error) {
-	w, err := s.store.Workspace(ctx, id)
+	w, err := s.store.UpdateWorkspace(ctx, id, func(w *Workspace) error {
+		var v core.Validation
+		if in.Name != nil {
+			w.Name = strings.TrimSpace(*in.Name)
+			s.checkName(&v, w.Name)
+		}
+		if in.Slug != nil {
+			w.Slug = *in.Slug
+			checkSlug(&v, w.Slug)
+		}
+		if in.Timezone != nil {
+			w.Settings.Timezone = *in.Timezone
+		}
+		if in.Locale != nil {
+			w.Settings.Locale = *in.Locale
+		}
+		checkSettings(&v, w.Settings)
+		w.UpdatedAt = s.clock()
+		return v.Err()
+	})
 	if err != nil {
-		return nil, err
-	}
-	var v core.Validation
-	if in.Name != nil {
-		w.Name = strings.TrimSpace(*in.Name)
-		s.checkName(&v, w.Name)
-	}
-	if in.Slug != nil {
-		w.Slug = *in.Slug
-		checkSlug(&v, w.Slug)
-	}
-	if in.Timezone != nil {
-		w.Settings.Timezone = *in.Timezone
-	}
-	if in.Locale != nil {
-		w.Settings.Locale = *in.Locale
-	}
-	checkSettings(&v, w.Settings)
-	if err := v.Err(); err != nil {
-		return nil, err
-	}
-	w.UpdatedAt = s.clock()
-	if err := s.store.UpdateWorkspace(ctx, w); err != nil {
 		return nil, slugTaken(err)
 	}
 	return w, nil
@@ -269,13 +265,11 @@ func (s *Service) SetTOTPPolicy(ctx context.Context, id int64, policy string) (*
 	if !slices.Contains([]string{TOTPOff, TOTPOptional, TOTPRequired}, policy) {
 		return nil, core.Invalid("policy", "The selected policy is invalid. Use one of: off, optional, required.")
 	}
-	w, err := s.store.Workspace(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	w.TOTPPolicy = policy
-	w.UpdatedAt = s.clock()
-	return w, s.store.UpdateWorkspace(ctx, w)
+	return s.store.UpdateWorkspace(ctx, id, func(w *Workspace) error {
+		w.TOTPPolicy = policy
+		w.UpdatedAt = s.clock()
+		return nil
+	})
 }
 
 // SniffImage returns the content type of a PNG, JPEG, GIF or WebP image from

@@ -115,8 +115,12 @@ type Store interface {
 	// ListWorkspaces sorts by id, name, slug, tier, created_at, updated_at;
 	// search matches name or slug, case-insensitively.
 	ListWorkspaces(ctx context.Context, f ListFilter, p core.ListParams) ([]Workspace, int, error)
-	// UpdateWorkspace writes every field of w but ID and CreatedAt.
-	UpdateWorkspace(ctx context.Context, w *Workspace) error
+	// UpdateWorkspace is an atomic read-modify-write: it runs fn on the
+	// current row while holding the workspace's lock, then writes every
+	// field fn left but ID and CreatedAt (a zero UpdatedAt means now). An
+	// error from fn aborts with nothing written and is returned as is.
+	// Concurrent updates never lose each other's changes.
+	UpdateWorkspace(ctx context.Context, id int64, fn func(*Workspace) error) (*Workspace, error)
 	// DeleteWorkspace removes the workspace and everything that belongs to
 	// it: members, invitations, join codes, icon and API keys.
 	DeleteWorkspace(ctx context.Context, id int64) error

@@ -180,20 +180,37 @@ func (s *Store) ListWorkspaces(ctx context.Context, f workspace.ListFilter, p co
 	return out, total, nil
 }
 
-// UpdateWorkspace writes every field of w but ID and CreatedAt; a zero
-// UpdatedAt is set to the current time.
-func (s *Store) UpdateWorkspace(ctx context.Context, w *workspace.Workspace) error {
-	updated := orNow(w.UpdatedAt)
-	res, err := s.db.NewRaw(`UPDATE revops_workspaces SET name = ?, slug = ?, tier = ?, timezone = ?, locale = ?, totp_policy = ?, updated_at = ?
-WHERE id = ?`, w.Name, w.Slug, w.Tier, w.Settings.Timezone, w.Settings.Locale, w.TOTPPolicy, updated, w.ID).Exec(ctx)
+// UpdateWorkspace locks the row, reads it, applies fn and writes it back,
+// in one transaction.
+func (s *Store) UpdateWorkspace(ctx context.Context, id int64, fn func(*workspace.Workspace) error) (*workspace.Workspace, error) {
+	var out workspace.Workspace
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := lockWorkspace(ctx, tx, id); err != nil {
+			return err
+		}
+		var r workspaceRow
+		if err := tx.NewRaw("SELECT "+workspaceColumns+" FROM revops_workspaces w WHERE w.id = ?", id).Scan(ctx, &r); err != nil {
+			return fail("update workspace", err, "")
+		}
+		w := r.workspace()
+		created := w.CreatedAt
+		w.UpdatedAt = time.Time{}
+		if err := fn(&w); err != nil {
+			return err
+		}
+		w.ID, w.CreatedAt, w.UpdatedAt = id, created, orNow(w.UpdatedAt)
+		_, err := tx.NewRaw(`UPDATE revops_workspaces SET name = ?, slug = ?, tier = ?, timezone = ?, locale = ?, totp_policy = ?, updated_at = ?
+WHERE id = ?`, w.Name, w.Slug, w.Tier, w.Settings.Timezone, w.Settings.Locale, w.TOTPPolicy, w.UpdatedAt, id).Exec(ctx)
+		if err != nil {
+			return fail("update workspace", err, slugConflict)
+		}
+		out = w
+		return nil
+	})
 	if err != nil {
-		return fail("update workspace", err, slugConflict)
+		return nil, err
 	}
-	if err := mustAffect("update workspace", res, nil); err != nil {
-		return err
-	}
-	w.UpdatedAt = updated
-	return nil
+	return &out, nil
 }
 
 // DeleteWorkspace deletes the workspace; foreign keys ON DELETE CASCADE

@@ -34,6 +34,24 @@ func main() {
 	}
 }
 
+// writeSecret writes s to path readable by the owner only, also when the
+// file already exists with wider permissions.
+func writeSecret(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(s); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // redact hides a password in a database URL before it is logged.
 func redact(s string) string {
 	if u, err := url.Parse(s); err == nil && u.User != nil {
@@ -88,7 +106,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 		fmt.Fprintf(out, "\nCreated workspace %q (id %d) and owner %s.\nBootstrap API key (shown once, scope *):\n\n    %s\n\nTry: curl -H 'Authorization: Bearer %s' http://%s/api/v1/workspaces\n\n",
 			boot.Workspace.Name, boot.Workspace.ID, boot.User.Email, boot.Key, boot.Key, *addr)
 		if *keyFile != "" {
-			if err := os.WriteFile(*keyFile, []byte(boot.Key+"\n"), 0o600); err != nil {
+			if err := writeSecret(*keyFile, boot.Key+"\n"); err != nil {
 				return fmt.Errorf("writing -bootstrap-key-file: %w", err)
 			}
 		}

@@ -89,6 +89,9 @@ func TestFirstStartBootstrapsAndServes(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "revops.db")
 	keyFile := filepath.Join(dir, "key")
+	if err := os.WriteFile(keyFile, nil, 0o644); err != nil { // a pre-existing, world-readable file
+		t.Fatal(err)
+	}
 	s := start(t, "-db", db, "-bootstrap-key-file", keyFile)
 
 	raw, err := os.ReadFile(keyFile)
