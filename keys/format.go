@@ -51,10 +51,24 @@ func encode62(b []byte, width int) string {
 	return string(out)
 }
 
+// checksum is the CRC-32 of s in base62, checksumLen characters (62^6 > 2^32).
 func checksum(s string) string {
-	c := crc32.ChecksumIEEE([]byte(s))
-	return encode62([]byte{byte(c >> 24), byte(c >> 16), byte(c >> 8), byte(c)}, checksumLen)
+	c := uint64(crc32.ChecksumIEEE([]byte(s)))
+	var out [checksumLen]byte
+	for i := checksumLen - 1; i >= 0; i-- {
+		out[i] = base62[c%62]
+		c /= 62
+	}
+	return string(out[:])
 }
+
+// isBase62 is a lookup table for the key alphabet.
+var isBase62 = func() (t [256]bool) {
+	for i := range len(base62) {
+		t[base62[i]] = true
+	}
+	return t
+}()
 
 // Generate returns a new random key with prefix.
 func Generate(prefix string) string {
@@ -70,7 +84,7 @@ func Parse(prefix, key string) error {
 		return ErrMalformed
 	}
 	for i := len(prefix); i < len(key); i++ {
-		if strings.IndexByte(base62, key[i]) < 0 {
+		if !isBase62[key[i]] {
 			return ErrMalformed
 		}
 	}
