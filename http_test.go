@@ -10,13 +10,13 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/internal/apitest"
+	"github.com/revopsdev/revops/internal/testclock"
 	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -32,20 +32,8 @@ type env struct {
 	owner  *workspace.User
 	ws     *workspace.Workspace
 	key    string // the owner's personal key, scope *
-	clock  *clock
+	clock  *testclock.Clock
 	oas    *apitest.Validator
-}
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 type envOpt func(*revops.Config)
@@ -61,7 +49,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Now().UTC()}
+	clk := testclock.New(time.Now().UTC())
 	cfg := revops.Config{Store: st, Resources: []string{"posts"}, Now: clk.Now}
 	for _, o := range opts {
 		o(&cfg)

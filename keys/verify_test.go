@@ -13,6 +13,7 @@ import (
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/benchratio"
+	"github.com/revopsdev/revops/internal/testclock"
 	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/scope"
 	"github.com/revopsdev/revops/workspace"
@@ -23,8 +24,7 @@ type fixture struct {
 	v     *keys.Verifier
 	svc   *keys.Service
 	ws    int64
-	now   *time.Time
-	mu    *sync.Mutex
+	clock *testclock.Clock
 }
 
 func newFixture(tb testing.TB) *fixture {
@@ -39,8 +39,8 @@ func newFixture(tb testing.TB) *fixture {
 		tb.Fatal(err)
 	}
 	now := time.Now().UTC()
-	mu := &sync.Mutex{}
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clk := testclock.New(now)
+	clock := clk.Now
 	u := &workspace.User{Email: "o@example.com", CreatedAt: now, UpdatedAt: now}
 	if err := st.CreateUser(ctx, u); err != nil {
 		tb.Fatal(err)
@@ -58,10 +58,8 @@ func newFixture(tb testing.TB) *fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &fixture{store: st, v: v, svc: svc, ws: w.ID, now: &now, mu: mu}
+	return &fixture{store: st, v: v, svc: svc, ws: w.ID, clock: clk}
 }
-
-func (f *fixture) advance(d time.Duration) { f.mu.Lock(); *f.now = f.now.Add(d); f.mu.Unlock() }
 
 func (f *fixture) key(tb testing.TB) (*keys.Key, string) {
 	k, raw, err := f.svc.Create(context.Background(), f.ws, 0, keys.CreateInput{Name: "k"}, nil)
@@ -144,13 +142,13 @@ func TestVerifierFlushCoalescesTouches(t *testing.T) {
 	is.Equal(got.LastUsedAt, nil) // not written per request
 	is.NoErr(f.v.Flush(ctx))
 	got, _ = f.store.Key(ctx, f.ws, k.ID)
-	is.True(got.LastUsedAt != nil && got.LastUsedAt.Equal(f.now.Truncate(time.Microsecond)))
+	is.True(got.LastUsedAt != nil && got.LastUsedAt.Equal(f.clock.Now().Truncate(time.Microsecond)))
 }
 
 func TestVerifierRejectsExpiredCachedKey(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	exp := f.now.Add(time.Minute)
+	exp := f.clock.Now().Add(time.Minute)
 	_, raw, err := f.svc.Create(ctx, f.ws, 0, keys.CreateInput{Name: "k", ExpiresAt: &exp}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +156,7 @@ func TestVerifierRejectsExpiredCachedKey(t *testing.T) {
 	if _, err := f.v.Verify(ctx, raw); err != nil {
 		t.Fatal(err)
 	}
-	f.advance(2 * time.Minute)
+	f.clock.Advance(2 * time.Minute)
 	if _, err := f.v.Verify(ctx, raw); !errorsIsUnauthorized(err) {
 		t.Fatalf("expired key accepted from cache: %v", err)
 	}

@@ -12,26 +12,15 @@ import (
 
 	"github.com/matryer/is"
 	"github.com/revopsdev/revops/internal/benchratio"
+	"github.com/revopsdev/revops/internal/testclock"
 	"github.com/revopsdev/revops/ratelimit"
 	"golang.org/x/time/rate"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestFreeTierHasNoBurst(t *testing.T) {
 	is := is.New(t)
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	m := ratelimit.NewMemory(clk.now)
+	clk := testclock.New(time.Unix(1_700_000_000, 0))
+	m := ratelimit.NewMemory(clk.Now)
 	free := ratelimit.DefaultPolicies()["free"]
 	ctx := context.Background()
 	for i := range 60 {
@@ -45,8 +34,8 @@ func TestFreeTierHasNoBurst(t *testing.T) {
 	is.True(!d.Allowed)
 	is.Equal(d.Remaining, 0)
 	is.Equal(d.RetryAfter, time.Second)
-	is.Equal(d.ResetAt, clk.now().Add(time.Minute)) // full again a minute on
-	clk.add(time.Second)
+	is.Equal(d.ResetAt, clk.Now().Add(time.Minute)) // full again a minute on
+	clk.Advance(time.Second)
 	d, _ = m.Allow(ctx, "k", free)
 	is.True(d.Allowed)
 	d, _ = m.Allow(ctx, "k", free)
@@ -63,8 +52,8 @@ func TestBurstCapacity(t *testing.T) {
 		if p.Capacity() != want {
 			t.Errorf("%s capacity %d, want %d", name, p.Capacity(), want)
 		}
-		clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-		m := ratelimit.NewMemory(clk.now)
+		clk := testclock.New(time.Unix(1_700_000_000, 0))
+		m := ratelimit.NewMemory(clk.Now)
 		n := 0
 		for {
 			d, _ := m.Allow(context.Background(), "k", p)
@@ -118,8 +107,8 @@ func TestCountingUnderConcurrency(t *testing.T) {
 
 func TestSweepEvictsOnlyFullBuckets(t *testing.T) {
 	is := is.New(t)
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	m := ratelimit.NewMemory(clk.now)
+	clk := testclock.New(time.Unix(1_700_000_000, 0))
+	m := ratelimit.NewMemory(clk.Now)
 	free := ratelimit.DefaultPolicies()["free"]
 	ctx := context.Background()
 	for i := range 1000 {
@@ -129,7 +118,7 @@ func TestSweepEvictsOnlyFullBuckets(t *testing.T) {
 		m.Allow(ctx, "busy", free)
 	}
 	is.Equal(m.Sweep(), 1001) // nothing is full yet
-	clk.add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	is.Equal(m.Sweep(), 1) // one request refills in 1 s; "busy" needs a minute
 	for range 2 {          // two seconds refilled two requests
 		d, _ := m.Allow(ctx, "busy", free)
@@ -137,7 +126,7 @@ func TestSweepEvictsOnlyFullBuckets(t *testing.T) {
 	}
 	d, _ := m.Allow(ctx, "busy", free)
 	is.True(!d.Allowed) // eviction lost nothing
-	clk.add(time.Minute)
+	clk.Advance(time.Minute)
 	is.Equal(m.Sweep(), 0)
 }
 

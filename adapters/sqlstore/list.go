@@ -127,3 +127,21 @@ func (spec *listSpec) run(ctx context.Context, db bun.IDB, q *listQuery, p core.
 	}
 	return total, nil
 }
+
+// listRows applies p's filter to q, runs spec and converts each row: the
+// shared body of the List methods.
+func listRows[R any, T any](ctx context.Context, db bun.IDB, spec *listSpec, q *listQuery, p core.ListParams, what string, conv func(*R) T) ([]T, int, error) {
+	if err := spec.applyFilter(q, p.Filter); err != nil {
+		return nil, 0, err
+	}
+	var rows []R
+	total, err := spec.run(ctx, db, q, p, &rows)
+	if err != nil {
+		return nil, 0, fail("list "+what, err, "")
+	}
+	out := make([]T, len(rows))
+	for i := range rows {
+		out[i] = conv(&rows[i])
+	}
+	return out, total, nil
+}

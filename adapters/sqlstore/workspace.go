@@ -165,19 +165,7 @@ func (s *Store) ListWorkspaces(ctx context.Context, f workspace.ListFilter, p co
 	if f.IDs != nil {
 		q.add("w.id IN (?)", bun.List(f.IDs))
 	}
-	if err := workspaceList.applyFilter(&q, p.Filter); err != nil {
-		return nil, 0, err
-	}
-	var rows []workspaceRow
-	total, err := workspaceList.run(ctx, s.db, &q, p, &rows)
-	if err != nil {
-		return nil, 0, fail("list workspaces", err, "")
-	}
-	out := make([]workspace.Workspace, len(rows))
-	for i := range rows {
-		out[i] = rows[i].workspace()
-	}
-	return out, total, nil
+	return listRows(ctx, s.db, &workspaceList, &q, p, "workspaces", (*workspaceRow).workspace)
 }
 
 // UpdateWorkspace locks the row, reads it, applies fn and writes it back,
@@ -357,19 +345,7 @@ func (s *Store) ListMembers(ctx context.Context, workspaceID int64, p core.ListP
 	}
 	var q listQuery
 	q.add("m.workspace_id = ?", workspaceID)
-	if err := memberList.applyFilter(&q, p.Filter); err != nil {
-		return nil, 0, err
-	}
-	var rows []memberRow
-	total, err := memberList.run(ctx, s.db, &q, p, &rows)
-	if err != nil {
-		return nil, 0, fail("list members", err, "")
-	}
-	out := make([]workspace.Member, len(rows))
-	for i := range rows {
-		out[i] = rows[i].member()
-	}
-	return out, total, nil
+	return listRows(ctx, s.db, &memberList, &q, p, "members", (*memberRow).member)
 }
 
 // RemoveMember removes a membership unless it is the workspace's last
@@ -460,19 +436,7 @@ func (s *Store) ListInvitations(ctx context.Context, workspaceID int64, p core.L
 	var q listQuery
 	q.add("i.workspace_id = ?", workspaceID)
 	q.add("i.accepted_at IS NULL")
-	if err := invitationList.applyFilter(&q, p.Filter); err != nil {
-		return nil, 0, err
-	}
-	var rows []invitationRow
-	total, err := invitationList.run(ctx, s.db, &q, p, &rows)
-	if err != nil {
-		return nil, 0, fail("list invitations", err, "")
-	}
-	out := make([]workspace.Invitation, len(rows))
-	for i := range rows {
-		out[i] = rows[i].invitation()
-	}
-	return out, total, nil
+	return listRows(ctx, s.db, &invitationList, &q, p, "invitations", (*invitationRow).invitation)
 }
 
 // RevokeInvitation deletes a pending invitation.
@@ -565,19 +529,7 @@ func (s *Store) ListJoinCodes(ctx context.Context, workspaceID int64, p core.Lis
 	var q listQuery
 	q.add("c.workspace_id = ?", workspaceID)
 	q.add("c.revoked_at IS NULL")
-	if err := joinCodeList.applyFilter(&q, p.Filter); err != nil {
-		return nil, 0, err
-	}
-	var rows []joinCodeRow
-	total, err := joinCodeList.run(ctx, s.db, &q, p, &rows)
-	if err != nil {
-		return nil, 0, fail("list join codes", err, "")
-	}
-	out := make([]workspace.JoinCode, len(rows))
-	for i := range rows {
-		out[i] = rows[i].joinCode()
-	}
-	return out, total, nil
+	return listRows(ctx, s.db, &joinCodeList, &q, p, "join codes", (*joinCodeRow).joinCode)
 }
 
 func (s *Store) RevokeJoinCode(ctx context.Context, workspaceID, id int64, at time.Time) error {
