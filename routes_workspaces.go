@@ -131,12 +131,8 @@ func (p *Platform) withIncludes(ctx context.Context, c *Call, w *workspace.Works
 		return out, nil
 	}
 	// Members are only shown to whoever may read them.
-	var grant interface{ Allows(string) bool } = c.Principal.Scopes
-	if c.Access != nil {
-		grant = c.Access
-	}
-	if !grant.Allows("members:read") {
-		return nil, core.E(core.CodeAccessDenied, "Insufficient permissions. Required scope: members:read")
+	if !c.Allows("members:read") {
+		return nil, core.MissingScope("members:read")
 	}
 	ms, _, err := p.cfg.Store.ListMembers(ctx, w.ID, core.ListParams{Page: 1, PerPage: core.MaxPerPage, Sort: []core.Sort{{Field: "created_at"}}})
 	if err != nil {

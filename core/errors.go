@@ -102,6 +102,17 @@ func NotFound() *Error { return &Error{Code: CodeNotFound, Message: ErrNotFound.
 // Conflict reports a state conflict (duplicate slug, last owner, …).
 func Conflict(format string, args ...any) *Error { return E(CodeConflict, format, args...) }
 
+// Unauthorized is the one answer to a missing, invalid, expired or revoked
+// credential: it never says which.
+func Unauthorized() *Error {
+	return &Error{Code: CodeUnauthorized, Message: ErrUnauthorized.Message}
+}
+
+// MissingScope is access_denied naming the scope that was required.
+func MissingScope(scope string) *Error {
+	return E(CodeAccessDenied, "Insufficient permissions. Required scope: %s", scope)
+}
+
 // Invalid reports one invalid field with a message in spec 001's style.
 func Invalid(field, message string) *Error {
 	return &Error{Code: CodeValidation, Message: ErrValidation.Message, Fields: map[string][]string{field: {message}}}
@@ -134,9 +145,6 @@ func (v *Validation) Add(field, message string) {
 	}
 	v.fields[field] = append(v.fields[field], message)
 }
-
-// Has reports whether field already has an error.
-func (v *Validation) Has(field string) bool { _, ok := v.fields[field]; return ok }
 
 // Err returns the collected validation error, or nil.
 func (v *Validation) Err() error {

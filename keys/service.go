@@ -101,12 +101,8 @@ func (s *Service) Create(ctx context.Context, workspaceID, userID int64, in Crea
 	if err := v.Err(); err != nil {
 		return nil, "", err
 	}
-	if issuer != nil {
-		for _, sc := range in.Scopes {
-			if missing, ok := s.catalog.Covers(issuer, sc); !ok {
-				return nil, "", core.E(core.CodeAccessDenied, "Insufficient permissions. Required scope: %s", missing)
-			}
-		}
+	if err := s.covered(issuer, in.Scopes); err != nil {
+		return nil, "", err
 	}
 	raw := Generate(s.verifier.prefix)
 	k := &Key{
@@ -119,6 +115,20 @@ func (s *Service) Create(ctx context.Context, workspaceID, userID int64, in Crea
 		return nil, "", err
 	}
 	return k, raw, nil
+}
+
+// covered checks that issuer holds everything scopes grant (nil: trusted
+// host code), so that no key is ever handed more than its issuer has.
+func (s *Service) covered(issuer Allower, scopes []string) error {
+	if issuer == nil {
+		return nil
+	}
+	for _, sc := range scopes {
+		if missing, ok := s.catalog.Covers(issuer, sc); !ok {
+			return core.MissingScope(missing)
+		}
+	}
+	return nil
 }
 
 // Get returns a workspace key.
@@ -149,12 +159,8 @@ func (s *Service) Rotate(ctx context.Context, workspaceID, id int64, graceHours 
 	}
 	// Rotation hands out a key with the old key's scopes: the caller must
 	// hold all of them, as when creating one.
-	if issuer != nil {
-		for _, sc := range old.Scopes {
-			if missing, ok := s.catalog.Covers(issuer, sc); !ok {
-				return nil, "", time.Time{}, core.E(core.CodeAccessDenied, "Insufficient permissions. Required scope: %s", missing)
-			}
-		}
+	if err := s.covered(issuer, old.Scopes); err != nil {
+		return nil, "", time.Time{}, err
 	}
 	now := s.clock()
 	switch old.Status(now) {

@@ -70,16 +70,11 @@ func NewVerifier(store Store, c VerifierConfig) (*Verifier, error) {
 		cache: map[string]cached{}, pending: map[int64]time.Time{}}, nil
 }
 
-// Prefix returns the key prefix.
-func (v *Verifier) Prefix() string { return v.prefix }
-
-func unauthorized() error { return core.E(core.CodeUnauthorized, "Invalid or missing API key.") }
-
 // Verify returns the key for raw if it is well-formed, known, not revoked and
 // not expired at this instant. Every failure is the same unauthorized error.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
 	if Parse(v.prefix, raw) != nil {
-		return nil, unauthorized()
+		return nil, core.Unauthorized()
 	}
 	h := Hash(raw)
 	now := v.now()
@@ -99,10 +94,10 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
 		v.put(h, c, gen)
 	}
 	if c.key == nil {
-		return nil, unauthorized()
+		return nil, core.Unauthorized()
 	}
 	if st := c.key.Status(now); st == StatusExpired || st == StatusRevoked {
-		return nil, unauthorized()
+		return nil, core.Unauthorized()
 	}
 	v.touchMu.Lock()
 	v.pending[c.key.ID] = now

@@ -73,9 +73,6 @@ func (s *Service) Role(name string) (scope.Role, bool) {
 	return r, ok
 }
 
-// Tiers lists the known tiers, default first.
-func (s *Service) Tiers() []string { return slices.Clone(s.tiers) }
-
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
 
 // CreateInput is a new workspace.

@@ -91,6 +91,15 @@ func (c *Call) WorkspaceID() int64 {
 	return c.Access.WorkspaceID
 }
 
+// Allows reports whether the call may act with scope: in its workspace when
+// the route has one, else with the principal's own scopes.
+func (c *Call) Allows(scope string) bool {
+	if c.Access != nil {
+		return c.Access.Allows(scope)
+	}
+	return c.Principal != nil && auth.Own(c.Principal).Allows(scope)
+}
+
 // Includes reports whether include=name was asked for.
 func (c *Call) Includes(name string) bool { return c.include[name] }
 
@@ -137,10 +146,6 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 	h.ServeHTTP(w, r)
 }
 
-func unauthorized() error {
-	return core.E(core.CodeUnauthorized, "Invalid or missing API key.")
-}
-
 // admit authenticates r and resolves its access for rt.
 func (a *API) admit(r *http.Request, rt *Route) (*Call, error) {
 	c := &Call{R: r, RequestID: RequestID(r.Context()), Route: rt}
@@ -149,14 +154,13 @@ func (a *API) admit(r *http.Request, rt *Route) (*Call, error) {
 	}
 	token, ok := bearer(r)
 	if !ok {
-		return nil, unauthorized()
+		return nil, core.Unauthorized()
 	}
 	p, err := a.cfg.Auth.Authenticate(r.Context(), token)
 	if err != nil {
 		return nil, err
 	}
 	c.Principal = p
-	var grant interface{ Allows(string) bool } = auth.Own(p)
 	if rt.Tenant != TenantNone {
 		wid, err := workspaceOf(r, rt, p)
 		if err != nil {
@@ -165,10 +169,9 @@ func (a *API) admit(r *http.Request, rt *Route) (*Call, error) {
 		if c.Access, err = a.cfg.Auth.Access(r.Context(), p, wid); err != nil {
 			return nil, err
 		}
-		grant = c.Access
 	}
-	if !grant.Allows(rt.Scope) {
-		return nil, core.E(core.CodeAccessDenied, "Insufficient permissions. Required scope: %s", rt.Scope)
+	if !c.Allows(rt.Scope) {
+		return nil, core.MissingScope(rt.Scope)
 	}
 	return c, nil
 }
