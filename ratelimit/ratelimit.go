@@ -38,7 +38,11 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-func (p Policy) interval() time.Duration { return time.Minute / time.Duration(p.PerMinute) }
+// Interval is the emission interval: one request refills every Interval.
+func (p Policy) Interval() time.Duration { return time.Minute / time.Duration(p.PerMinute) }
+
+// Window is how far ahead of now the TAT may run: Capacity×Interval.
+func (p Policy) Window() time.Duration { return time.Duration(p.Capacity()) * p.Interval() }
 
 // DefaultPolicies are spec 001's tiers.
 func DefaultPolicies() map[string]Policy {
@@ -64,29 +68,54 @@ type Decision struct {
 // Limiter decides for a key under a policy. Implementations must be exact
 // under concurrency: never admit more than the policy allows.
 type Limiter interface {
+	// Allow spends one request of key's bucket if it has one.
 	Allow(ctx context.Context, key string, p Policy) (Decision, error)
+	// Peek reports key's bucket without spending from it.
+	Peek(ctx context.Context, key string, p Policy) (Decision, error)
+	// Sweep forgets buckets that are full again (they hold no information)
+	// and returns how many remain.
+	Sweep(ctx context.Context) (int, error)
 }
 
-// decide applies GCRA to a stored TAT (zero: none) at now. It returns the
-// decision and the TAT to store.
-func decide(tat, now time.Time, p Policy) (Decision, time.Time) {
-	t := p.interval()
-	limit := time.Duration(p.Capacity()) * t
+// Step applies GCRA to a stored TAT (zero: none) at now: it returns whether
+// one more request is admitted and the TAT to store.
+func Step(tat, now time.Time, p Policy) (allowed bool, next time.Time) {
 	if tat.Before(now) {
 		tat = now
 	}
-	next := tat.Add(t)
-	d := Decision{Limit: p.PerMinute, Capacity: p.Capacity()}
-	if next.Sub(now) > limit {
-		d.RetryAfter = next.Add(-limit).Sub(now)
-		d.ResetAt = tat
-		d.Remaining = 0
-		return d, tat
+	next = tat.Add(p.Interval())
+	if next.Sub(now) > p.Window() {
+		return false, tat
 	}
-	d.Allowed = true
-	d.ResetAt = next
-	d.Remaining = int((limit - next.Sub(now)) / t)
-	return d, next
+	return true, next
+}
+
+// Decide describes a bucket whose stored TAT is tat at now, after a request
+// that was allowed or not (Step's results). Shared limiters that run Step
+// in their database use it to report the same numbers as Memory.
+func Decide(tat, now time.Time, allowed bool, p Policy) Decision {
+	t, window := p.Interval(), p.Window()
+	if tat.Before(now) {
+		tat = now
+	}
+	d := Decision{Allowed: allowed, Limit: p.PerMinute, Capacity: p.Capacity(), ResetAt: tat}
+	d.Remaining = int((window - tat.Sub(now)) / t)
+	if d.Remaining <= 0 {
+		d.Remaining = 0
+		d.RetryAfter = tat.Add(t - window).Sub(now)
+	}
+	if allowed {
+		d.RetryAfter = 0
+	}
+	return d
+}
+
+// Peeked describes a bucket with stored TAT tat at now, spending nothing:
+// Allowed says whether a request would be admitted now.
+func Peeked(tat, now time.Time, p Policy) Decision {
+	d := Decide(tat, now, false, p)
+	d.Allowed = d.Remaining > 0
+	return d
 }
 
 // Memory is an in-process Limiter. It keeps one timestamp per active key in
@@ -127,15 +156,26 @@ func (m *Memory) Allow(_ context.Context, key string, p Policy) (Decision, error
 	}
 	s := &m.shards[maphash.String(m.seed, key)%uint64(len(m.shards))]
 	s.mu.Lock()
-	d, tat := decide(s.tat[key], m.now(), p)
+	now := m.now()
+	ok, tat := Step(s.tat[key], now, p)
 	s.tat[key] = tat
 	s.mu.Unlock()
-	return d, nil
+	return Decide(tat, now, ok, p), nil
+}
+
+// Peek reports key's bucket without spending from it.
+func (m *Memory) Peek(_ context.Context, key string, p Policy) (Decision, error) {
+	s := &m.shards[maphash.String(m.seed, key)%uint64(len(m.shards))]
+	s.mu.Lock()
+	now := m.now()
+	tat := s.tat[key]
+	s.mu.Unlock()
+	return Peeked(tat, now, p), nil
 }
 
 // Sweep evicts keys whose buckets are full again (their TAT has passed);
 // it holds one shard lock at a time. It returns how many keys remain.
-func (m *Memory) Sweep() int {
+func (m *Memory) Sweep(context.Context) (int, error) {
 	n := 0
 	for i := range m.shards {
 		s := &m.shards[i]
@@ -154,19 +194,5 @@ func (m *Memory) Sweep() int {
 		n += len(s.tat)
 		s.mu.Unlock()
 	}
-	return n
-}
-
-// Run sweeps every interval until ctx ends.
-func (m *Memory) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			m.Sweep()
-		}
-	}
+	return n, nil
 }

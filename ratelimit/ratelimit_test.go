@@ -14,6 +14,7 @@ import (
 	"github.com/revopsdev/revops/internal/benchratio"
 	"github.com/revopsdev/revops/internal/testclock"
 	"github.com/revopsdev/revops/ratelimit"
+	"github.com/revopsdev/revops/storetest"
 	"golang.org/x/time/rate"
 )
 
@@ -119,17 +120,17 @@ func TestSweepEvictsOnlyFullBuckets(t *testing.T) {
 	for range 60 {
 		m.Allow(ctx, "busy", free)
 	}
-	is.Equal(m.Sweep(), 1001) // nothing is full yet
+	is.Equal(sweep(t, m), 1001) // nothing is full yet
 	clk.Advance(2 * time.Second)
-	is.Equal(m.Sweep(), 1) // one request refills in 1 s; "busy" needs a minute
-	for range 2 {          // two seconds refilled two requests
+	is.Equal(sweep(t, m), 1) // one request refills in 1 s; "busy" needs a minute
+	for range 2 {            // two seconds refilled two requests
 		d, _ := m.Allow(ctx, "busy", free)
 		is.True(d.Allowed)
 	}
 	d, _ := m.Allow(ctx, "busy", free)
 	is.True(!d.Allowed) // eviction lost nothing
 	clk.Advance(time.Minute)
-	is.Equal(m.Sweep(), 0)
+	is.Equal(sweep(t, m), 0)
 }
 
 func ExampleMemory_Allow() {
@@ -165,4 +166,16 @@ func BenchmarkAllow10kKeys(b *testing.B) {
 		i++
 	}
 	benchratio.Report(b, func() { bare[j%n].Allow(); j++ })
+}
+
+func sweep(t *testing.T, m *ratelimit.Memory) int {
+	n, err := m.Sweep(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestMemoryConformance(t *testing.T) {
+	storetest.RunLimiter(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter { return ratelimit.NewMemory(now) })
 }

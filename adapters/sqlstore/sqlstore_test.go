@@ -16,6 +16,7 @@ import (
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/ratelimit"
 	"github.com/revopsdev/revops/storetest"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -46,6 +47,14 @@ func openMigrated(t *testing.T, url string) *sqlstore.Store {
 // database is configured.
 func postgres(t *testing.T) func(t *testing.T) *sqlstore.Store {
 	t.Helper()
+	schemaURL := postgresSchema(t)
+	return func(t *testing.T) *sqlstore.Store { return openMigrated(t, schemaURL(t)) }
+}
+
+// postgresSchema returns a function creating a fresh schema, dropped when
+// the (sub)test ends, and returning the URL that selects it.
+func postgresSchema(t *testing.T) func(t *testing.T) string {
+	t.Helper()
 	raw := os.Getenv(postgresEnv)
 	if raw == "" {
 		t.Skip("Postgres suite skipped: set " + postgresEnv + " (scripts/test does) to run it")
@@ -61,7 +70,7 @@ func postgres(t *testing.T) func(t *testing.T) *sqlstore.Store {
 	}
 	var n atomic.Int64
 	prefix := fmt.Sprintf("revops_test_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6)
-	return func(t *testing.T) *sqlstore.Store {
+	return func(t *testing.T) string {
 		t.Helper()
 		schema := fmt.Sprintf("%s_%d", prefix, n.Add(1))
 		if _, err := admin.DB().ExecContext(t.Context(), "CREATE SCHEMA "+schema); err != nil {
@@ -77,7 +86,7 @@ func postgres(t *testing.T) func(t *testing.T) *sqlstore.Store {
 		q := u.Query()
 		q.Set("search_path", schema)
 		u.RawQuery = q.Encode()
-		return openMigrated(t, u.String())
+		return u.String()
 	}
 }
 
@@ -329,4 +338,28 @@ func TestUnknownErrorsAreWrapped(t *testing.T) {
 	if !strings.Contains(err.Error(), "revops_api_keys") {
 		t.Errorf("error %q does not name the cause", err)
 	}
+}
+
+func TestLimiter(t *testing.T) {
+	each(t, func(t *testing.T, open func(t *testing.T) *sqlstore.Store) {
+		storetest.RunLimiter(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
+			return open(t).Limiter(now)
+		})
+	})
+}
+
+// TestLimiterTwoInstances shares one database between two stores, as two
+// instances of a host behind a load balancer would.
+func TestLimiterTwoInstances(t *testing.T) {
+	p := ratelimit.Policy{Name: "count", PerMinute: 12_000} // 200/s
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "shared.db")
+		a, b := openMigrated(t, path), openMigrated(t, path)
+		storetest.CountShared(t, []ratelimit.Limiter{a.Limiter(nil), b.Limiter(nil)}, p, 3*time.Second)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := postgresSchema(t)(t)
+		a, b := openMigrated(t, url), openMigrated(t, url)
+		storetest.CountShared(t, []ratelimit.Limiter{a.Limiter(nil), b.Limiter(nil)}, p, 3*time.Second)
+	})
 }
