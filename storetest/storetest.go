@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/idempotency"
 	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -46,6 +47,7 @@ import (
 type Store interface {
 	workspace.Store
 	keys.Store
+	idempotency.Store
 }
 
 type test struct {
@@ -62,6 +64,7 @@ func tests() []test {
 	all = append(all, joinCodeTests()...)
 	all = append(all, keyTests()...)
 	all = append(all, isolationTests()...)
+	all = append(all, idempotencyTests()...)
 	return all
 }
 

@@ -31,8 +31,9 @@ type Authenticator interface {
 	Access(ctx context.Context, p *auth.Principal, workspaceID int64) (*auth.Access, error)
 }
 
-// Middleware wraps the handling of one authenticated route (rate limits,
-// idempotency …). It runs after authentication and the scope check.
+// Middleware wraps the handling of every route (rate limits, idempotency
+// …). It runs after authentication and the scope check; on a public route
+// the Call has no Principal.
 type Middleware func(next http.Handler) http.Handler
 
 // Config configures an API.
@@ -79,7 +80,7 @@ func New(cfg Config) (*API, error) {
 	return a, nil
 }
 
-// Use appends middleware run around every non-public route's handler.
+// Use appends middleware run around every route's handler, first outermost.
 func (a *API) Use(m ...Middleware) {
 	a.mu.Lock()
 	a.mw = append(a.mw, m...)

@@ -33,8 +33,12 @@ type Route struct {
 	Tag     string
 	// Scope is required unless Public; a route without either panics at
 	// registration, and a test walks every route to prove it.
-	Scope          string
-	Public         bool
+	Scope  string
+	Public bool
+	// RateLimit names the per-client-IP policy of a public route ("" is the
+	// host's default for public routes). Authenticated routes are limited
+	// per key by tier.
+	RateLimit      string
 	Tenant         Tenant
 	WorkspaceParam string
 	// Status of success: 200 (default), 201 or 204.
@@ -135,13 +139,11 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 		c.R = r
 		rt.serve(w, r, c)
 	})
-	if !rt.Public {
-		a.mu.RLock()
-		mw := a.mw
-		a.mu.RUnlock()
-		for i := len(mw) - 1; i >= 0; i-- {
-			h = mw[i](h)
-		}
+	a.mu.RLock()
+	mw := a.mw
+	a.mu.RUnlock()
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
 	}
 	h.ServeHTTP(w, r)
 }

@@ -1,0 +1,190 @@
+package revops
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/internal/httpapi"
+	"github.com/revopsdev/revops/ratelimit"
+)
+
+// DefaultPublicRateLimit limits each client IP on unauthenticated routes.
+var DefaultPublicRateLimit = ratelimit.Policy{Name: "public", PerMinute: 120, Burst: 0.5}
+
+// PixelRateLimit is spec 001's limit of POST /pixel/track per client IP.
+var PixelRateLimit = ratelimit.Policy{Name: "pixel", PerMinute: 300}
+
+// rateLimit is the pipeline step after the scope check: it spends one
+// request of the caller's bucket (the key's, or the client IP's on a public
+// route), reports the bucket in headers, and answers 429 without running
+// anything further when it is empty.
+func (p *Platform) rateLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := httpapi.CallFrom(r.Context())
+		bucket, pol, err := p.bucketOf(r, c)
+		if err != nil {
+			p.api.WriteError(w, r, err)
+			return
+		}
+		d, err := p.limiter.Allow(r.Context(), bucket, pol)
+		if err != nil {
+			// Fail open: a limiter outage must not take the API down.
+			p.cfg.Logger.ErrorContext(r.Context(), "revops: rate limiter failed; request admitted", "error", err, "request_id", c.RequestID)
+			next.ServeHTTP(w, r)
+			return
+		}
+		now := p.cfg.Now()
+		setRateHeaders(w.Header(), pol, d, now)
+		if !d.Allowed {
+			p.api.WriteError(w, r, rateLimited(w.Header(), d, now))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// setRateHeaders writes both the X-RateLimit-* headers of spec 001 and the
+// IETF RateLimit-Policy / RateLimit fields; they report the same bucket.
+func setRateHeaders(h http.Header, pol ratelimit.Policy, d ratelimit.Decision, now time.Time) {
+	reset := resetSeconds(d.ResetAt, now)
+	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(now.Unix()+reset, 10))
+	name := strconv.Quote(pol.Name)
+	h.Set("RateLimit-Policy", name+";q="+strconv.Itoa(d.Limit)+";w=60")
+	h.Set("RateLimit", name+";r="+strconv.Itoa(d.Remaining)+";t="+strconv.FormatInt(reset, 10))
+}
+
+// resetSeconds is the whole seconds from now until at, rounded up.
+func resetSeconds(at, now time.Time) int64 {
+	return max(0, int64(math.Ceil(at.Sub(now).Seconds())))
+}
+
+// rateLimited is the 429 of spec 001; its numbers match the headers.
+func rateLimited(h http.Header, d ratelimit.Decision, now time.Time) error {
+	after := max(1, int64(math.Ceil(d.RetryAfter.Seconds())))
+	h.Set("Retry-After", strconv.FormatInt(after, 10))
+	e := core.E(core.CodeRateLimited, "Too many requests. Please retry after %d seconds.", after)
+	e.Extra = map[string]any{
+		"retry_after": after,
+		"limit":       d.Limit,
+		"remaining":   d.Remaining,
+		"reset_at":    time.Unix(now.Unix()+resetSeconds(d.ResetAt, now), 0).UTC().Format(time.RFC3339),
+	}
+	return e
+}
+
+// bucketOf names the caller's bucket and its policy: per key under its
+// tier (the key's own, else its workspace's), per client IP on public routes.
+func (p *Platform) bucketOf(r *http.Request, c *httpapi.Call) (string, ratelimit.Policy, error) {
+	if c.Principal == nil {
+		name := c.Route.RateLimit
+		if name == "" {
+			name = "public"
+		}
+		pol, ok := p.ipPolicies[name]
+		if !ok {
+			return "", pol, core.Internal(errors.New("revops: route " + c.Route.Path + " names an unknown rate limit " + name))
+		}
+		return "ip:" + name + ":" + p.clientIP(r), pol, nil
+	}
+	tier := c.Principal.Tier
+	if tier == "" {
+		wid := c.WorkspaceID()
+		if wid == 0 {
+			wid = c.Principal.WorkspaceID
+		}
+		var err error
+		if tier, err = p.tiers.get(r.Context(), wid); err != nil {
+			return "", ratelimit.Policy{}, err
+		}
+	}
+	pol, ok := p.cfg.RateLimits[tier]
+	if !ok { // a tier stored before the host's configuration changed
+		pol = p.cfg.RateLimits[p.cfg.Tiers[0]]
+	}
+	return keyBucket(c.Principal.KeyID), pol, nil
+}
+
+func keyBucket(keyID int64) string { return "key:" + strconv.FormatInt(keyID, 10) }
+
+// clientIP is the peer address, or with TrustForwardedFor the last address
+// of X-Forwarded-For: the one the trusted proxy in front of us appended
+// (earlier entries are whatever the client sent).
+func (p *Platform) clientIP(r *http.Request) string {
+	if p.cfg.TrustForwardedFor {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			last := xff[len(xff)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if ip := net.ParseIP(strings.TrimSpace(last)); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// tierCache remembers workspaces' tiers for ttl so that rate limiting a
+// request reads no database; Refresh and in-process tier changes drop an
+// entry at once.
+type tierCache struct {
+	p   *Platform
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[int64]tierEntry
+}
+
+type tierEntry struct {
+	tier string
+	exp  time.Time
+}
+
+const maxTierEntries = 100_000
+
+func (tc *tierCache) get(ctx context.Context, wid int64) (string, error) {
+	def := tc.p.cfg.Tiers[0]
+	if wid == 0 {
+		return def, nil
+	}
+	now := tc.p.cfg.Now()
+	tc.mu.Lock()
+	e, ok := tc.m[wid]
+	tc.mu.Unlock()
+	if ok && now.Before(e.exp) {
+		return e.tier, nil
+	}
+	w, err := tc.p.cfg.Store.Workspace(ctx, wid)
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		return def, nil
+	case err != nil:
+		return "", err
+	}
+	tc.mu.Lock()
+	if len(tc.m) >= maxTierEntries {
+		clear(tc.m)
+	}
+	tc.m[wid] = tierEntry{tier: w.Tier, exp: now.Add(tc.ttl)}
+	tc.mu.Unlock()
+	return w.Tier, nil
+}
+
+func (tc *tierCache) forget(wid int64) {
+	tc.mu.Lock()
+	delete(tc.m, wid)
+	tc.mu.Unlock()
+}
