@@ -18,6 +18,7 @@ import (
 	"github.com/revopsdev/revops/internal/apitest"
 	"github.com/revopsdev/revops/internal/testclock"
 	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/ratelimit"
 	"github.com/revopsdev/revops/workspace"
 )
 
@@ -50,7 +51,13 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 		t.Fatal(err)
 	}
 	clk := testclock.New(time.Now().UTC())
-	cfg := revops.Config{Store: st, Resources: []string{"posts"}, Now: clk.Now}
+	// Generous limits, so that the clock the tests freeze never starves a
+	// test of requests; rate-limit tests set their own.
+	generous := map[string]ratelimit.Policy{}
+	for _, t := range revops.DefaultTiers {
+		generous[t] = ratelimit.Policy{PerMinute: 1_000_000}
+	}
+	cfg := revops.Config{Store: st, Resources: []string{"posts"}, Now: clk.Now, RateLimits: generous, PublicRateLimit: ratelimit.Policy{PerMinute: 1_000_000}}
 	for _, o := range opts {
 		o(&cfg)
 	}

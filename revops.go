@@ -22,8 +22,11 @@ import (
 
 	"github.com/revopsdev/revops/auth"
 	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/idempotency"
 	"github.com/revopsdev/revops/internal/httpapi"
 	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/pixel"
+	"github.com/revopsdev/revops/ratelimit"
 	"github.com/revopsdev/revops/scope"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -33,13 +36,15 @@ import (
 type Store interface {
 	workspace.Store
 	keys.Store
+	idempotency.Store
+	pixel.Store
 }
 
 // DefaultTiers are spec 001's tiers, default first.
 var DefaultTiers = []string{"free", "starter", "pro", "agency", "enterprise"}
 
 // builtinResources are the resources revops's own routes declare scopes on.
-var builtinResources = []string{"workspaces", "members", "api-keys"}
+var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel"}
 
 // Config configures a Platform. Only Store is required.
 type Config struct {
@@ -49,6 +54,23 @@ type Config struct {
 	KeyPrefix string
 	// Tiers lists the tier names, the default for new workspaces first.
 	Tiers []string
+	// RateLimits is each tier's policy (default: spec 001's, for the
+	// default tier names; required when Tiers is set).
+	RateLimits map[string]ratelimit.Policy
+	// PublicRateLimit limits each client IP on unauthenticated routes
+	// (default DefaultPublicRateLimit). POST /pixel/track has its own,
+	// PixelRateLimit.
+	PublicRateLimit ratelimit.Policy
+	// Limiter keeps the buckets: default an in-process ratelimit.Memory.
+	// With several instances pass a shared one, e.g. store.Limiter(nil).
+	Limiter ratelimit.Limiter
+	// TrustForwardedFor takes the client IP of per-IP limits from the last
+	// X-Forwarded-For entry. Set it only behind a proxy that appends it.
+	TrustForwardedFor bool
+	// IdempotencyTTL is how long a response is kept for replay (default
+	// 24 h); IdempotencyLockTimeout how long a request may hold its key
+	// (default 1 min): the handler's context ends then, and a retry may run.
+	IdempotencyTTL, IdempotencyLockTimeout time.Duration
 	// Resources are the host's own resources, so that keys can be given
 	// scopes on them (e.g. "posts" for posts:read).
 	Resources []string
@@ -82,6 +104,41 @@ func (c *Config) validate() error {
 	}
 	if len(c.Tiers) == 0 {
 		c.Tiers = DefaultTiers
+		if c.RateLimits == nil {
+			c.RateLimits = ratelimit.DefaultPolicies()
+		}
+	}
+	for _, t := range c.Tiers {
+		pol, ok := c.RateLimits[t]
+		if !ok {
+			errs = append(errs, fmt.Errorf("revops: Config.RateLimits has no policy for tier %q: give every tier of Config.Tiers one", t))
+			continue
+		}
+		if pol.Name == "" {
+			pol.Name = t
+			c.RateLimits[t] = pol
+		}
+		if err := pol.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("revops: Config.RateLimits[%q]: %w", t, err))
+		}
+	}
+	if c.PublicRateLimit == (ratelimit.Policy{}) {
+		c.PublicRateLimit = DefaultPublicRateLimit
+	}
+	if c.PublicRateLimit.Name == "" {
+		c.PublicRateLimit.Name = "public"
+	}
+	if err := c.PublicRateLimit.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("revops: Config.PublicRateLimit: %w", err))
+	}
+	if c.IdempotencyTTL < 0 || c.IdempotencyLockTimeout < 0 {
+		errs = append(errs, errors.New("revops: Config.IdempotencyTTL and IdempotencyLockTimeout must not be negative (zero means the default)"))
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = 24 * time.Hour
+	}
+	if c.IdempotencyLockTimeout == 0 {
+		c.IdempotencyLockTimeout = time.Minute
 	}
 	seen := map[string]bool{}
 	for _, t := range c.Tiers {
@@ -126,6 +183,9 @@ type Platform struct {
 	keys       *keys.Service
 	verifier   *keys.Verifier
 	resolver   *auth.Resolver
+	limiter    ratelimit.Limiter
+	ipPolicies map[string]ratelimit.Policy
+	tiers      *tierCache
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -162,7 +222,17 @@ func New(cfg Config) (*Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
-	p := &Platform{cfg: cfg, api: api, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res}
+	p := &Platform{cfg: cfg, api: api, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter}
+	if p.limiter == nil {
+		p.limiter = ratelimit.NewMemory(cfg.Now)
+	}
+	p.ipPolicies = map[string]ratelimit.Policy{"public": cfg.PublicRateLimit, "pixel": PixelRateLimit}
+	ttl := cfg.KeyCacheTTL
+	if ttl == 0 {
+		ttl = keys.DefaultCacheTTL
+	}
+	p.tiers = &tierCache{p: p, ttl: ttl, m: map[int64]tierEntry{}}
+	api.Use(p.rateLimit, p.idempotent)
 	p.routes()
 	return p, nil
 }
@@ -176,6 +246,15 @@ func (p *Platform) Routes() []*Route { return p.api.Routes() }
 
 // Workspaces returns the workspace service, for host code.
 func (p *Platform) Workspaces() *workspace.Service { return p.workspaces }
+
+// SetTier moves a workspace to another tier; this instance applies the new
+// rate limit at once, others within KeyCacheTTL (or after POST
+// /workspaces/{id}/rate-limits/refresh on them).
+func (p *Platform) SetTier(ctx context.Context, workspaceID int64, tier string) error {
+	_, err := p.workspaces.SetTier(ctx, workspaceID, tier)
+	p.tiers.forget(workspaceID)
+	return err
+}
 
 // Keys returns the API key service, for host code.
 func (p *Platform) Keys() *keys.Service { return p.keys }
@@ -192,10 +271,43 @@ func (p *Platform) Start(ctx context.Context) error {
 	p.done = make(chan struct{})
 	p.mu.Unlock()
 	defer close(p.done)
-	p.verifier.Run(ctx, p.cfg.KeyTouchInterval, func(err error) {
-		p.cfg.Logger.Error("revops: writing key last-use times", "error", err)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		p.verifier.Run(ctx, p.cfg.KeyTouchInterval, func(err error) {
+			p.cfg.Logger.Error("revops: writing key last-use times", "error", err)
+		})
 	})
+	wg.Go(func() { p.every(ctx, time.Minute, "sweeping rate-limit buckets", p.sweepLimits) })
+	wg.Go(func() { p.every(ctx, 10*time.Minute, "removing expired idempotency keys", p.sweepIdempotency) })
+	wg.Wait()
 	return nil
+}
+
+// every runs fn each interval until ctx ends, logging failures.
+func (p *Platform) every(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				p.cfg.Logger.Error("revops: "+what, "error", err)
+			}
+		}
+	}
+}
+
+func (p *Platform) sweepLimits(ctx context.Context) error {
+	_, err := p.limiter.Sweep(ctx)
+	return err
+}
+
+// sweepIdempotency removes responses kept past IdempotencyTTL.
+func (p *Platform) sweepIdempotency(ctx context.Context) error {
+	_, err := p.cfg.Store.DeleteExpiredIdempotencyKeys(ctx, p.cfg.Now())
+	return err
 }
 
 // Stop ends background work, flushing what is pending, and waits for it

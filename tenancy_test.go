@@ -61,6 +61,8 @@ var bodies = map[string]any{
 	"POST /workspaces/{id}/join-codes":              map[string]any{},
 	"POST /workspaces/{id}/api-keys":                map[string]any{"name": "x"},
 	"POST /workspaces/{id}/api-keys/{keyId}/rotate": map[string]any{},
+	"POST /workspaces/{id}/rate-limits/refresh":     map[string]any{},
+	"PUT /workspaces/{id}/pixel":                    map[string]any{"enabled": false},
 }
 
 // fill substitutes path parameters: the workspace parameter with ws, the

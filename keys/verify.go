@@ -35,11 +35,15 @@ type cached struct {
 	expires time.Time
 }
 
+// DefaultCacheTTL is how long a verified key is trusted without a read.
+const DefaultCacheTTL = 10 * time.Second
+
 // VerifierConfig configures a Verifier.
 type VerifierConfig struct {
 	Prefix string
 	// TTL bounds how long another instance may keep honouring a key revoked
-	// elsewhere; revocations in this process take effect at once. Default 10 s.
+	// elsewhere; revocations in this process take effect at once. Default
+	// DefaultCacheTTL.
 	TTL time.Duration
 	// MaxEntries bounds the cache. Default 100,000.
 	MaxEntries int
@@ -58,7 +62,7 @@ func NewVerifier(store Store, c VerifierConfig) (*Verifier, error) {
 		return nil, err
 	}
 	if c.TTL <= 0 {
-		c.TTL = 10 * time.Second
+		c.TTL = DefaultCacheTTL
 	}
 	if c.MaxEntries <= 0 {
 		c.MaxEntries = 100_000

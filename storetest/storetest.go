@@ -40,6 +40,7 @@ import (
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/idempotency"
 	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/pixel"
 	"github.com/revopsdev/revops/workspace"
 )
 
@@ -48,6 +49,7 @@ type Store interface {
 	workspace.Store
 	keys.Store
 	idempotency.Store
+	pixel.Store
 }
 
 type test struct {
@@ -65,6 +67,7 @@ func tests() []test {
 	all = append(all, keyTests()...)
 	all = append(all, isolationTests()...)
 	all = append(all, idempotencyTests()...)
+	all = append(all, pixelTests()...)
 	return all
 }
 

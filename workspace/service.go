@@ -257,6 +257,17 @@ func (s *Service) Update(ctx context.Context, id int64, in UpdateInput) (*Worksp
 	return w, nil
 }
 
+// SetTier moves the workspace to another tier (billing calls it).
+func (s *Service) SetTier(ctx context.Context, id int64, tier string) (*Workspace, error) {
+	if !slices.Contains(s.tiers, tier) {
+		return nil, core.Invalid("tier", fmt.Sprintf("Unknown tier %q: use one of %s.", tier, strings.Join(s.tiers, ", ")))
+	}
+	return s.store.UpdateWorkspace(ctx, id, func(w *Workspace) error {
+		w.Tier, w.UpdatedAt = tier, s.clock()
+		return nil
+	})
+}
+
 // SetTOTPPolicy stores the workspace's two-factor policy.
 func (s *Service) SetTOTPPolicy(ctx context.Context, id int64, policy string) (*Workspace, error) {
 	if !slices.Contains([]string{TOTPOff, TOTPOptional, TOTPRequired}, policy) {

@@ -242,3 +242,12 @@ func (pr *pathRoutes) allow() string {
 	sort.Strings(ms)
 	return strings.Join(ms, ", ")
 }
+
+// BodyLimit is the request body limit of c's route (the API's unless the
+// route sets a smaller one).
+func (a *API) BodyLimit(c *Call) int64 {
+	if c != nil && c.Route != nil && c.Route.MaxBodyBytes > 0 {
+		return min(c.Route.MaxBodyBytes, a.cfg.MaxBodyBytes)
+	}
+	return a.cfg.MaxBodyBytes
+}

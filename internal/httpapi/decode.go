@@ -17,18 +17,20 @@ import (
 	"github.com/revopsdev/revops/core"
 )
 
-func tooLarge(limit int64) error {
+// TooLarge is the 413 of a body over limit bytes.
+func TooLarge(limit int64) error {
 	return core.E(core.CodeTooLarge, "The request body may not be larger than %d bytes.", limit)
 }
 
 // decode reads a JSON object into dst: JSON only, unknown fields rejected,
 // size-limited, then validated. An empty body decodes as {}.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, dst any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	limit := a.BodyLimit(CallFrom(r.Context()))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return tooLarge(a.cfg.MaxBodyBytes)
+			return TooLarge(limit)
 		}
 		return core.E(core.CodeBadRequest, "The request body could not be read.")
 	}

@@ -53,6 +53,8 @@ type Route struct {
 	Include  []string
 	Statuses []string
 	Search   bool
+	// MaxBodyBytes lowers the API's request body limit for this route.
+	MaxBodyBytes int64
 	// RawBody names the media types of a raw (non-JSON) request body;
 	// RawResponse those of a raw response.
 	RawBody     []string
@@ -264,11 +266,12 @@ func HandleRaw(a *API, rt Route, fn func(w http.ResponseWriter, r *http.Request,
 	r := &rt
 	r.in, r.out = noBodyType, noBodyType
 	r.serve = func(w http.ResponseWriter, req *http.Request, c *Call) {
-		req.Body = http.MaxBytesReader(w, req.Body, a.cfg.MaxBodyBytes)
+		limit := a.BodyLimit(c)
+		req.Body = http.MaxBytesReader(w, req.Body, limit)
 		if err := fn(w, req, c); err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				err = tooLarge(a.cfg.MaxBodyBytes)
+				err = TooLarge(limit)
 			}
 			a.WriteError(w, req, err)
 		}

@@ -1,0 +1,189 @@
+package revops
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/idempotency"
+	"github.com/revopsdev/revops/internal/httpapi"
+)
+
+// maxReplayBody bounds a response kept for replay; a larger one is sent
+// but not kept (its key is released, so a retry runs again).
+const maxReplayBody = 4 << 20
+
+// notReplayed are response headers that describe this response, not the
+// result: a replay gets fresh ones.
+var notReplayed = map[string]bool{
+	"X-Request-Id": true, "X-Ratelimit-Limit": true, "X-Ratelimit-Remaining": true, "X-Ratelimit-Reset": true,
+	"Ratelimit": true, "Ratelimit-Policy": true, "Retry-After": true, "Date": true, "Content-Length": true,
+	"Idempotent-Replayed": true,
+}
+
+// idempotent is the last pipeline step: a POST, PUT, PATCH or DELETE with
+// an Idempotency-Key runs once per key within the caller's scope, and its
+// response is replayed to retries for IdempotencyTTL.
+func (p *Platform) idempotent(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		vals := r.Header.Values("Idempotency-Key")
+		c := httpapi.CallFrom(r.Context())
+		if len(vals) == 0 || c.Principal == nil || !unsafeMethod(r.Method) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if len(vals) > 1 || idempotency.ValidKey(vals[0]) != nil {
+			p.api.WriteError(w, r, core.E(core.CodeBadRequest, "%s", idempotency.ErrInvalidKey.Error()))
+			return
+		}
+		limit := p.api.BodyLimit(c)
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				p.api.WriteError(w, r, httpapi.TooLarge(limit))
+				return
+			}
+			p.api.WriteError(w, r, core.E(core.CodeBadRequest, "The request body could not be read."))
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		now := p.cfg.Now().UTC()
+		rec := &idempotency.Record{
+			Scope: idemScope(c), Key: vals[0], Fingerprint: idempotency.Fingerprint(r.Method, r.URL.Path, body),
+			Claim: idempotency.NewClaim(), LockedUntil: now.Add(p.cfg.IdempotencyLockTimeout),
+			CreatedAt: now, ExpiresAt: now.Add(p.cfg.IdempotencyTTL),
+		}
+		st := p.cfg.Store
+		prev, err := st.ClaimIdempotencyKey(r.Context(), rec, now)
+		switch {
+		case err != nil:
+			p.api.WriteError(w, r, err)
+			return
+		case prev != nil && prev.Fingerprint != rec.Fingerprint:
+			e := core.Invalid("Idempotency-Key", "This key was already used with a different request (method, path or body). Use a new key for a new request.")
+			e.Message = "The Idempotency-Key was already used with a different request."
+			p.api.WriteError(w, r, e)
+			return
+		case prev != nil && prev.InFlight():
+			w.Header().Set("Retry-After", "1")
+			p.api.WriteError(w, r, core.Conflict("A request with this Idempotency-Key is still being processed. Retry it once that request has finished."))
+			return
+		case prev != nil:
+			replay(w, prev)
+			return
+		}
+		// The claim is ours. The handler may run only until the claim would
+		// go stale, so that a slow request cannot finish after a retry took
+		// its key over.
+		ctx, cancel := context.WithDeadline(r.Context(), rec.LockedUntil)
+		defer cancel()
+		rw := &recorder{ResponseWriter: w}
+		done := false
+		defer func() {
+			if done {
+				return
+			}
+			// A panic: release the claim so that a retry runs again.
+			p.releaseIdem(r, rec)
+		}()
+		next.ServeHTTP(rw, r.WithContext(ctx))
+		done = true
+		if rw.status >= 500 || rw.status == 0 || rw.overflow {
+			p.releaseIdem(r, rec)
+			return
+		}
+		ok, err := st.CompleteIdempotencyKey(context.WithoutCancel(r.Context()), rec.Scope, rec.Key, rec.Claim, rw.status, rw.header, rw.body.Bytes())
+		if err != nil || !ok {
+			p.cfg.Logger.ErrorContext(r.Context(), "revops: the response of an idempotent request was not recorded; a retry will run it again",
+				"error", err, "claim_held", ok, "request_id", c.RequestID)
+		}
+	})
+}
+
+func (p *Platform) releaseIdem(r *http.Request, rec *idempotency.Record) {
+	if err := p.cfg.Store.ReleaseIdempotencyKey(context.WithoutCancel(r.Context()), rec.Scope, rec.Key, rec.Claim); err != nil {
+		// The claim goes stale at LockedUntil instead.
+		p.cfg.Logger.ErrorContext(r.Context(), "revops: releasing an idempotency key", "error", err)
+	}
+}
+
+func unsafeMethod(m string) bool {
+	switch m {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// idemScope is the caller's scope: the workspace, and the user of a
+// personal key (any of their keys may retry) or the workspace key itself.
+func idemScope(c *httpapi.Call) string {
+	var b strings.Builder
+	b.WriteString("w")
+	b.WriteString(strconv.FormatInt(c.WorkspaceID(), 10))
+	if c.Principal.UserBound() {
+		b.WriteString(":u")
+		b.WriteString(strconv.FormatInt(c.Principal.UserID, 10))
+	} else {
+		b.WriteString(":k")
+		b.WriteString(strconv.FormatInt(c.Principal.KeyID, 10))
+	}
+	return b.String()
+}
+
+// replay writes a recorded response with Idempotent-Replayed: true; the
+// rate-limit and request-id headers already set stay this response's own.
+func replay(w http.ResponseWriter, rec *idempotency.Record) {
+	h := w.Header()
+	for k, v := range rec.Header {
+		if !notReplayed[http.CanonicalHeaderKey(k)] {
+			h[http.CanonicalHeaderKey(k)] = v
+		}
+	}
+	h.Set("Idempotent-Replayed", "true")
+	h.Set("Content-Length", strconv.Itoa(len(rec.Body)))
+	w.WriteHeader(rec.Status)
+	w.Write(rec.Body)
+}
+
+// recorder passes a response through and keeps a copy for replay.
+type recorder struct {
+	http.ResponseWriter
+	status   int
+	header   map[string][]string
+	body     bytes.Buffer
+	overflow bool
+}
+
+func (rw *recorder) WriteHeader(code int) {
+	if rw.status == 0 && code >= 200 {
+		rw.status = code
+		rw.header = map[string][]string{}
+		for k, v := range rw.ResponseWriter.Header() {
+			if !notReplayed[k] {
+				rw.header[k] = append([]string(nil), v...)
+			}
+		}
+	}
+	rw.ResponseWriter.WriteHeader(code)
+}
+
+func (rw *recorder) Write(b []byte) (int, error) {
+	if rw.status == 0 {
+		rw.WriteHeader(http.StatusOK)
+	}
+	if rw.body.Len()+len(b) > maxReplayBody {
+		rw.overflow = true
+	} else if !rw.overflow {
+		rw.body.Write(b)
+	}
+	return rw.ResponseWriter.Write(b)
+}
+
+func (rw *recorder) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
