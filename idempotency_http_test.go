@@ -1,0 +1,205 @@
+package revops_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/matryer/is"
+	"github.com/revopsdev/revops"
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/idempotency"
+	"github.com/revopsdev/revops/workspace"
+)
+
+func countWorkspaces(t *testing.T, e *env) int {
+	t.Helper()
+	_, n, err := e.store.ListWorkspaces(t.Context(), workspace.ListFilter{MemberUserID: e.owner.ID}, core.ListParams{Page: 1, PerPage: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestIdempotencyConcurrentDuplicates(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	before := countWorkspaces(t, e)
+	var created, conflicts, replays atomic.Int64
+	var firstBody sync.Map
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			r := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Once"}, hdr{"Idempotency-Key": "create-once"})
+			switch {
+			case r.Status == 201 && r.Header.Get("Idempotent-Replayed") == "true":
+				replays.Add(1)
+				firstBody.Store(string(r.Raw), true)
+			case r.Status == 201:
+				created.Add(1)
+				firstBody.Store(string(r.Raw), true)
+			case r.Status == 409 && r.Body["error"] == "conflict":
+				conflicts.Add(1)
+			default:
+				t.Errorf("unexpected %d: %s", r.Status, r.Raw)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("100 concurrent POSTs: %d created, %d replayed, %d in flight (409)", created.Load(), replays.Load(), conflicts.Load())
+	is.Equal(created.Load(), int64(1))
+	is.Equal(created.Load()+replays.Load()+conflicts.Load(), int64(100))
+	is.Equal(countWorkspaces(t, e), before+1)
+	n := 0
+	firstBody.Range(func(_, _ any) bool { n++; return true })
+	is.Equal(n, 1) // every replay is byte for byte the first response
+
+	// Afterwards the key replays; another body with it is refused.
+	r := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Once"}, hdr{"Idempotency-Key": "create-once"}).must(t, 201)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
+	is.True(r.Header.Get("X-Request-ID") != "")
+	is.Equal(r.Header.Get("Content-Type"), "application/json")
+	r = e.do("POST", "/workspaces", e.key, map[string]any{"name": "Twice"}, hdr{"Idempotency-Key": "create-once"}).must(t, 422, "validation_failed")
+	is.True(strings.Contains(r.fieldErr("Idempotency-Key"), "different request"))
+	// Same body on another path is another request too.
+	e.do("POST", "/user/api-keys", e.key, map[string]any{"name": "Once"}, hdr{"Idempotency-Key": "create-once"}).must(t, 422)
+	is.Equal(countWorkspaces(t, e), before+1)
+}
+
+// TestIdempotencySlowHandler holds the first request in the handler while
+// 99 duplicates arrive: they see it in flight (409), and it runs once.
+func TestIdempotencySlowHandler(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	var fail atomic.Bool
+	var runs atomic.Int64
+	hostThings(e, &fail, &runs)
+	_, key := e.newWorkspace("Slow")
+	statuses := make(chan int, 100)
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			statuses <- e.do("POST", "/things", key, map[string]any{"name": "slow"}, hdr{"Idempotency-Key": "slow"}).Status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	t.Logf("statuses: %v", count)
+	is.Equal(runs.Load(), int64(1))
+	is.Equal(count[201]+count[409], 100)
+	is.True(count[409] > 0)
+	r := e.do("POST", "/things", key, map[string]any{"name": "slow"}, hdr{"Idempotency-Key": "slow"}).must(t, 201)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
+	is.Equal(runs.Load(), int64(1))
+}
+
+func TestIdempotencyKeyRules(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	for _, k := range []string{strings.Repeat("k", 256), "tab\there", "é"} {
+		r := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Bad key"}, hdr{"Idempotency-Key": k}).must(t, 400, "bad_request")
+		is.True(strings.Contains(r.Body["message"].(string), "1 to 255 printable"))
+	}
+	e.do("POST", "/workspaces", e.key, map[string]any{"name": "Long key"}, hdr{"Idempotency-Key": strings.Repeat("k", 255)}).must(t, 201)
+	// Scoped to the principal: another user's same key runs on its own.
+	_, other := e.newUser("other@example.com")
+	a := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Scoped"}, hdr{"Idempotency-Key": "shared"}).must(t, 201)
+	b := e.do("POST", "/workspaces", other, map[string]any{"name": "Scoped"}, hdr{"Idempotency-Key": "shared"}).must(t, 201)
+	is.Equal(b.Header.Get("Idempotent-Replayed"), "")
+	is.True(a.id() != b.id())
+	// GET ignores the header; a DELETE honours it (204 replayed).
+	e.do("GET", "/workspaces", e.key, nil, hdr{"Idempotency-Key": "x"}).must(t, 200)
+	wid, _ := e.newWorkspace("Doomed")
+	kid := e.do("POST", fmt.Sprintf("/workspaces/%d/api-keys", wid), e.key, map[string]any{"name": "doomed"}).must(t, 201).id()
+	path := fmt.Sprintf("/workspaces/%d/api-keys/%d", wid, kid)
+	e.do("DELETE", path, e.key, nil, hdr{"Idempotency-Key": "del"}).must(t, 204)
+	r := e.do("DELETE", path, e.key, nil, hdr{"Idempotency-Key": "del"}).must(t, 204)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
+	e.do("DELETE", path, e.key, nil).must(t, 404) // without the key it runs again
+	// Results expire after 24 h and are then run anew.
+	e.clock.Advance(24*time.Hour + time.Second)
+	r = e.do("POST", "/workspaces", e.key, map[string]any{"name": "Scoped"}, hdr{"Idempotency-Key": "shared"}).must(t, 201)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "")
+	is.True(r.id() != a.id())
+}
+
+// hostThings registers a host route that counts its runs and fails with 500
+// while fail is set.
+func hostThings(e *env, fail *atomic.Bool, runs *atomic.Int64) {
+	type in struct {
+		Name string `json:"name" validate:"required"`
+	}
+	type out struct {
+		Run  int64  `json:"run"`
+		Name string `json:"name"`
+	}
+	revops.Handle(e.p, revops.Route{Method: "POST", Path: "/things", Scope: "posts:write", Tenant: revops.TenantContext, Status: 201},
+		func(ctx context.Context, c *revops.Call, in *in) (*out, error) {
+			n := runs.Add(1)
+			if in.Name == "slow" {
+				time.Sleep(300 * time.Millisecond)
+			}
+			if fail.Load() {
+				return nil, errors.New("database unavailable")
+			}
+			return &out{Run: n, Name: in.Name}, nil
+		})
+}
+
+func TestIdempotencyRetryAfterFailure(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	var fail atomic.Bool
+	var runs atomic.Int64
+	hostThings(e, &fail, &runs)
+	_, key := e.newWorkspace("Host")
+	fail.Store(true)
+	e.do("POST", "/things", key, map[string]any{"name": "a"}, hdr{"Idempotency-Key": "k1"}).must(t, 500, "server_error")
+	fail.Store(false)
+	r := e.do("POST", "/things", key, map[string]any{"name": "a"}, hdr{"Idempotency-Key": "k1"}).must(t, 201)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "") // the 500 released the key: it ran again
+	is.Equal(r.data()["run"], float64(2))
+	r = e.do("POST", "/things", key, map[string]any{"name": "a"}, hdr{"Idempotency-Key": "k1"}).must(t, 201)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
+	is.Equal(r.data()["run"], float64(2))
+	is.Equal(runs.Load(), int64(2))
+	// A 4xx result is kept like a success (the request was answered).
+	e.do("POST", "/things", key, map[string]any{}, hdr{"Idempotency-Key": "k2"}).must(t, 422)
+	r = e.do("POST", "/things", key, map[string]any{}, hdr{"Idempotency-Key": "k2"}).must(t, 422)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
+}
+
+func TestIdempotencyStaleClaimExpires(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	var fail atomic.Bool
+	var runs atomic.Int64
+	hostThings(e, &fail, &runs)
+	wid, key := e.newWorkspace("Crash")
+	keyID := int64(e.do("GET", "/api-keys", key, nil).must(t, 200).list()[0].(map[string]any)["id"].(float64))
+	// A process claimed the key and died mid-request: the claim is in the
+	// store with nobody to complete or release it.
+	now := e.clock.Now()
+	dead := &idempotency.Record{Scope: fmt.Sprintf("w%d:k%d", wid, keyID), Key: "crash", Fingerprint: idempotency.Fingerprint("POST", "/things", []byte(`{"name":"a"}`)),
+		Claim: idempotency.NewClaim(), LockedUntil: now.Add(time.Minute), CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour)}
+	prev, err := e.store.ClaimIdempotencyKey(t.Context(), dead, now)
+	is.NoErr(err)
+	is.True(prev == nil)
+	e.do("POST", "/things", key, `{"name":"a"}`, hdr{"Idempotency-Key": "crash"}).must(t, 409, "conflict")
+	is.Equal(runs.Load(), int64(0))
+	e.clock.Advance(time.Minute)
+	r := e.do("POST", "/things", key, `{"name":"a"}`, hdr{"Idempotency-Key": "crash"}).must(t, 201)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "")
+	is.Equal(runs.Load(), int64(1))
+	e.do("POST", "/things", key, `{"name":"a"}`, hdr{"Idempotency-Key": "crash"}).must(t, 201)
+	is.Equal(runs.Load(), int64(1))
+}
