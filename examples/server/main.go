@@ -92,7 +92,12 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 		return err
 	}
 
-	p, err := revops.New(revops.Config{Store: store, Logger: log, Resources: []string{"posts"}, Title: "revops reference server"})
+	cfg := revops.Config{Store: store, Logger: log, Resources: []string{"posts"}, Title: "revops reference server"}
+	if store.Dialect() == sqlstore.DialectPostgres {
+		// Several instances may share this database: share their buckets.
+		cfg.Limiter = store.Limiter(nil)
+	}
+	p, err := revops.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -114,6 +119,9 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", p.Handler()))
+	// A plain net/http handler behind the whole pipeline (auth, workspace,
+	// scope, rate limit, idempotency) in one line.
+	mux.Handle("GET /api/v1/posts/export.csv", p.Protect("posts:read", posts.exportCSV(p)))
 	mux.HandleFunc("GET /api/healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()

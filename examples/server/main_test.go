@@ -139,6 +139,28 @@ func TestFirstStartBootstrapsAndServes(t *testing.T) {
 	if st != 422 {
 		t.Fatalf("empty title: %d", st)
 	}
+	// Idempotency-Key on the host's route: the retry is a replay.
+	st, first := call(t, "POST", posts, key, map[string]any{"title": "Once"}, "X-Workspace-ID", wid, "Idempotency-Key", "post-once")
+	st2, again := call(t, "POST", posts, key, map[string]any{"title": "Once"}, "X-Workspace-ID", wid, "Idempotency-Key", "post-once")
+	if st != 201 || st2 != 201 || fmt.Sprint(first["data"]) != fmt.Sprint(again["data"]) {
+		t.Fatalf("idempotent create: %d %v then %d %v", st, first, st2, again)
+	}
+	// The one-line Protect handler runs behind the same pipeline.
+	req, _ := http.NewRequest("GET", posts+"/export.csv", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("X-Workspace-ID", wid)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csvBody, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(csvBody), ",Once,draft,") || strings.Count(string(csvBody), "\n") != 3 || res.Header.Get("X-RateLimit-Limit") != "60" {
+		t.Fatalf("export: %d %v %q", res.StatusCode, res.Header, csvBody)
+	}
+	if st, _ = call(t, "GET", posts+"/export.csv", "", nil); st != 401 {
+		t.Fatalf("anonymous export: %d", st)
+	}
 
 	// Scopes: a read-only key reads but cannot write; no key is 401.
 	st, body = call(t, "POST", s.base+"/api/v1/api-keys", key, map[string]any{"name": "reader", "scopes": []string{"posts:read"}}, "X-Workspace-ID", wid)

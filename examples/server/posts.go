@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -185,4 +187,25 @@ func (s *posts) register(p *revops.Platform) {
 			_, err = s.db.NewDelete().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx)
 			return revops.NoBody{}, err
 		})
+}
+
+// exportCSV writes the workspace's posts as CSV. It is an ordinary
+// http.Handler: revops.CallFrom tells it the workspace the pipeline checked.
+func (ps *posts) exportCSV(p *revops.Platform) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := revops.CallFrom(r.Context())
+		var rows []post
+		err := ps.db.NewSelect().Model(&rows).Where("workspace_id = ?", c.WorkspaceID()).OrderExpr("id ASC").Limit(10_000).Scan(r.Context())
+		if err != nil {
+			p.WriteError(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"id", "title", "status", "created_at"})
+		for _, p := range rows {
+			cw.Write([]string{strconv.FormatInt(p.ID, 10), p.Title, p.Status, p.CreatedAt.UTC().Format(time.RFC3339)})
+		}
+		cw.Flush()
+	})
 }
