@@ -53,14 +53,35 @@ func (p *Platform) rateLimit(next http.Handler) http.Handler {
 
 // setRateHeaders writes both the X-RateLimit-* headers of spec 001 and the
 // IETF RateLimit-Policy / RateLimit fields; they report the same bucket.
+// They are on every response, so the five values are built in one buffer,
+// and the map entries written under their canonical keys share one array.
 func setRateHeaders(h http.Header, pol ratelimit.Policy, d ratelimit.Decision, now time.Time) {
 	reset := resetSeconds(d.ResetAt, now)
-	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(now.Unix()+reset, 10))
-	name := strconv.Quote(pol.Name)
-	h.Set("RateLimit-Policy", name+";q="+strconv.Itoa(d.Limit)+";w=60")
-	h.Set("RateLimit", name+";r="+strconv.Itoa(d.Remaining)+";t="+strconv.FormatInt(reset, 10))
+	b := make([]byte, 0, 96+2*len(pol.Name))
+	var ends [5]int
+	b = strconv.AppendInt(b, int64(d.Limit), 10)
+	ends[0] = len(b)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	ends[1] = len(b)
+	b = strconv.AppendInt(b, now.Unix()+reset, 10)
+	ends[2] = len(b)
+	b = append(append(append(b, '"'), pol.Name...), `";q=`...)
+	b = append(strconv.AppendInt(b, int64(d.Limit), 10), ";w=60"...)
+	ends[3] = len(b)
+	b = append(append(append(b, '"'), pol.Name...), `";r=`...)
+	b = append(strconv.AppendInt(b, int64(d.Remaining), 10), ";t="...)
+	b = strconv.AppendInt(b, reset, 10)
+	ends[4] = len(b)
+	all := string(b)
+	vals := make([]string, 5)
+	for i, start := 0, 0; i < 5; i++ {
+		vals[i], start = all[start:ends[i]], ends[i]
+	}
+	h["X-Ratelimit-Limit"] = vals[0:1:1]
+	h["X-Ratelimit-Remaining"] = vals[1:2:2]
+	h["X-Ratelimit-Reset"] = vals[2:3:3]
+	h["Ratelimit-Policy"] = vals[3:4:4]
+	h["Ratelimit"] = vals[4:5:5]
 }
 
 // resetSeconds is the whole seconds from now until at, rounded up.

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"regexp"
 	"strings"
+	"unsafe"
 )
 
 // A key is <prefix><body><checksum>: body is 256 random bits in base62
@@ -53,13 +54,19 @@ func encode62(b []byte, width int) string {
 
 // checksum is the CRC-32 of s in base62, checksumLen characters (62^6 > 2^32).
 func checksum(s string) string {
-	c := uint64(crc32.ChecksumIEEE([]byte(s)))
+	out := checksumOf(s)
+	return string(out[:])
+}
+
+// checksumOf is checksum without allocating (the verify hot path).
+func checksumOf(s string) [checksumLen]byte {
+	c := uint64(crc32.Update(0, crc32.IEEETable, unsafe.Slice(unsafe.StringData(s), len(s))))
 	var out [checksumLen]byte
 	for i := checksumLen - 1; i >= 0; i-- {
 		out[i] = base62[c%62]
 		c /= 62
 	}
-	return string(out[:])
+	return out
 }
 
 // isBase62 is a lookup table for the key alphabet.
@@ -89,7 +96,7 @@ func Parse(prefix, key string) error {
 		}
 	}
 	cut := len(key) - checksumLen
-	if checksum(key[:cut]) != key[cut:] {
+	if sum := checksumOf(key[:cut]); string(sum[:]) != key[cut:] {
 		return ErrMalformed
 	}
 	return nil

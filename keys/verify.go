@@ -2,6 +2,8 @@ package keys
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -76,16 +78,20 @@ func NewVerifier(store Store, c VerifierConfig) (*Verifier, error) {
 
 // Verify returns the key for raw if it is well-formed, known, not revoked and
 // not expired at this instant. Every failure is the same unauthorized error.
+// The key returned is shared with the cache: callers must not modify it.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
 	if Parse(v.prefix, raw) != nil {
 		return nil, core.Unauthorized()
 	}
-	h := Hash(raw)
+	var hb [2 * sha256.Size]byte
+	sum := sha256.Sum256([]byte(raw))
+	hex.Encode(hb[:], sum[:])
 	now := v.now()
 	v.mu.RLock()
-	c, ok := v.cache[h]
+	c, ok := v.cache[string(hb[:])] // no allocation for the lookup
 	v.mu.RUnlock()
 	if !ok || !now.Before(c.expires) {
+		h := string(hb[:])
 		gen := v.gen.Load()
 		k, err := v.store.KeyByHash(ctx, h)
 		switch {
@@ -106,8 +112,7 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
 	v.touchMu.Lock()
 	v.pending[c.key.ID] = now
 	v.touchMu.Unlock()
-	k := *c.key
-	return &k, nil
+	return c.key, nil
 }
 
 func (v *Verifier) put(h string, c cached, gen uint64) {

@@ -166,4 +166,3 @@ var siteKeyRE = regexp.MustCompile(`^pk_[0-9A-Za-z]{24}$`)
 
 // ValidSiteKey reports whether s has the form of a site key.
 func ValidSiteKey(s string) bool { return siteKeyRE.MatchString(s) }
-

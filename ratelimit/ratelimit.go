@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"maps"
 	"sync"
 	"time"
 )
@@ -188,8 +187,14 @@ func (m *Memory) Sweep(context.Context) (int, error) {
 				evicted++
 			}
 		}
-		if evicted > len(s.tat) { // Go maps do not shrink: rebuild to give memory back
-			s.tat = maps.Clone(s.tat)
+		if evicted > len(s.tat) {
+			// Go maps never shrink, and maps.Clone keeps the capacity:
+			// copy into a map sized for what is left to give memory back.
+			nm := make(map[string]time.Time, len(s.tat))
+			for k, v := range s.tat {
+				nm[k] = v
+			}
+			s.tat = nm
 		}
 		n += len(s.tat)
 		s.mu.Unlock()

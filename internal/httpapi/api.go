@@ -7,6 +7,7 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/revopsdev/revops/auth"
@@ -126,21 +128,51 @@ var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
 type ctxKey int
 
-const (
-	keyRequestID ctxKey = iota
-	keyCall
-)
+const keyState ctxKey = 0
 
-// RequestID returns the request id of ctx.
-func RequestID(ctx context.Context) string {
-	s, _ := ctx.Value(keyRequestID).(string)
+// reqState is what the kernel keeps in a request's context: Begin sets the
+// id, serveRoute the call (one context value, one request copy).
+type reqState struct {
+	id   string
+	call *Call
+	tw   trackingWriter
+}
+
+func stateOf(ctx context.Context) *reqState {
+	s, _ := ctx.Value(keyState).(*reqState)
 	return s
 }
 
+// RequestID returns the request id of ctx.
+func RequestID(ctx context.Context) string {
+	if s := stateOf(ctx); s != nil {
+		return s.id
+	}
+	return ""
+}
+
+// Request ids are "req_" and 24 hex digits: a random per-process prefix and
+// a counter, so that making one costs no system call.
+var (
+	idPrefix  [6]byte
+	idCounter atomic.Uint64
+)
+
+func init() {
+	rand.Read(idPrefix[:])
+	var n [8]byte
+	rand.Read(n[:])
+	idCounter.Store(binary.LittleEndian.Uint64(n[:]) >> 16)
+}
+
 func newRequestID() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	return "req_" + hex.EncodeToString(b)
+	var b [12]byte
+	copy(b[:6], idPrefix[:])
+	binary.BigEndian.PutUint64(b[4:], idCounter.Add(1)) // overwrites 2 prefix bytes
+	var out [4 + 24]byte
+	copy(out[:], "req_")
+	hex.Encode(out[4:], b[:])
+	return string(out[:])
 }
 
 // Begin assigns the request id (echoing a valid incoming one) and recovers
@@ -151,13 +183,15 @@ func (a *API) Begin(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		id := r.Header.Get("X-Request-ID")
+		// Canonical header keys, so that the hot path allocates no copies.
+		id := r.Header.Get("X-Request-Id")
 		if !requestIDRE.MatchString(id) {
 			id = newRequestID()
 		}
-		w.Header().Set("X-Request-ID", id)
-		r = r.WithContext(context.WithValue(r.Context(), keyRequestID, id))
-		tw := &trackingWriter{ResponseWriter: w}
+		w.Header()["X-Request-Id"] = []string{id}
+		st := &reqState{id: id, tw: trackingWriter{ResponseWriter: w}}
+		r = r.WithContext(context.WithValue(r.Context(), keyState, st))
+		tw := &st.tw
 		defer func() {
 			v := recover()
 			if v == nil {
@@ -216,7 +250,10 @@ func (pr *pathRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt == nil && r.Method == http.MethodHead {
 		rt = pr.methods[http.MethodGet]
 	}
-	allow := pr.allow()
+	var allow string
+	if rt == nil {
+		allow = pr.allow()
+	}
 	pr.api.mu.RUnlock()
 	if rt == nil {
 		w.Header().Set("Allow", allow)

@@ -16,6 +16,9 @@ import (
 
 // parseShape reads fields= and include=, which every JSON GET accepts.
 func (a *API) parseShape(r *http.Request, c *Call) error {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
 	var v core.Validation
 	q := r.URL.Query()
 	if q.Has("fields") {

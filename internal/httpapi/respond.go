@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"reflect"
 	"strconv"
+	"sync"
 
 	"github.com/revopsdev/revops/core"
 )
@@ -39,20 +40,45 @@ func StatusOf(c core.Code) int {
 
 // WriteJSON writes v as JSON with status.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	e := encoders.Get().(*pooledEncoder)
+	defer encoders.Put(e)
+	e.buf.Reset()
+	if err := e.enc.Encode(v); err != nil {
 		// Only a programming error (an unencodable type) gets here.
 		status = http.StatusInternalServerError
-		buf.Reset()
-		buf.WriteString(`{"error":"server_error","message":"An unexpected error occurred."}` + "\n")
+		e.buf.Reset()
+		e.buf.WriteString(`{"error":"server_error","message":"An unexpected error occurred."}` + "\n")
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(e.buf.Len())}
 	w.WriteHeader(status)
-	w.Write(buf.Bytes())
+	w.Write(e.buf.Bytes())
+	if e.buf.Cap() > 64<<10 { // do not keep a rare huge buffer alive
+		e.buf = bytes.Buffer{}
+		e.enc = newEncoder(&e.buf)
+	}
+}
+
+// jsonContentType is shared by every response (net/http only reads it).
+var jsonContentType = []string{"application/json"}
+
+// encoders reuse response buffers: every response is encoded through one.
+var encoders = sync.Pool{New: func() any {
+	e := &pooledEncoder{}
+	e.enc = newEncoder(&e.buf)
+	return e
+}}
+
+type pooledEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+func newEncoder(w *bytes.Buffer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
 }
 
 // WriteError writes err in spec 001's error shape. Causes of internal errors
@@ -124,15 +150,18 @@ func (a *API) writeList(w http.ResponseWriter, r *http.Request, c *Call, p core.
 // project keeps only the requested JSON members of v (an object or a list
 // of objects). With no fields it returns v marshalled as is.
 func project(v any, fields []string) (any, error) {
+	if len(fields) == 0 { // the common case: encoded once, by WriteJSON
+		if isSlice(v) && reflect.ValueOf(v).IsNil() {
+			return json.RawMessage("[]"), nil
+		}
+		return v, nil
+	}
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
 	if bytes.Equal(raw, []byte("null")) && isSlice(v) {
 		raw = []byte("[]")
-	}
-	if len(fields) == 0 {
-		return json.RawMessage(raw), nil
 	}
 	keep := func(m map[string]json.RawMessage) map[string]json.RawMessage {
 		out := make(map[string]json.RawMessage, len(fields))

@@ -123,8 +123,10 @@ func pathID(r *http.Request, name string) (int64, error) {
 
 // CallFrom returns the Call of a request served through Protect or a route.
 func CallFrom(ctx context.Context) *Call {
-	c, _ := ctx.Value(keyCall).(*Call)
-	return c
+	if s := stateOf(ctx); s != nil {
+		return s.call
+	}
+	return nil
 }
 
 // serveRoute runs the pipeline: authenticate, resolve the workspace, check
@@ -135,8 +137,7 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 		a.WriteError(w, r, err)
 		return
 	}
-	r = r.WithContext(context.WithValue(r.Context(), keyCall, c))
-	c.R = r
+	stateOf(r.Context()).call = c // Begin ran: every entry point starts with it
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.R = r
 		rt.serve(w, r, c)
@@ -194,7 +195,7 @@ func workspaceOf(r *http.Request, rt *Route, p *auth.Principal) (int64, error) {
 	if rt.Tenant == TenantPath {
 		return pathID(r, rt.WorkspaceParam)
 	}
-	if h := r.Header.Get("X-Workspace-ID"); h != "" {
+	if h := r.Header.Get("X-Workspace-Id"); h != "" {
 		n, err := strconv.ParseInt(h, 10, 64)
 		if err != nil || n <= 0 {
 			return 0, core.E(core.CodeBadRequest, "The X-Workspace-ID header must be a positive integer workspace id.")
