@@ -1,7 +1,8 @@
 // Command pipeline serves one authenticated GET for load tests: with
 // -mode=pipeline through the whole revops pipeline (request id, key auth,
 // workspace, scope, rate limit, idempotency, envelope), with -mode=bare as a
-// bare net/http handler writing the same JSON. scripts/bench-pipeline runs
+// bare net/http handler writing the same JSON, with -mode=headers as that
+// handler also setting the six headers the pipeline sends. scripts/bench-pipeline runs
 // both pinned to one core and loads them from another with hey.
 //
 // It prints the API key to use on its first line, then serves until killed.
@@ -42,12 +43,25 @@ func main() {
 func run(mode, addr string) error {
 	ctx := context.Background()
 	out := item{ID: 1, Name: "Benchmark item", Status: "active"}
-	if mode == "bare" {
+	switch mode {
+	case "bare", "headers":
 		fmt.Println("none")
 		return http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
+			h := w.Header()
+			if mode == "headers" { // only the headers the pipeline must send, fixed
+				h.Set("X-Request-Id", "req_6dbc0d080000da3fa3d4b6e6")
+				h.Set("X-Ratelimit-Limit", "1000000000")
+				h.Set("X-Ratelimit-Remaining", "999999999")
+				h.Set("X-Ratelimit-Reset", "1795431544")
+				h.Set("Ratelimit-Policy", `"free";q=1000000000;w=60`)
+				h.Set("Ratelimit", `"free";r=999999999;t=0`)
+			}
+			h.Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(map[string]any{"data": out})
 		}))
+	case "pipeline":
+	default:
+		return fmt.Errorf("unknown -mode %q: use pipeline, bare or headers", mode)
 	}
 	dir, err := os.MkdirTemp("", "revops-bench-")
 	if err != nil {

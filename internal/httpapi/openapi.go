@@ -276,6 +276,9 @@ func (g *oaGen) operation(rt *Route, pathParams []oaPathParam, id string) oaObj 
 	if rt.Tenant == TenantContext {
 		params = append(params, oaRef("parameters", "WorkspaceHeader"))
 	}
+	if idempotent(rt) {
+		params = append(params, oaRef("parameters", "IdempotencyKey"))
+	}
 	if len(rt.RawResponse) > 0 {
 		params = append(params, oaRef("parameters", "IfNoneMatch"))
 	}
@@ -386,10 +389,11 @@ func (g *oaGen) resolve(s oaObj) oaObj {
 func (g *oaGen) responses(rt *Route, hasBody bool) oaObj {
 	headers := func() oaObj {
 		h := oaObj{"X-Request-ID": oaRef("headers", "X-Request-ID")}
-		if !rt.Public {
-			for _, name := range oaRateHeaders {
-				h[name] = oaRef("headers", name)
-			}
+		for _, name := range oaRateHeaders {
+			h[name] = oaRef("headers", name)
+		}
+		if idempotent(rt) {
+			h["Idempotent-Replayed"] = oaRef("headers", "Idempotent-Replayed")
 		}
 		return h
 	}
@@ -427,8 +431,8 @@ func (g *oaGen) responses(rt *Route, hasBody bool) oaObj {
 	if !rt.Public {
 		res["401"] = oaRef("responses", "Unauthorized")
 		res["403"] = oaRef("responses", "Forbidden")
-		res["429"] = oaRef("responses", "TooManyRequests")
 	}
+	res["429"] = oaRef("responses", "TooManyRequests")
 	res["404"] = oaRef("responses", "NotFound")
 	if rt.Method != http.MethodGet && rt.Method != http.MethodHead {
 		res["409"] = oaRef("responses", "Conflict")
@@ -1002,6 +1006,15 @@ func oaErrorResponses() oaObj {
 	}
 }
 
+// idempotent reports whether a route honours Idempotency-Key.
+func idempotent(rt *Route) bool {
+	switch rt.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return !rt.Public
+	}
+	return false
+}
+
 var oaRateHeaders = []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit-Policy", "RateLimit"}
 
 func oaHeaders() oaObj {
@@ -1018,6 +1031,7 @@ func oaHeaders() oaObj {
 		"X-RateLimit-Reset":     intHeader("Unix time at which the window resets (rate-limited routes)."),
 		"RateLimit-Policy":      oaObj{"description": "IETF RateLimit-Policy field (rate-limited routes).", "schema": oaObj{"type": "string"}},
 		"RateLimit":             oaObj{"description": "IETF RateLimit field (rate-limited routes).", "schema": oaObj{"type": "string"}},
+		"Idempotent-Replayed":   oaObj{"description": "true when this is the recorded response of an earlier request with the same Idempotency-Key.", "schema": oaObj{"type": "string", "enum": []any{"true"}}},
 	}
 }
 
@@ -1040,6 +1054,9 @@ func oaParameters() oaObj {
 		"WorkspaceHeader": oaObj{"name": "X-Workspace-ID", "in": "header", "required": false,
 			"description": "The workspace to act in. Defaults to the API key's own workspace; required with a personal key.",
 			"schema":      oaObj{"type": "integer", "format": "int64", "minimum": 1}},
+		"IdempotencyKey": oaObj{"name": "Idempotency-Key", "in": "header", "required": false,
+			"description": "1 to 255 printable ASCII characters. The first request with a key runs; a retry with the same method, path and body within 24 hours gets the recorded response with Idempotent-Replayed: true; one still running gets 409; another request with the key gets 422. A 5xx response is not recorded.",
+			"schema":      oaObj{"type": "string", "minLength": 1, "maxLength": 255}},
 		"IfNoneMatch": oaObj{"name": "If-None-Match", "in": "header", "required": false,
 			"description": "An ETag from an earlier response; if it still matches the answer is 304 Not Modified.",
 			"schema":      oaObj{"type": "string"}},
