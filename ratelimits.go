@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/httpapi"
@@ -72,7 +73,7 @@ func setRateHeaders(h http.Header, pol ratelimit.Policy, d ratelimit.Decision, n
 	b = append(strconv.AppendInt(b, int64(d.Remaining), 10), ";t="...)
 	b = strconv.AppendInt(b, reset, 10)
 	ends[4] = len(b)
-	all := string(b)
+	all := unsafe.String(unsafe.SliceData(b), len(b)) // b is never written again
 	vals := make([]string, 5)
 	for i, start := 0, 0; i < 5; i++ {
 		vals[i], start = all[start:ends[i]], ends[i]

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/revopsdev/revops/core"
@@ -107,4 +108,12 @@ func FuzzParseList(f *testing.F) {
 		}
 		_ = p.Offset()
 	})
+}
+
+func TestValidRequestIDMatchesItsPattern(t *testing.T) {
+	for _, s := range []string{"", "a", "req_123", "A-b.c:d_e", "bad id", "é", "x\n", strings.Repeat("a", 128), strings.Repeat("a", 129), "a/b", "a+b"} {
+		if got, want := validRequestID(s), requestIDRE.MatchString(s); got != want {
+			t.Errorf("validRequestID(%q) = %v, the pattern says %v", s, got, want)
+		}
+	}
 }
