@@ -28,7 +28,8 @@ var notReplayed = map[string]bool{
 
 // idempotent is the last pipeline step: a POST, PUT, PATCH or DELETE with
 // an Idempotency-Key runs once per key within the caller's scope, and its
-// response is replayed to retries for IdempotencyTTL.
+// response is replayed to retries for IdempotencyTTL. The fingerprint is
+// method, path with query, and body.
 func (p *Platform) idempotent(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		vals := r.Header.Values("Idempotency-Key")
@@ -55,7 +56,7 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		now := p.cfg.Now().UTC()
 		rec := &idempotency.Record{
-			Scope: idemScope(c), Key: vals[0], Fingerprint: idempotency.Fingerprint(r.Method, r.URL.Path, body),
+			Scope: idemScope(c), Key: vals[0], Fingerprint: idempotency.Fingerprint(r.Method, r.URL.RequestURI(), body),
 			Claim: idempotency.NewClaim(), LockedUntil: now.Add(p.cfg.IdempotencyLockTimeout),
 			CreatedAt: now, ExpiresAt: now.Add(p.cfg.IdempotencyTTL),
 		}
@@ -94,11 +95,21 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rw, r.WithContext(ctx))
 		done = true
-		if rw.status >= 500 || rw.status == 0 || rw.overflow {
+		if rw.status == 0 { // wrote nothing: net/http sends an empty 200
+			rw.WriteHeader(http.StatusOK)
+		}
+		// Not recorded, so a retry runs again: a server error; an error
+		// answered because the request was cancelled or ran out of time
+		// (its work was cut short); a response too big to keep.
+		if rw.status >= 500 || (rw.status >= 400 && ctx.Err() != nil) || rw.overflow {
 			p.releaseIdem(r, rec)
 			return
 		}
-		ok, err := st.CompleteIdempotencyKey(context.WithoutCancel(r.Context()), rec.Scope, rec.Key, rec.Claim, rw.status, rw.header, rw.body.Bytes())
+		bg := context.WithoutCancel(r.Context())
+		ok, err := st.CompleteIdempotencyKey(bg, rec.Scope, rec.Key, rec.Claim, rw.status, rw.header, rw.body.Bytes())
+		if err != nil { // once more: a lost record means the retry runs again
+			ok, err = st.CompleteIdempotencyKey(bg, rec.Scope, rec.Key, rec.Claim, rw.status, rw.header, rw.body.Bytes())
+		}
 		if err != nil || !ok {
 			p.cfg.Logger.ErrorContext(r.Context(), "revops: the response of an idempotent request was not recorded; a retry will run it again",
 				"error", err, "claim_held", ok, "request_id", c.RequestID)

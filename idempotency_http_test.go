@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -202,4 +204,77 @@ func TestIdempotencyStaleClaimExpires(t *testing.T) {
 	is.Equal(runs.Load(), int64(1))
 	e.do("POST", "/things", key, `{"name":"a"}`, hdr{"Idempotency-Key": "crash"}).must(t, 201)
 	is.Equal(runs.Load(), int64(1))
+}
+
+// TestIdempotencyEdges: an empty response is recorded like any other; a
+// request cut short by its lock deadline is not (a retry runs again); the
+// query string is part of the fingerprint.
+func TestIdempotencyEdges(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, func(c *revops.Config) { c.IdempotencyLockTimeout = 300 * time.Millisecond })
+	_, key := e.newWorkspace("Edges")
+	var silent, slow atomic.Int64
+	mux := http.NewServeMux()
+	mux.Handle("/silent", e.p.Protect("posts:write", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { silent.Add(1) })))
+	mux.Handle("/slow", e.p.Protect("posts:write", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slow.Add(1) == 1 {
+			<-r.Context().Done() // the first run outlives its claim
+			e.p.WriteError(w, r, r.Context().Err())
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	})))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	post := func(path, k string) *http.Response {
+		req, _ := http.NewRequest("POST", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Idempotency-Key", k)
+		res, err := http.DefaultClient.Do(req)
+		is.NoErr(err)
+		res.Body.Close()
+		return res
+	}
+	is.Equal(post("/silent", "s").StatusCode, 200)
+	r := post("/silent", "s")
+	is.Equal(r.StatusCode, 200)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
+	is.Equal(silent.Load(), int64(1))
+	is.Equal(post("/silent?dry_run=1", "s").StatusCode, 422) // another request
+
+	is.Equal(post("/slow", "t").StatusCode, 400) // cancelled at the lock deadline
+	is.Equal(post("/slow", "t").StatusCode, 201) // so the retry ran
+	is.Equal(slow.Load(), int64(2))
+	is.Equal(post("/slow", "t").Header.Get("Idempotent-Replayed"), "true")
+}
+
+// TestNestedRequestsKeepTheirCalls: a handler serving sub-requests through
+// the platform's handler in parallel keeps its own call (and -race stays
+// quiet).
+func TestNestedRequestsKeepTheirCalls(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	wa, ka := e.newWorkspace("Outer")
+	wb, kb := e.newWorkspace("Inner")
+	var outerAfter int64
+	h := e.p.Protect("posts:read", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				sub := httptest.NewRequestWithContext(r.Context(), "GET", fmt.Sprintf("/workspaces/%d", wb), nil)
+				sub.Header.Set("Authorization", "Bearer "+kb)
+				rec := httptest.NewRecorder()
+				e.p.Handler().ServeHTTP(rec, sub)
+				if rec.Code != 200 {
+					t.Errorf("sub-request: %d %s", rec.Code, rec.Body)
+				}
+			})
+		}
+		wg.Wait()
+		outerAfter = revops.CallFrom(r.Context()).WorkspaceID()
+	}))
+	req := httptest.NewRequest("GET", "/batch", nil)
+	req.Header.Set("Authorization", "Bearer "+ka)
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	is.Equal(outerAfter, wa)
 }

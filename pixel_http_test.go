@@ -15,6 +15,9 @@ func TestPixel(t *testing.T) {
 	is.Equal(e.do("GET", "/pixel/config", "", nil).must(t, 200).Body, def)
 
 	wid, key := e.newWorkspace("Site")
+	// Until its site is set up, a workspace cannot be tracked or probed by id.
+	e.do("GET", "/pixel/config", "", nil, wsHdr(wid)).must(t, 404, "not_found")
+	e.do("POST", "/pixel/track", "", map[string]any{"event": "pageview"}, wsHdr(wid)).must(t, 404, "not_found")
 	site := e.do("GET", fmt.Sprintf("/workspaces/%d/pixel", wid), key, nil).must(t, 200).data()
 	sk := site["site_key"].(string)
 	is.True(strings.HasPrefix(sk, "pk_"))
@@ -27,6 +30,7 @@ func TestPixel(t *testing.T) {
 		"user_agent": "Mozilla/5.0", "properties": map[string]any{"title": "Page Title"}, "site_key": sk}
 	is.Equal(e.do("POST", "/pixel/track", "", ev).must(t, 200).Body, map[string]any{"tracked": true})
 	is.Equal(e.do("POST", "/pixel/track", "", map[string]any{"event": "signup"}, wsHdr(wid), hdr{"User-Agent": "probe/1"}).must(t, 200).Body["tracked"], true)
+	is.Equal(e.do("GET", "/pixel/config", "", nil, wsHdr(wid)).must(t, 200).Body, def)
 	list := e.do("GET", fmt.Sprintf("/workspaces/%d/pixel/events", wid), key, nil).must(t, 200).list()
 	is.Equal(len(list), 2)
 	is.Equal(list[0].(map[string]any)["event"], "signup") // newest first

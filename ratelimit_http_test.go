@@ -50,6 +50,13 @@ func rateHeaders(t *testing.T, r *resp, now time.Time) (limit, remaining int, re
 	return limit, remaining, reset
 }
 
+func ceilUnix(t time.Time) int64 {
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
+}
+
 func TestRateLimitHeadersAnd429(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t, withLimits(ratelimit.Policy{PerMinute: 5}, revops.DefaultPublicRateLimit))
@@ -68,7 +75,7 @@ func TestRateLimitHeadersAnd429(t *testing.T) {
 		limit, remaining, reset := rateHeaders(t, r, now)
 		is.Equal(limit, 5)
 		is.Equal(remaining, 5-1-i)                  // one spent per request
-		is.Equal(reset, now.Unix()+int64(12*(i+1))) // full again after 12 s per spent request
+		is.Equal(reset, ceilUnix(now.Add(time.Duration(12*(i+1))*time.Second))) // full again after 12 s per spent request
 	}
 	// The fifth is admitted, the sixth refused without running: a create
 	// that would have made a key does not.
@@ -149,6 +156,7 @@ func TestRateLimitPerIPOnPublicRoutes(t *testing.T) {
 	// Another client IP has its own bucket; a spoofed first hop does not help.
 	e.do("GET", "/pixel/config", "", nil, hdr{"X-Forwarded-For": "203.0.113.7, 192.0.2.1"}).must(t, 200)
 	// POST /pixel/track has its own 300/min bucket.
+	e.do("GET", fmt.Sprintf("/workspaces/%d/pixel", e.ws.ID), e.key, nil).must(t, 200) // sets the site up
 	for range 300 {
 		e.do("POST", "/pixel/track", "", map[string]any{"event": "pageview"}, wsHdr(e.ws.ID), hdr{"X-Forwarded-For": "192.0.2.9"}).must(t, 200)
 	}

@@ -57,14 +57,15 @@ func (p *Platform) rateLimit(next http.Handler) http.Handler {
 // They are on every response, so the five values are built in one buffer,
 // and the map entries written under their canonical keys share one array.
 func setRateHeaders(h http.Header, pol ratelimit.Policy, d ratelimit.Decision, now time.Time) {
-	reset := resetSeconds(d.ResetAt, now)
+	resetAt := resetUnix(d.ResetAt)
+	reset := max(0, resetAt-now.Unix())
 	b := make([]byte, 0, 96+2*len(pol.Name))
 	var ends [5]int
 	b = strconv.AppendInt(b, int64(d.Limit), 10)
 	ends[0] = len(b)
 	b = strconv.AppendInt(b, int64(d.Remaining), 10)
 	ends[1] = len(b)
-	b = strconv.AppendInt(b, now.Unix()+reset, 10)
+	b = strconv.AppendInt(b, resetAt, 10)
 	ends[2] = len(b)
 	b = append(append(append(b, '"'), pol.Name...), `";q=`...)
 	b = append(strconv.AppendInt(b, int64(d.Limit), 10), ";w=60"...)
@@ -85,9 +86,14 @@ func setRateHeaders(h http.Header, pol ratelimit.Policy, d ratelimit.Decision, n
 	h["Ratelimit"] = vals[4:5:5]
 }
 
-// resetSeconds is the whole seconds from now until at, rounded up.
-func resetSeconds(at, now time.Time) int64 {
-	return max(0, int64(math.Ceil(at.Sub(now).Seconds())))
+// resetUnix is the Unix second at which the bucket is full again, rounded
+// up: a client waiting until then never comes too early.
+func resetUnix(at time.Time) int64 {
+	s := at.Unix()
+	if at.Nanosecond() > 0 {
+		s++
+	}
+	return s
 }
 
 // rateLimited is the 429 of spec 001; its numbers match the headers.
@@ -99,7 +105,7 @@ func rateLimited(h http.Header, d ratelimit.Decision, now time.Time) error {
 		"retry_after": after,
 		"limit":       d.Limit,
 		"remaining":   d.Remaining,
-		"reset_at":    time.Unix(now.Unix()+resetSeconds(d.ResetAt, now), 0).UTC().Format(time.RFC3339),
+		"reset_at":    time.Unix(resetUnix(d.ResetAt), 0).UTC().Format(time.RFC3339),
 	}
 	return e
 }

@@ -176,6 +176,8 @@ func (p *Platform) pixelSite(ctx context.Context, wid int64) (*pixel.Site, error
 
 // siteOf finds the site a public pixel request is for: by site key (query
 // or body), else X-Workspace-ID; ok is false when the request names none.
+// By workspace id only a site that was set up (GET /workspaces/{id}/pixel)
+// is found, so that nobody writes into, or probes for, other workspaces.
 func (p *Platform) siteOf(ctx context.Context, r *http.Request, bodyKey string) (*pixel.Site, bool, error) {
 	key := bodyKey
 	if key == "" {
@@ -196,14 +198,7 @@ func (p *Platform) siteOf(ctx context.Context, r *http.Request, bodyKey string) 
 	if err != nil || wid <= 0 {
 		return nil, true, core.E(core.CodeBadRequest, "The X-Workspace-ID header must be a positive integer workspace id.")
 	}
-	if _, err := p.cfg.Store.Workspace(ctx, wid); err != nil {
-		return nil, true, err
-	}
 	s, err := p.cfg.Store.PixelSite(ctx, wid)
-	if errors.Is(err, core.ErrNotFound) {
-		def := pixel.DefaultSite(wid)
-		return &def, true, nil
-	}
 	return s, true, err
 }
 
@@ -242,8 +237,7 @@ func (p *Platform) pipelineRoutes() {
 		func(ctx context.Context, c *httpapi.Call, in *trackIn) (*trackOut, error) {
 			ti := pixel.TrackInput{Event: in.Event, URL: in.URL, Referrer: in.Referrer, UserAgent: in.UserAgent, Properties: in.Properties}
 			if ti.UserAgent == "" {
-				ua := c.R.UserAgent()
-				ti.UserAgent = ua[:min(len(ua), pixel.MaxUserAgent)]
+				ti.UserAgent = pixel.Clip(c.R.UserAgent(), pixel.MaxUserAgent)
 			}
 			if err := ti.Check(); err != nil {
 				return nil, err

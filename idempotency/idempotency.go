@@ -73,7 +73,7 @@ func ValidKey(k string) error {
 	return nil
 }
 
-// Fingerprint identifies a request: method, path and body.
+// Fingerprint identifies a request: method, path (with its query) and body.
 func Fingerprint(method, path string, body []byte) string {
 	h := sha256.New()
 	h.Write([]byte(method))

@@ -12,7 +12,9 @@ import (
 	"math/big"
 	"net/url"
 	"regexp"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/revopsdev/revops/core"
 )
@@ -131,6 +133,19 @@ func checkURL(v *core.Validation, field, s string) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		v.Add(field, fmt.Sprintf("The %s must be an absolute http or https URL.", field))
 	}
+}
+
+// Clip makes s valid UTF-8 without NULs and cuts it to at most n bytes on
+// a character boundary (for header values, which are not validated).
+func Clip(s string, n int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // Wants reports whether site records an event of this name now.

@@ -167,23 +167,26 @@ func RequestID(ctx context.Context) string {
 }
 
 // Request ids are "req_" and 24 hex digits: a random per-process prefix and
-// a counter, so that making one costs no system call.
+// a counter multiplied by a random odd number (a bijection, so ids stay
+// unique without revealing the request count), made without a system call.
 var (
-	idPrefix  [6]byte
+	idPrefix  [4]byte
 	idCounter atomic.Uint64
+	idMix     uint64
 )
 
 func init() {
+	var n [16]byte
 	rand.Read(idPrefix[:])
-	var n [8]byte
 	rand.Read(n[:])
-	idCounter.Store(binary.LittleEndian.Uint64(n[:]) >> 16)
+	idCounter.Store(binary.LittleEndian.Uint64(n[:8]))
+	idMix = binary.LittleEndian.Uint64(n[8:]) | 1
 }
 
 func newRequestID() string {
 	var b [12]byte
-	copy(b[:6], idPrefix[:])
-	binary.BigEndian.PutUint64(b[4:], idCounter.Add(1)) // overwrites 2 prefix bytes
+	copy(b[:4], idPrefix[:])
+	binary.BigEndian.PutUint64(b[4:], idCounter.Add(1)*idMix)
 	var out [4 + 24]byte
 	copy(out[:], "req_")
 	hex.Encode(out[4:], b[:])

@@ -50,7 +50,7 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		e.buf.WriteString(`{"error":"server_error","message":"An unexpected error occurred."}` + "\n")
 	}
 	h := w.Header()
-	h["Content-Type"] = jsonContentType
+	h["Content-Type"] = []string{"application/json"}
 	h["Content-Length"] = []string{strconv.Itoa(e.buf.Len())}
 	w.WriteHeader(status)
 	w.Write(e.buf.Bytes())
@@ -59,9 +59,6 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		e.enc = newEncoder(&e.buf)
 	}
 }
-
-// jsonContentType is shared by every response (net/http only reads it).
-var jsonContentType = []string{"application/json"}
 
 // encoders reuse response buffers: every response is encoded through one.
 var encoders = sync.Pool{New: func() any {

@@ -137,7 +137,12 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 		a.WriteError(w, r, err)
 		return
 	}
-	stateOf(r.Context()).call = c // Begin ran: every entry point starts with it
+	if st := stateOf(r.Context()); st.call == nil { // Begin ran: every entry point starts with it
+		st.call = c
+	} else { // a request served inside another one's handler: its own state
+		r = r.WithContext(context.WithValue(r.Context(), keyState, &reqState{id: st.id, call: c}))
+		c.R = r
+	}
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.R = r
 		rt.serve(w, r, c)
