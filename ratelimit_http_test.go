@@ -74,7 +74,7 @@ func TestRateLimitHeadersAnd429(t *testing.T) {
 	for i, r := range responses {
 		limit, remaining, reset := rateHeaders(t, r, now)
 		is.Equal(limit, 5)
-		is.Equal(remaining, 5-1-i)                  // one spent per request
+		is.Equal(remaining, 5-1-i)                                              // one spent per request
 		is.Equal(reset, ceilUnix(now.Add(time.Duration(12*(i+1))*time.Second))) // full again after 12 s per spent request
 	}
 	// The fifth is admitted, the sixth refused without running: a create
