@@ -15,16 +15,19 @@ func TestPixel(t *testing.T) {
 	is.Equal(e.do("GET", "/pixel/config", "", nil).must(t, 200).Body, def)
 
 	wid, key := e.newWorkspace("Site")
-	// Until its site is set up, a workspace cannot be tracked or probed by id.
-	e.do("GET", "/pixel/config", "", nil, wsHdr(wid)).must(t, 404, "not_found")
-	e.do("POST", "/pixel/track", "", map[string]any{"event": "pageview"}, wsHdr(wid)).must(t, 404, "not_found")
+	// By workspace id: an unknown id is answered like a disabled site (the
+	// public routes do not tell which ids exist), a known one tracks.
+	off := map[string]any{"enabled": false, "features": map[string]any{"pageviews": false, "events": false, "sessions": false}, "sample_rate": float64(0)}
+	is.Equal(e.do("GET", "/pixel/config", "", nil, hdr{"X-Workspace-ID": "99999"}).must(t, 200).Body, off)
+	is.Equal(e.do("POST", "/pixel/track", "", map[string]any{"event": "pageview"}, hdr{"X-Workspace-ID": "99999"}).must(t, 200).Body["tracked"], false)
+	is.Equal(e.do("GET", "/pixel/config", "", nil, wsHdr(wid)).must(t, 200).Body, def)
+	e.do("GET", "/pixel/config", "", nil, hdr{"X-Workspace-ID": "abc"}).must(t, 400, "bad_request")
 	site := e.do("GET", fmt.Sprintf("/workspaces/%d/pixel", wid), key, nil).must(t, 200).data()
 	sk := site["site_key"].(string)
 	is.True(strings.HasPrefix(sk, "pk_"))
 	is.Equal(e.do("GET", fmt.Sprintf("/workspaces/%d/pixel", wid), key, nil).must(t, 200).data()["site_key"], sk) // stable
 	is.Equal(e.do("GET", "/pixel/config?site_key="+sk, "", nil).must(t, 200).Body, def)
 	e.do("GET", "/pixel/config?site_key=pk_unknownunknownunknown1", "", nil).must(t, 404, "not_found")
-	e.do("GET", "/pixel/config", "", nil, hdr{"X-Workspace-ID": "99999"}).must(t, 404, "not_found")
 
 	ev := map[string]any{"event": "pageview", "url": "https://example.com/page", "referrer": "https://google.com",
 		"user_agent": "Mozilla/5.0", "properties": map[string]any{"title": "Page Title"}, "site_key": sk}

@@ -176,8 +176,9 @@ func (p *Platform) pixelSite(ctx context.Context, wid int64) (*pixel.Site, error
 
 // siteOf finds the site a public pixel request is for: by site key (query
 // or body), else X-Workspace-ID; ok is false when the request names none.
-// By workspace id only a site that was set up (GET /workspaces/{id}/pixel)
-// is found, so that nobody writes into, or probes for, other workspaces.
+// A workspace id that names no workspace gets a disabled site rather than
+// an error, so that these public routes do not tell which ids exist; a
+// workspace that never configured its pixel gets the default site.
 func (p *Platform) siteOf(ctx context.Context, r *http.Request, bodyKey string) (*pixel.Site, bool, error) {
 	key := bodyKey
 	if key == "" {
@@ -199,7 +200,16 @@ func (p *Platform) siteOf(ctx context.Context, r *http.Request, bodyKey string) 
 		return nil, true, core.E(core.CodeBadRequest, "The X-Workspace-ID header must be a positive integer workspace id.")
 	}
 	s, err := p.cfg.Store.PixelSite(ctx, wid)
-	return s, true, err
+	if !errors.Is(err, core.ErrNotFound) {
+		return s, true, err
+	}
+	def := pixel.DefaultSite(wid)
+	if _, err := p.cfg.Store.Workspace(ctx, wid); errors.Is(err, core.ErrNotFound) {
+		def = pixel.Site{} // nothing to track into; answered like a disabled site
+	} else if err != nil {
+		return nil, true, err
+	}
+	return &def, true, nil
 }
 
 func (p *Platform) pipelineRoutes() {
