@@ -167,3 +167,18 @@ func TestRateLimitPerIPOnPublicRoutes(t *testing.T) {
 	total := e.do("GET", fmt.Sprintf("/workspaces/%d/pixel/events", e.ws.ID), e.key, nil).must(t, 200).Body["meta"].(map[string]any)["total"]
 	is.Equal(total, float64(300)) // the refused one stored nothing
 }
+
+func TestFailedAuthenticationIsRateLimitedPerIP(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, withLimits(ratelimit.Policy{PerMinute: 1000}, ratelimit.Policy{Name: "public", PerMinute: 3}))
+	bad := "revops_" + strings.Repeat("A", 49)
+	for range 3 {
+		e.do("GET", "/workspaces", bad, nil).must(t, 401, "unauthorized")
+	}
+	r := e.do("GET", "/workspaces", bad, nil).must(t, 429, "rate_limit_exceeded")
+	is.Equal(r.Header.Get("Retry-After"), "20")
+	e.do("GET", "/workspaces", "", nil).must(t, 429) // no key is a failure too
+	e.do("GET", "/workspaces", e.key, nil).must(t, 200) // a valid key is never held back
+	e.clock.Advance(20 * time.Second)
+	e.do("GET", "/workspaces", bad, nil).must(t, 401)
+}

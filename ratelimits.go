@@ -142,6 +142,20 @@ func (p *Platform) bucketOf(r *http.Request, c *httpapi.Call) (string, ratelimit
 	return keyBucket(c.Principal.KeyID), pol, nil
 }
 
+// authFailed spends from the client IP's "auth" bucket (PublicRateLimit) on
+// every failed authentication, so that guessing keys is slow: once it is
+// empty the answer is 429 instead of 401. Valid keys never touch it.
+func (p *Platform) authFailed(w http.ResponseWriter, r *http.Request) error {
+	pol := p.cfg.PublicRateLimit
+	d, err := p.limiter.Allow(r.Context(), "auth:"+p.clientIP(r), pol)
+	if err != nil || d.Allowed {
+		return nil
+	}
+	now := p.cfg.Now()
+	setRateHeaders(w.Header(), pol, d, now)
+	return rateLimited(w.Header(), d, now)
+}
+
 func keyBucket(keyID int64) string { return "key:" + strconv.FormatInt(keyID, 10) }
 
 // clientIP is the peer address, or with TrustForwardedFor the last address

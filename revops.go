@@ -218,11 +218,13 @@ func New(cfg Config) (*Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
-	api, err := httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, TrustForwardedProto: cfg.TrustForwardedProto})
+	p := &Platform{}
+	api, err := httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
+		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed})
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
-	p := &Platform{cfg: cfg, api: api, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter}
+	*p = Platform{cfg: cfg, api: api, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter}
 	if p.limiter == nil {
 		p.limiter = ratelimit.NewMemory(cfg.Now)
 	}

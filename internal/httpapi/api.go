@@ -45,6 +45,10 @@ type Config struct {
 	MaxBodyBytes int64 // default 1 MiB
 	// TrustForwardedProto makes pagination links use X-Forwarded-Proto.
 	TrustForwardedProto bool
+	// OnUnauthorized runs when a request fails authentication, before the
+	// 401 is written; an error it returns is written instead (e.g. a 429
+	// once a client IP has failed too often).
+	OnUnauthorized func(w http.ResponseWriter, r *http.Request) error
 }
 
 // API is a set of routes served under one handler.

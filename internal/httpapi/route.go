@@ -134,6 +134,11 @@ func CallFrom(ctx context.Context) *Call {
 func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 	c, err := a.admit(r, rt)
 	if err != nil {
+		if core.As(err).Code == core.CodeUnauthorized && a.cfg.OnUnauthorized != nil {
+			if err2 := a.cfg.OnUnauthorized(w, r); err2 != nil {
+				err = err2
+			}
+		}
 		a.WriteError(w, r, err)
 		return
 	}
