@@ -177,7 +177,7 @@ func TestFailedAuthenticationIsRateLimitedPerIP(t *testing.T) {
 	}
 	r := e.do("GET", "/workspaces", bad, nil).must(t, 429, "rate_limit_exceeded")
 	is.Equal(r.Header.Get("Retry-After"), "20")
-	e.do("GET", "/workspaces", "", nil).must(t, 429) // no key is a failure too
+	e.do("GET", "/workspaces", "", nil).must(t, 429)    // no key is a failure too
 	e.do("GET", "/workspaces", e.key, nil).must(t, 200) // a valid key is never held back
 	e.clock.Advance(20 * time.Second)
 	e.do("GET", "/workspaces", bad, nil).must(t, 401)
