@@ -74,10 +74,8 @@ func BenchmarkGetWorkspace(b *testing.B) {
 // does no I/O, so the ratio isolates what the idempotency layer costs.
 func BenchmarkIdempotency(b *testing.B) {
 	e := newEnv(b)
-	var fail atomic.Bool
-	var runs atomic.Int64
-	hostThings(e, &fail, &runs)
-	_, key := e.newWorkspace("Bench")
+	th := hostThings(e, "Bench")
+	key := th.key
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", e.p.Handler()))
 	body := []byte(`{"name":"bench"}`)

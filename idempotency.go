@@ -3,7 +3,6 @@ package revops
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -42,15 +41,9 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 			p.api.WriteError(w, r, core.E(core.CodeBadRequest, "%s", idempotency.ErrInvalidKey.Error()))
 			return
 		}
-		limit := p.api.BodyLimit(c)
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		body, err := p.api.ReadBody(w, r)
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				p.api.WriteError(w, r, httpapi.TooLarge(limit))
-				return
-			}
-			p.api.WriteError(w, r, core.E(core.CodeBadRequest, "The request body could not be read."))
+			p.api.WriteError(w, r, err)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
@@ -85,16 +78,13 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 		ctx, cancel := context.WithDeadline(r.Context(), rec.LockedUntil)
 		defer cancel()
 		rw := &recorder{ResponseWriter: w}
-		done := false
 		defer func() {
-			if done {
-				return
+			if v := recover(); v != nil { // release the claim so that a retry runs again
+				p.releaseIdem(r, rec)
+				panic(v)
 			}
-			// A panic: release the claim so that a retry runs again.
-			p.releaseIdem(r, rec)
 		}()
 		next.ServeHTTP(rw, r.WithContext(ctx))
-		done = true
 		if rw.status == 0 { // wrote nothing: net/http sends an empty 200
 			rw.WriteHeader(http.StatusOK)
 		}

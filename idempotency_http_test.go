@@ -78,10 +78,8 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 func TestIdempotencySlowHandler(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
-	var fail atomic.Bool
-	var runs atomic.Int64
-	hostThings(e, &fail, &runs)
-	_, key := e.newWorkspace("Slow")
+	th := hostThings(e, "Slow")
+	key := th.key
 	statuses := make(chan int, 100)
 	var wg sync.WaitGroup
 	for range 100 {
@@ -96,12 +94,12 @@ func TestIdempotencySlowHandler(t *testing.T) {
 		count[s]++
 	}
 	t.Logf("statuses: %v", count)
-	is.Equal(runs.Load(), int64(1))
+	is.Equal(th.runs.Load(), int64(1))
 	is.Equal(count[201]+count[409], 100)
 	is.True(count[409] > 0)
 	r := e.do("POST", "/things", key, map[string]any{"name": "slow"}, hdr{"Idempotency-Key": "slow"}).must(t, 201)
 	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
-	is.Equal(runs.Load(), int64(1))
+	is.Equal(th.runs.Load(), int64(1))
 }
 
 func TestIdempotencyKeyRules(t *testing.T) {
@@ -134,9 +132,18 @@ func TestIdempotencyKeyRules(t *testing.T) {
 	is.True(r.id() != a.id())
 }
 
-// hostThings registers a host route that counts its runs and fails with 500
-// while fail is set.
-func hostThings(e *env, fail *atomic.Bool, runs *atomic.Int64) {
+// things is a host route, POST /things, that counts its runs and fails with
+// 500 while fail is set, and a workspace key to call it with.
+type things struct {
+	fail atomic.Bool
+	runs atomic.Int64
+	wid  int64
+	key  string
+}
+
+func hostThings(e *env, workspace string) *things {
+	th := &things{}
+	th.wid, th.key = e.newWorkspace(workspace)
 	type in struct {
 		Name string `json:"name" validate:"required"`
 	}
@@ -146,34 +153,33 @@ func hostThings(e *env, fail *atomic.Bool, runs *atomic.Int64) {
 	}
 	revops.Handle(e.p, revops.Route{Method: "POST", Path: "/things", Scope: "posts:write", Tenant: revops.TenantContext, Status: 201},
 		func(ctx context.Context, c *revops.Call, in *in) (*out, error) {
-			n := runs.Add(1)
+			n := th.runs.Add(1)
 			if in.Name == "slow" {
 				time.Sleep(300 * time.Millisecond)
 			}
-			if fail.Load() {
+			if th.fail.Load() {
 				return nil, errors.New("database unavailable")
 			}
 			return &out{Run: n, Name: in.Name}, nil
 		})
+	return th
 }
 
 func TestIdempotencyRetryAfterFailure(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
-	var fail atomic.Bool
-	var runs atomic.Int64
-	hostThings(e, &fail, &runs)
-	_, key := e.newWorkspace("Host")
-	fail.Store(true)
+	th := hostThings(e, "Host")
+	key := th.key
+	th.fail.Store(true)
 	e.do("POST", "/things", key, map[string]any{"name": "a"}, hdr{"Idempotency-Key": "k1"}).must(t, 500, "server_error")
-	fail.Store(false)
+	th.fail.Store(false)
 	r := e.do("POST", "/things", key, map[string]any{"name": "a"}, hdr{"Idempotency-Key": "k1"}).must(t, 201)
 	is.Equal(r.Header.Get("Idempotent-Replayed"), "") // the 500 released the key: it ran again
 	is.Equal(r.data()["run"], float64(2))
 	r = e.do("POST", "/things", key, map[string]any{"name": "a"}, hdr{"Idempotency-Key": "k1"}).must(t, 201)
 	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
 	is.Equal(r.data()["run"], float64(2))
-	is.Equal(runs.Load(), int64(2))
+	is.Equal(th.runs.Load(), int64(2))
 	// A 4xx result is kept like a success (the request was answered).
 	e.do("POST", "/things", key, map[string]any{}, hdr{"Idempotency-Key": "k2"}).must(t, 422)
 	r = e.do("POST", "/things", key, map[string]any{}, hdr{"Idempotency-Key": "k2"}).must(t, 422)
@@ -183,10 +189,8 @@ func TestIdempotencyRetryAfterFailure(t *testing.T) {
 func TestIdempotencyStaleClaimExpires(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
-	var fail atomic.Bool
-	var runs atomic.Int64
-	hostThings(e, &fail, &runs)
-	wid, key := e.newWorkspace("Crash")
+	th := hostThings(e, "Crash")
+	wid, key := th.wid, th.key
 	keyID := int64(e.do("GET", "/api-keys", key, nil).must(t, 200).list()[0].(map[string]any)["id"].(float64))
 	// A process claimed the key and died mid-request: the claim is in the
 	// store with nobody to complete or release it.
@@ -197,13 +201,13 @@ func TestIdempotencyStaleClaimExpires(t *testing.T) {
 	is.NoErr(err)
 	is.True(prev == nil)
 	e.do("POST", "/things", key, `{"name":"a"}`, hdr{"Idempotency-Key": "crash"}).must(t, 409, "conflict")
-	is.Equal(runs.Load(), int64(0))
+	is.Equal(th.runs.Load(), int64(0))
 	e.clock.Advance(time.Minute)
 	r := e.do("POST", "/things", key, `{"name":"a"}`, hdr{"Idempotency-Key": "crash"}).must(t, 201)
 	is.Equal(r.Header.Get("Idempotent-Replayed"), "")
-	is.Equal(runs.Load(), int64(1))
+	is.Equal(th.runs.Load(), int64(1))
 	e.do("POST", "/things", key, `{"name":"a"}`, hdr{"Idempotency-Key": "crash"}).must(t, 201)
-	is.Equal(runs.Load(), int64(1))
+	is.Equal(th.runs.Load(), int64(1))
 }
 
 // TestIdempotencyEdges: an empty response is recorded like any other; a

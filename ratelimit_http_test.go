@@ -1,6 +1,7 @@
 package revops_test
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -181,4 +182,17 @@ func TestFailedAuthenticationIsRateLimitedPerIP(t *testing.T) {
 	e.do("GET", "/workspaces", e.key, nil).must(t, 200) // a valid key is never held back
 	e.clock.Advance(20 * time.Second)
 	e.do("GET", "/workspaces", bad, nil).must(t, 401)
+}
+
+func TestUnknownRouteRateLimitPanicsAtRegistration(t *testing.T) {
+	e := newEnv(t)
+	defer func() {
+		if v := recover(); v == nil || !strings.Contains(fmt.Sprint(v), `unknown RateLimit "nope"`) {
+			t.Fatalf("recover() = %v, want a panic naming the policy", v)
+		}
+	}()
+	revops.Handle(e.p, revops.Route{Method: "GET", Path: "/open", Public: true, RateLimit: "nope"},
+		func(ctx context.Context, c *revops.Call, _ *revops.NoBody) (revops.NoBody, error) {
+			return revops.NoBody{}, nil
+		})
 }

@@ -42,12 +42,11 @@ func (p *Platform) rateLimit(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		now := p.cfg.Now()
-		setRateHeaders(w.Header(), pol, d, now)
 		if !d.Allowed {
-			p.api.WriteError(w, r, rateLimited(w.Header(), d, now))
+			p.api.WriteError(w, r, p.rateLimited(w.Header(), pol, d))
 			return
 		}
+		setRateHeaders(w.Header(), pol, d, p.cfg.Now())
 		next.ServeHTTP(w, r)
 	})
 }
@@ -96,8 +95,10 @@ func resetUnix(at time.Time) int64 {
 	return s
 }
 
-// rateLimited is the 429 of spec 001; its numbers match the headers.
-func rateLimited(h http.Header, d ratelimit.Decision, now time.Time) error {
+// rateLimited sets the rate-limit headers and Retry-After of a refused
+// request and returns spec 001's 429, whose numbers match the headers.
+func (p *Platform) rateLimited(h http.Header, pol ratelimit.Policy, d ratelimit.Decision) error {
+	setRateHeaders(h, pol, d, p.cfg.Now())
 	after := max(1, int64(math.Ceil(d.RetryAfter.Seconds())))
 	h.Set("Retry-After", strconv.FormatInt(after, 10))
 	e := core.E(core.CodeRateLimited, "Too many requests. Please retry after %d seconds.", after)
@@ -135,11 +136,7 @@ func (p *Platform) bucketOf(r *http.Request, c *httpapi.Call) (string, ratelimit
 			return "", ratelimit.Policy{}, err
 		}
 	}
-	pol, ok := p.cfg.RateLimits[tier]
-	if !ok { // a tier stored before the host's configuration changed
-		pol = p.cfg.RateLimits[p.cfg.Tiers[0]]
-	}
-	return keyBucket(c.Principal.KeyID), pol, nil
+	return keyBucket(c.Principal.KeyID), p.policyOf(tier), nil
 }
 
 // authFailed spends from the client IP's "auth" bucket (PublicRateLimit) on
@@ -151,9 +148,7 @@ func (p *Platform) authFailed(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || d.Allowed {
 		return nil
 	}
-	now := p.cfg.Now()
-	setRateHeaders(w.Header(), pol, d, now)
-	return rateLimited(w.Header(), d, now)
+	return p.rateLimited(w.Header(), pol, d)
 }
 
 func keyBucket(keyID int64) string { return "key:" + strconv.FormatInt(keyID, 10) }

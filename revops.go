@@ -218,13 +218,12 @@ func New(cfg Config) (*Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
-	p := &Platform{}
-	api, err := httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
+	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter}
+	p.api, err = httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed})
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
-	*p = Platform{cfg: cfg, api: api, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter}
 	if p.limiter == nil {
 		p.limiter = ratelimit.NewMemory(cfg.Now)
 	}
@@ -234,7 +233,7 @@ func New(cfg Config) (*Platform, error) {
 		ttl = keys.DefaultCacheTTL
 	}
 	p.tiers = &tierCache{p: p, ttl: ttl, m: map[int64]tierEntry{}}
-	api.Use(p.rateLimit, p.idempotent)
+	p.api.Use(p.rateLimit, p.idempotent)
 	p.routes()
 	return p, nil
 }
@@ -349,11 +348,21 @@ const (
 
 // Handle registers a host JSON route on the platform's handler.
 func Handle[In, Out any](p *Platform, rt Route, fn func(ctx context.Context, c *Call, in *In) (Out, error)) {
+	p.checkRateLimit(&rt)
 	httpapi.Handle(p.api, rt, fn)
+}
+
+// checkRateLimit refuses at registration a route naming a per-IP policy
+// that does not exist ("public" or "pixel").
+func (p *Platform) checkRateLimit(rt *Route) {
+	if _, ok := p.ipPolicies[rt.RateLimit]; rt.RateLimit != "" && !ok {
+		panic(fmt.Sprintf("revops: route %s %s: unknown RateLimit %q (use \"public\" or \"pixel\")", rt.Method, rt.Path, rt.RateLimit))
+	}
 }
 
 // HandleList registers a host list route on the platform's handler.
 func HandleList[Out any](p *Platform, rt Route, fn func(ctx context.Context, c *Call, lp core.ListParams) ([]Out, int, error)) {
+	p.checkRateLimit(&rt)
 	httpapi.HandleList(p.api, rt, fn)
 }
 

@@ -46,14 +46,6 @@ func toKey(k *keys.Key, wsTier string, now time.Time) *keyOut {
 		Status: k.Status(now), LastUsedAt: k.LastUsedAt, ExpiresAt: k.ExpiresAt, GracePeriodEndsAt: k.GraceEndsAt, CreatedAt: k.CreatedAt}
 }
 
-func (p *Platform) tierOf(ctx context.Context, workspaceID int64) (string, error) {
-	w, err := p.cfg.Store.Workspace(ctx, workspaceID)
-	if err != nil {
-		return "", err
-	}
-	return w.Tier, nil
-}
-
 // keyRoutes registers the key routes twice: under /api-keys (workspace from
 // the key or X-Workspace-ID) and under /workspaces/{id}/api-keys.
 func (p *Platform) keyRoutes() {
@@ -80,7 +72,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 		Tenant: tenant, Sort: []string{"id", "name", "created_at", "last_used_at", "expires_at"}, Search: true,
 		Statuses: []string{keys.StatusActive, keys.StatusRotating, keys.StatusExpired}},
 		func(ctx context.Context, c *Call, lp core.ListParams) ([]*keyOut, int, error) {
-			tier, err := p.tierOf(ctx, c.WorkspaceID())
+			tier, err := p.tiers.get(ctx, c.WorkspaceID())
 			if err != nil {
 				return nil, 0, err
 			}
@@ -102,7 +94,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 			if err != nil {
 				return nil, err
 			}
-			tier, err := p.tierOf(ctx, c.WorkspaceID())
+			tier, err := p.tiers.get(ctx, c.WorkspaceID())
 			return toKey(k, tier, now()), err
 		})
 
@@ -114,7 +106,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 			if err != nil {
 				return nil, err
 			}
-			tier, err := p.tierOf(ctx, c.WorkspaceID())
+			tier, err := p.tiers.get(ctx, c.WorkspaceID())
 			out := toKey(k, tier, now())
 			out.Key = raw
 			return out, err
@@ -131,7 +123,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 			if err != nil {
 				return nil, err
 			}
-			tier, err := p.tierOf(ctx, c.WorkspaceID())
+			tier, err := p.tiers.get(ctx, c.WorkspaceID())
 			out := toKey(k, tier, now())
 			out.Key, out.GracePeriodEndsAt = raw, &graceEnds
 			return out, err

@@ -49,6 +49,8 @@ func toPolicy(tier string, pol ratelimit.Policy) policyOut {
 	return policyOut{Tier: tier, RequestsPerMinute: pol.PerMinute, Burst: pol.Burst, Capacity: pol.Capacity()}
 }
 
+// policyOf is a tier's policy; a tier stored before the host's
+// configuration changed gets the default tier's.
 func (p *Platform) policyOf(tier string) ratelimit.Policy {
 	if pol, ok := p.cfg.RateLimits[tier]; ok {
 		return pol

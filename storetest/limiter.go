@@ -8,26 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revopsdev/revops/internal/testclock"
 	"github.com/revopsdev/revops/ratelimit"
 )
-
-// Clock is a settable clock for RunLimiter.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-// Advance moves the clock on by d.
-func (c *Clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // RunLimiter is the conformance suite of a ratelimit.Limiter: newLimiter
 // returns an empty limiter reading clock, which each subtest owns.
 func RunLimiter(t *testing.T, newLimiter func(t *testing.T, clock func() time.Time) ratelimit.Limiter) {
-	setup := func(t *testing.T) (ratelimit.Limiter, *Clock) {
-		c := &Clock{t: time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC)}
+	setup := func(t *testing.T) (ratelimit.Limiter, *testclock.Clock) {
+		c := testclock.New(time.Date(2026, 1, 15, 10, 0, 0, 0, time.UTC))
 		return newLimiter(t, c.Now), c
 	}
 	ctx := context.Background()

@@ -302,9 +302,9 @@ func (pr *pathRoutes) allow() string {
 	return strings.Join(ms, ", ")
 }
 
-// BodyLimit is the request body limit of c's route (the API's unless the
+// bodyLimit is the request body limit of c's route (the API's unless the
 // route sets a smaller one).
-func (a *API) BodyLimit(c *Call) int64 {
+func (a *API) bodyLimit(c *Call) int64 {
 	if c != nil && c.Route != nil && c.Route.MaxBodyBytes > 0 {
 		return min(c.Route.MaxBodyBytes, a.cfg.MaxBodyBytes)
 	}

@@ -17,22 +17,32 @@ import (
 	"github.com/revopsdev/revops/core"
 )
 
-// TooLarge is the 413 of a body over limit bytes.
-func TooLarge(limit int64) error {
+// ReadBody reads the request body up to its route's limit (bodyLimit): a
+// larger one is payload_too_large, an unreadable one bad_request.
+func (a *API) ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := a.bodyLimit(CallFrom(r.Context()))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(limit)
+		}
+		return nil, core.E(core.CodeBadRequest, "The request body could not be read.")
+	}
+	return body, nil
+}
+
+// tooLarge is the 413 of a body over limit bytes.
+func tooLarge(limit int64) error {
 	return core.E(core.CodeTooLarge, "The request body may not be larger than %d bytes.", limit)
 }
 
 // decode reads a JSON object into dst: JSON only, unknown fields rejected,
 // size-limited, then validated. An empty body decodes as {}.
 func (a *API) decode(w http.ResponseWriter, r *http.Request, dst any) error {
-	limit := a.BodyLimit(CallFrom(r.Context()))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := a.ReadBody(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return TooLarge(limit)
-		}
-		return core.E(core.CodeBadRequest, "The request body could not be read.")
+		return err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		body = []byte("{}")

@@ -277,12 +277,12 @@ func HandleRaw(a *API, rt Route, fn func(w http.ResponseWriter, r *http.Request,
 	r := &rt
 	r.in, r.out = noBodyType, noBodyType
 	r.serve = func(w http.ResponseWriter, req *http.Request, c *Call) {
-		limit := a.BodyLimit(c)
+		limit := a.bodyLimit(c)
 		req.Body = http.MaxBytesReader(w, req.Body, limit)
 		if err := fn(w, req, c); err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				err = TooLarge(limit)
+				err = tooLarge(limit)
 			}
 			a.WriteError(w, req, err)
 		}
