@@ -54,11 +54,17 @@ func (p *Platform) rateLimit(next http.Handler) http.Handler {
 // setRateHeaders writes both the X-RateLimit-* headers of spec 001 and the
 // IETF RateLimit-Policy / RateLimit fields; they report the same bucket.
 // They are on every response, so the five values are built in one buffer,
-// and the map entries written under their canonical keys share one array.
+// and the map entries written under their canonical keys share one allocation.
 func setRateHeaders(h http.Header, pol ratelimit.Policy, d ratelimit.Decision, now time.Time) {
 	resetAt := resetUnix(d.ResetAt)
 	reset := max(0, resetAt-now.Unix())
-	b := make([]byte, 0, 96+2*len(pol.Name))
+	// One allocation holds the values and their bytes (a long tier name
+	// may still spill the bytes to another).
+	rv := new(struct {
+		vals [5]string
+		buf  [128]byte
+	})
+	b := rv.buf[:0]
 	var ends [5]int
 	b = strconv.AppendInt(b, int64(d.Limit), 10)
 	ends[0] = len(b)
@@ -74,7 +80,7 @@ func setRateHeaders(h http.Header, pol ratelimit.Policy, d ratelimit.Decision, n
 	b = strconv.AppendInt(b, reset, 10)
 	ends[4] = len(b)
 	all := unsafe.String(unsafe.SliceData(b), len(b)) // b is never written again
-	vals := make([]string, 5)
+	vals := rv.vals[:]
 	for i, start := 0, 0; i < 5; i++ {
 		vals[i], start = all[start:ends[i]], ends[i]
 	}

@@ -206,7 +206,7 @@ func New(cfg Config) (*Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
-	v, err := keys.NewVerifier(cfg.Store, keys.VerifierConfig{Prefix: cfg.KeyPrefix, TTL: cfg.KeyCacheTTL, Now: cfg.Now})
+	v, err := keys.NewVerifier(cfg.Store, keys.VerifierConfig{Prefix: cfg.KeyPrefix, TTL: cfg.KeyCacheTTL, Now: cfg.Now, View: auth.KeyView})
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}

@@ -35,6 +35,8 @@ type Principal struct {
 	// rotation grace, whichever is first); nil if never. Keys it creates may
 	// not outlive it.
 	ExpiresAt *time.Time
+
+	own *Access // a workspace key's access to its workspace, built with it
 }
 
 // UserBound reports whether the principal acts as a user.
@@ -66,20 +68,33 @@ func NewResolver(v *keys.Verifier, ws workspace.Store, roles func(string) (scope
 	return &Resolver{keys: v, ws: ws, roles: roles}, nil
 }
 
-// Authenticate verifies a bearer token.
+// Authenticate verifies a bearer token. The principal is built once per
+// key cache fill (see KeyView) and shared: callers must not modify it.
 func (r *Resolver) Authenticate(ctx context.Context, token string) (*Principal, error) {
-	k, err := r.keys.Verify(ctx, token)
+	k, view, err := r.keys.VerifyView(ctx, token)
 	if err != nil {
 		return nil, err
 	}
+	if p, ok := view.(*Principal); ok {
+		return p, nil
+	}
+	return KeyView(k).(*Principal), nil
+}
+
+// KeyView is the keys.VerifierConfig.View that makes Authenticate build a
+// key's principal (and a workspace key's access) once per cache fill
+// instead of once per request.
+func KeyView(k *keys.Key) any {
 	p := &Principal{Kind: WorkspaceKey, KeyID: k.ID, UserID: k.UserID, WorkspaceID: k.WorkspaceID, Scopes: k.Scopes, Tier: k.RateLimitTier, ExpiresAt: k.ExpiresAt}
 	if g := k.GraceEndsAt; g != nil && (p.ExpiresAt == nil || g.Before(*p.ExpiresAt)) {
 		p.ExpiresAt = g
 	}
 	if k.WorkspaceID == 0 {
 		p.Kind = PersonalKey
+	} else {
+		p.own = &Access{Principal: p, WorkspaceID: p.WorkspaceID, Grant: scope.Grant{p.Scopes}}
 	}
-	return p, nil
+	return p
 }
 
 // Access resolves p inside workspace id. A workspace the principal cannot
@@ -91,6 +106,9 @@ func (r *Resolver) Access(ctx context.Context, p *Principal, workspaceID int64) 
 	if !p.UserBound() {
 		if workspaceID != p.WorkspaceID {
 			return nil, core.NotFound()
+		}
+		if p.own != nil {
+			return p.own, nil
 		}
 		return &Access{Principal: p, WorkspaceID: workspaceID, Grant: scope.Grant{p.Scopes}}, nil
 	}

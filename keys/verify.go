@@ -21,6 +21,7 @@ type Verifier struct {
 	ttl        time.Duration
 	maxEntries int
 	now        func() time.Time
+	view       func(*Key) any
 
 	mu    sync.RWMutex
 	cache map[string]cached // by hash
@@ -34,6 +35,7 @@ type Verifier struct {
 
 type cached struct {
 	key     *Key // nil: not found
+	view    any  // Config.View of key
 	expires time.Time
 }
 
@@ -50,6 +52,9 @@ type VerifierConfig struct {
 	// MaxEntries bounds the cache. Default 100,000.
 	MaxEntries int
 	Now        func() time.Time
+	// View, if set, derives a caller's read-only view of a key (auth's
+	// principal) once per cache fill; VerifyView returns it with the key.
+	View func(*Key) any
 }
 
 // NewVerifier returns a Verifier over store.
@@ -72,7 +77,7 @@ func NewVerifier(store Store, c VerifierConfig) (*Verifier, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return &Verifier{store: store, prefix: c.Prefix, ttl: c.TTL, maxEntries: c.MaxEntries, now: c.Now,
+	return &Verifier{store: store, prefix: c.Prefix, ttl: c.TTL, maxEntries: c.MaxEntries, now: c.Now, view: c.View,
 		cache: map[string]cached{}, pending: map[int64]time.Time{}}, nil
 }
 
@@ -80,11 +85,19 @@ func NewVerifier(store Store, c VerifierConfig) (*Verifier, error) {
 // not expired at this instant. Every failure is the same unauthorized error.
 // The key returned is shared with the cache: callers must not modify it.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
+	k, _, err := v.VerifyView(ctx, raw)
+	return k, err
+}
+
+// VerifyView is Verify also returning the key's view (nil without
+// VerifierConfig.View), shared with the cache like the key.
+func (v *Verifier) VerifyView(ctx context.Context, raw string) (*Key, any, error) {
 	if Parse(v.prefix, raw) != nil {
-		return nil, core.Unauthorized()
+		return nil, nil, core.Unauthorized()
 	}
 	var hb [2 * sha256.Size]byte
-	sum := sha256.Sum256([]byte(raw))
+	var rb [96]byte // keys are shorter: the copy stays on the stack
+	sum := sha256.Sum256(append(rb[:0], raw...))
 	hex.Encode(hb[:], sum[:])
 	now := v.now()
 	v.mu.RLock()
@@ -98,21 +111,24 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
 		case errors.Is(err, core.ErrNotFound):
 			k = nil
 		case err != nil:
-			return nil, err
+			return nil, nil, err
 		}
 		c = cached{key: k, expires: now.Add(v.ttl)}
+		if k != nil && v.view != nil {
+			c.view = v.view(k)
+		}
 		v.put(h, c, gen)
 	}
 	if c.key == nil {
-		return nil, core.Unauthorized()
+		return nil, nil, core.Unauthorized()
 	}
 	if st := c.key.Status(now); st == StatusExpired || st == StatusRevoked {
-		return nil, core.Unauthorized()
+		return nil, nil, core.Unauthorized()
 	}
 	v.touchMu.Lock()
 	v.pending[c.key.ID] = now
 	v.touchMu.Unlock()
-	return c.key, nil
+	return c.key, c.view, nil
 }
 
 func (v *Verifier) put(h string, c cached, gen uint64) {

@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
+	"time"
 
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/adapters/sqlstore"
@@ -33,7 +35,17 @@ type item struct {
 func main() {
 	mode := flag.String("mode", "pipeline", "pipeline or bare")
 	addr := flag.String("addr", "127.0.0.1:18080", "listen address")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the first 10 s of serving to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		time.AfterFunc(10*time.Second, func() { pprof.StopCPUProfile(); f.Close() })
+	}
 	if err := run(*mode, *addr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/revopsdev/revops/auth"
@@ -62,6 +63,8 @@ type API struct {
 	paths  map[string]*pathRoutes
 	routes []*Route
 	mw     []Middleware
+	begun  http.Handler // Begin(route), built once
+	mwGen  atomic.Uint64 // bumped by Use: routes rebuild their chains
 }
 
 type pathRoutes struct {
@@ -81,6 +84,7 @@ func New(cfg Config) (*API, error) {
 		cfg.MaxBodyBytes = 1 << 20
 	}
 	a := &API{cfg: cfg, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), paths: map[string]*pathRoutes{}}
+	a.begun = a.Begin(http.HandlerFunc(a.route))
 	// Anything no route matches is a JSON 404.
 	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { a.WriteError(w, r, core.NotFound()) })
 	return a, nil
@@ -90,6 +94,7 @@ func New(cfg Config) (*API, error) {
 func (a *API) Use(m ...Middleware) {
 	a.mu.Lock()
 	a.mw = append(a.mw, m...)
+	a.mwGen.Add(1)
 	a.mu.Unlock()
 }
 
@@ -113,6 +118,7 @@ func (a *API) register(rt *Route) {
 	if rt.Status == 0 {
 		rt.Status = http.StatusOK
 	}
+	rt.chain = new(atomic.Pointer[builtChain])
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	pr := a.paths[rt.Path]
@@ -153,6 +159,8 @@ const keyState ctxKey = 0
 // id, serveRoute the call (one context value, one request copy).
 type reqState struct {
 	id   string
+	idv  [1]string // the X-Request-Id header value, allocated with the state
+	idb  [4 + 24]byte
 	call *Call
 	tw   trackingWriter
 }
@@ -187,14 +195,14 @@ func init() {
 	idMix = binary.LittleEndian.Uint64(n[8:]) | 1
 }
 
-func newRequestID() string {
+// newRequestID writes a new id into out (so the id can live in the request
+// state's allocation).
+func newRequestID(out *[4 + 24]byte) {
 	var b [12]byte
 	copy(b[:4], idPrefix[:])
 	binary.BigEndian.PutUint64(b[4:], idCounter.Add(1)*idMix)
-	var out [4 + 24]byte
 	copy(out[:], "req_")
 	hex.Encode(out[4:], b[:])
-	return string(out[:])
 }
 
 // Begin assigns the request id (echoing a valid incoming one) and recovers
@@ -206,12 +214,14 @@ func (a *API) Begin(next http.Handler) http.Handler {
 			return
 		}
 		// Canonical header keys, so that the hot path allocates no copies.
-		id := r.Header.Get("X-Request-Id")
-		if !validRequestID(id) {
-			id = newRequestID()
+		st := &reqState{id: r.Header.Get("X-Request-Id"), tw: trackingWriter{ResponseWriter: w}}
+		if !validRequestID(st.id) {
+			newRequestID(&st.idb)
+			st.id = unsafe.String(&st.idb[0], len(st.idb)) // idb is not written again
 		}
-		w.Header()["X-Request-Id"] = []string{id}
-		st := &reqState{id: id, tw: trackingWriter{ResponseWriter: w}}
+		id := st.id
+		st.idv[0] = id
+		w.Header()["X-Request-Id"] = st.idv[:]
 		r = r.WithContext(context.WithValue(r.Context(), keyState, st))
 		tw := &st.tw
 		defer func() {
@@ -246,7 +256,7 @@ func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter 
 // ServeHTTP serves the API. It works under any mount prefix, including a
 // StripPrefix that leaves an empty or slash-less path.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.Begin(http.HandlerFunc(a.route)).ServeHTTP(w, r)
+	a.begun.ServeHTTP(w, r)
 }
 
 func (a *API) route(w http.ResponseWriter, r *http.Request) {

@@ -50,8 +50,12 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		e.buf.WriteString(`{"error":"server_error","message":"An unexpected error occurred."}` + "\n")
 	}
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(e.buf.Len())}
+	h["Content-Type"] = jsonContentType
+	if e.buf.Len() > 2048 {
+		// net/http sets Content-Length itself for bodies written whole
+		// into its 2 KiB buffer; larger ones would go out chunked.
+		h["Content-Length"] = []string{strconv.Itoa(e.buf.Len())}
+	}
 	w.WriteHeader(status)
 	w.Write(e.buf.Bytes())
 	if e.buf.Cap() > 64<<10 { // do not keep a rare huge buffer alive
@@ -59,6 +63,10 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 		e.enc = newEncoder(&e.buf)
 	}
 }
+
+// jsonContentType is shared by every response's header map: Set and Add
+// replace or reallocate the slice, never write into it.
+var jsonContentType = []string{"application/json"}
 
 // encoders reuse response buffers: every response is encoded through one.
 var encoders = sync.Pool{New: func() any {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/revopsdev/revops/auth"
 	"github.com/revopsdev/revops/core"
@@ -64,6 +65,7 @@ type Route struct {
 	list    bool
 	fields  map[string]bool
 	serve   func(w http.ResponseWriter, r *http.Request, c *Call)
+	chain   *atomic.Pointer[builtChain] // set by register (Route is passed by value)
 }
 
 // In and Out return the request body and result types (nil when none).
@@ -148,7 +150,18 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 		r = r.WithContext(context.WithValue(r.Context(), keyState, &reqState{id: st.id, call: c}))
 		c.R = r
 	}
+	a.chain(rt).ServeHTTP(w, r)
+}
+
+// chain is rt's handler wrapped in the middleware, built once per route (and
+// again after Use): the call reaches the handler through the request state.
+func (a *API) chain(rt *Route) http.Handler {
+	gen := a.mwGen.Load()
+	if ch := rt.chain.Load(); ch != nil && ch.gen == gen {
+		return ch.h
+	}
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := stateOf(r.Context()).call
 		c.R = r
 		rt.serve(w, r, c)
 	})
@@ -158,7 +171,13 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 	for i := len(mw) - 1; i >= 0; i-- {
 		h = mw[i](h)
 	}
-	h.ServeHTTP(w, r)
+	rt.chain.Store(&builtChain{gen: gen, h: h})
+	return h
+}
+
+type builtChain struct {
+	gen uint64
+	h   http.Handler
 }
 
 // admit authenticates r and resolves its access for rt.
@@ -298,7 +317,7 @@ func (a *API) Protect(scope string, tenant Tenant, h http.Handler) http.Handler 
 	if scope == "" {
 		panic("httpapi: Protect needs a scope")
 	}
-	rt := &Route{Scope: scope, Tenant: tenant, WorkspaceParam: "id"}
+	rt := &Route{Scope: scope, Tenant: tenant, WorkspaceParam: "id", chain: new(atomic.Pointer[builtChain])}
 	rt.serve = func(w http.ResponseWriter, r *http.Request, c *Call) { h.ServeHTTP(w, r) }
 	return a.Begin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serveRoute(w, r, rt) }))
 }
