@@ -63,7 +63,7 @@ type API struct {
 	paths  map[string]*pathRoutes
 	routes []*Route
 	mw     []Middleware
-	begun  http.Handler // Begin(route), built once
+	begun  http.Handler  // Begin(route), built once
 	mwGen  atomic.Uint64 // bumped by Use: routes rebuild their chains
 }
 
