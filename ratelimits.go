@@ -142,7 +142,7 @@ func (p *Platform) bucketOf(r *http.Request, c *httpapi.Call) (string, ratelimit
 			return "", ratelimit.Policy{}, err
 		}
 	}
-	return keyBucket(c.Principal.KeyID), p.policyOf(tier), nil
+	return c.Principal.Ref, p.policyOf(tier), nil
 }
 
 // authFailed spends from the client IP's "auth" bucket (PublicRateLimit) on
@@ -156,8 +156,6 @@ func (p *Platform) authFailed(w http.ResponseWriter, r *http.Request) error {
 	}
 	return p.rateLimited(w.Header(), pol, d)
 }
-
-func keyBucket(keyID int64) string { return "key:" + strconv.FormatInt(keyID, 10) }
 
 // clientIP is the peer address, or with TrustForwardedFor the last address
 // of X-Forwarded-For: the one the trusted proxy in front of us appended

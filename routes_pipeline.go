@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/revopsdev/revops/auth"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/httpapi"
 	"github.com/revopsdev/revops/keys"
@@ -89,7 +90,7 @@ func (p *Platform) addKeyLimit(ctx context.Context, out *rateLimitsOut, k *keys.
 		tier = wsTier
 	}
 	pol := p.policyOf(tier)
-	d, err := p.limiter.Peek(ctx, keyBucket(k.ID), pol)
+	d, err := p.limiter.Peek(ctx, auth.KeyRef(k.ID), pol)
 	if err != nil {
 		return err
 	}

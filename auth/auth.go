@@ -5,6 +5,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/revopsdev/revops/core"
@@ -35,6 +36,10 @@ type Principal struct {
 	// rotation grace, whichever is first); nil if never. Keys it creates may
 	// not outlive it.
 	ExpiresAt *time.Time
+
+	// Ref names the principal's key ("key:<id>", KeyRef) in rate-limit
+	// buckets; built once with the principal.
+	Ref string
 
 	own *Access // a workspace key's access to its workspace, built with it
 }
@@ -89,6 +94,7 @@ func KeyView(k *keys.Key) any {
 	if g := k.GraceEndsAt; g != nil && (p.ExpiresAt == nil || g.Before(*p.ExpiresAt)) {
 		p.ExpiresAt = g
 	}
+	p.Ref = KeyRef(k.ID)
 	if k.WorkspaceID == 0 {
 		p.Kind = PersonalKey
 	} else {
@@ -122,6 +128,9 @@ func (r *Resolver) Access(ctx context.Context, p *Principal, workspaceID int64) 
 	}
 	return &Access{Principal: p, WorkspaceID: workspaceID, Role: m.Role, Grant: scope.Grant{p.Scopes, role}}, nil
 }
+
+// KeyRef is the Ref of the key id's principal.
+func KeyRef(id int64) string { return "key:" + strconv.FormatInt(id, 10) }
 
 // Own is the grant of a principal outside any workspace: its own scopes.
 func Own(p *Principal) scope.Grant { return scope.Grant{p.Scopes} }

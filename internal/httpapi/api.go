@@ -65,6 +65,10 @@ type API struct {
 	mw     []Middleware
 	begun  http.Handler  // Begin(route), built once
 	mwGen  atomic.Uint64 // bumped by Use: routes rebuild their chains
+	// fast is the lookup in front of mux (router.go); off for good once a
+	// pattern is beyond it.
+	fast    atomic.Pointer[fastNode]
+	fastOff bool
 }
 
 type pathRoutes struct {
@@ -126,6 +130,7 @@ func (a *API) register(rt *Route) {
 		pr = &pathRoutes{api: a, methods: map[string]*Route{}}
 		a.paths[rt.Path] = pr
 		a.mux.Handle(rt.Path, pr)
+		a.rebuildFast()
 	}
 	if pr.methods[rt.Method] != nil {
 		panic(fmt.Sprintf("httpapi: route %s %s registered twice", rt.Method, rt.Path))
@@ -158,11 +163,12 @@ const keyState ctxKey = 0
 // reqState is what the kernel keeps in a request's context: Begin sets the
 // id, serveRoute the call (one context value, one request copy).
 type reqState struct {
-	id   string
-	idv  [1]string // the X-Request-Id header value, allocated with the state
-	idb  [4 + 24]byte
-	call *Call
-	tw   trackingWriter
+	id    string
+	idv   [1]string // the X-Request-Id header value, allocated with the state
+	idb   [4 + 24]byte
+	call  *Call
+	callv Call // the call of the request, allocated with the state
+	tw    trackingWriter
 }
 
 func stateOf(ctx context.Context) *reqState {
@@ -270,6 +276,9 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 		}
 		r2.URL = &u
 		r = r2
+	}
+	if a.serveFast(w, r) {
+		return
 	}
 	// ServeMux.ServeHTTP (not Handler) so that r.PathValue works.
 	a.mux.ServeHTTP(w, r)

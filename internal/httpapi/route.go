@@ -134,8 +134,13 @@ func CallFrom(ctx context.Context) *Call {
 // serveRoute runs the pipeline: authenticate, resolve the workspace, check
 // the scope, then middleware and the handler.
 func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
-	c, err := a.admit(r, rt)
-	if err != nil {
+	st := stateOf(r.Context()) // Begin ran: every entry point starts with it
+	c := &st.callv
+	nested := st.call != nil // a request served inside another one's handler
+	if nested {
+		c = new(Call)
+	}
+	if err := a.admit(r, rt, c); err != nil {
 		if core.As(err).Code == core.CodeUnauthorized && a.cfg.OnUnauthorized != nil {
 			if err2 := a.cfg.OnUnauthorized(w, r); err2 != nil {
 				err = err2
@@ -144,9 +149,9 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 		a.WriteError(w, r, err)
 		return
 	}
-	if st := stateOf(r.Context()); st.call == nil { // Begin ran: every entry point starts with it
+	if !nested {
 		st.call = c
-	} else { // a request served inside another one's handler: its own state
+	} else { // its own state
 		r = r.WithContext(context.WithValue(r.Context(), keyState, &reqState{id: st.id, call: c}))
 		c.R = r
 	}
@@ -180,34 +185,34 @@ type builtChain struct {
 	h   http.Handler
 }
 
-// admit authenticates r and resolves its access for rt.
-func (a *API) admit(r *http.Request, rt *Route) (*Call, error) {
-	c := &Call{R: r, RequestID: RequestID(r.Context()), Route: rt}
+// admit authenticates r and resolves its access for rt into c.
+func (a *API) admit(r *http.Request, rt *Route, c *Call) error {
+	*c = Call{R: r, RequestID: RequestID(r.Context()), Route: rt}
 	if rt.Public {
-		return c, nil
+		return nil
 	}
 	token, ok := bearer(r)
 	if !ok {
-		return nil, core.Unauthorized()
+		return core.Unauthorized()
 	}
 	p, err := a.cfg.Auth.Authenticate(r.Context(), token)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	c.Principal = p
 	if rt.Tenant != TenantNone {
 		wid, err := workspaceOf(r, rt, p)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if c.Access, err = a.cfg.Auth.Access(r.Context(), p, wid); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if !c.Allows(rt.Scope) {
-		return nil, core.MissingScope(rt.Scope)
+		return core.MissingScope(rt.Scope)
 	}
-	return c, nil
+	return nil
 }
 
 func bearer(r *http.Request) (string, bool) {

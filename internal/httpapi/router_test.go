@@ -1,0 +1,75 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestFastTreeAgreesWithServeMux: wherever the fast tree answers, it picks
+// the pattern and the wildcard values the ServeMux picks, and it answers
+// the clean paths of the common case.
+func TestFastTreeAgreesWithServeMux(t *testing.T) {
+	patterns := []string{
+		"/workspaces", "/workspaces/join", "/workspaces/{id}", "/workspaces/{id}/members",
+		"/workspaces/{id}/members/{userId}", "/workspaces/{id}/rate-limits/refresh",
+		"/files/{path...}", "/files/special", "/a/{x}", "/a/{x}/b", "/c/{y...}", "/c/d", "/c/d/{z}", "/pixel/track",
+	}
+	mux := http.NewServeMux()
+	root := &fastNode{}
+	byRoutes := map[*pathRoutes]string{}
+	for _, p := range patterns {
+		pr := &pathRoutes{}
+		byRoutes[pr] = p
+		mux.Handle(p, http.NotFoundHandler())
+		segs, ok := fastPattern(p)
+		if !ok || !root.add(segs, pr) {
+			t.Fatalf("fast tree refused %q", p)
+		}
+	}
+	paths := []string{
+		"/workspaces", "/workspaces/join", "/workspaces/12", "/workspaces/12/members", "/workspaces/12/members/7",
+		"/workspaces/join/members", "/workspaces/12/rate-limits/refresh", "/workspaces/12/rate-limits",
+		"/files/special", "/files/a", "/files/a/b/c", "/a/1", "/a/1/b", "/a/c", "/a/c/b", "/c/d", "/c/d/e", "/c/d/e/f", "/c/x/y", "/c", "/a/c/b/x",
+		"/nope", "/workspaces/12/members/7/extra", "/pixel/track", "/pixel", "/a/b.c", "/a/.x",
+		// not clean: the fast tree must decline these
+		"/workspaces/", "//workspaces", "/workspaces/./12", "/workspaces/../join", "/files/a%2Fb", "/a/..",
+	}
+	served := 0
+	for _, path := range paths {
+		r := httptest.NewRequest("GET", "http://x"+path, nil)
+		var vals fastValues
+		var pr *pathRoutes
+		if cleanFastPath(r.URL.Path) && r.URL.RawPath == "" {
+			pr = root.match(r.URL.Path[1:], &vals)
+		}
+		_, want := mux.Handler(r)
+		if pr == nil { // declining is always safe: the ServeMux answers
+			continue
+		}
+		served++
+		if got := byRoutes[pr]; got != want {
+			t.Errorf("%s: fast tree %q, ServeMux %q", path, got, want)
+			continue
+		}
+		// The ServeMux's wildcard values, read through a real dispatch.
+		m := http.NewServeMux()
+		m.HandleFunc(want, func(w http.ResponseWriter, r *http.Request) {
+			for _, v := range vals.v[:vals.n] {
+				if got := r.PathValue(v.name); got != v.value {
+					t.Errorf("%s: {%s} is %q in the fast tree, %q in the ServeMux", path, v.name, v.value, got)
+				}
+			}
+		})
+		m.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if served < 15 {
+		t.Fatalf("the fast tree served only %d paths", served)
+	}
+	for _, bad := range []string{"/", "/static/", "/x/{$}", "/x/{a}{b}", "/x/{a...}/y", "/x/pre{a}", "GET /x", "/x//y"} {
+		if _, ok := fastPattern(bad); ok && !strings.HasPrefix(bad, "GET") {
+			t.Errorf("fastPattern accepted %q", bad)
+		}
+	}
+}
