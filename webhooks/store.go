@@ -1,0 +1,139 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/revopsdev/revops/core"
+)
+
+// Delivery statuses (spec 001).
+const (
+	StatusPending  = "pending"  // due (or running): no attempt has finished yet
+	StatusRetrying = "retrying" // an attempt failed; another is scheduled
+	StatusSuccess  = "success"  // a 2xx answered
+	StatusFailed   = "failed"   // given up: attempts exhausted or endpoint disabled
+)
+
+// Statuses lists the delivery statuses a list may filter on.
+var Statuses = []string{StatusPending, StatusSuccess, StatusFailed, StatusRetrying}
+
+// Why an endpoint was disabled by delivery, not by its owner.
+const (
+	DisabledGone    = "gone"    // it answered 410 Gone
+	DisabledFailing = "failing" // every attempt failed for Config.DisableAfter
+)
+
+// Endpoint is a URL subscribed to events of one workspace.
+type Endpoint struct {
+	ID          int64
+	WorkspaceID int64
+	URL         string
+	Events      []string // event types and patterns ("post.*", "*")
+	Secret      string   // whsec_…, signs every delivery
+	// PrevSecret is the secret before the last rotation, still signing
+	// deliveries (beside Secret) until PrevSecretUntil.
+	PrevSecret      string
+	PrevSecretUntil *time.Time
+	IsActive        bool
+	// DisabledReason says why delivery disabled the endpoint (DisabledGone,
+	// DisabledFailing); "" when active or disabled by its owner.
+	DisabledReason      string
+	SuccessCount        int64
+	FailureCount        int64
+	ConsecutiveFailures int
+	// FailingSince is the end of the first failed attempt of the current
+	// run of failures (nil after a success).
+	FailingSince   *time.Time
+	LastDeliveryAt *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Event is one published event.
+type Event struct {
+	ID          string // evt_…, the webhook-id of every delivery of it
+	WorkspaceID int64
+	Type        string
+	Payload     json.RawMessage
+	CreatedAt   time.Time
+}
+
+// Delivery is one event to one endpoint: the durable truth the queue works
+// from. A queue job only names it.
+type Delivery struct {
+	ID          int64
+	WorkspaceID int64
+	EndpointID  int64
+	EventID     string
+	EventType   string
+	Status      string
+	Attempt     int // attempts made (finished or running)
+	// NextAttemptAt is when the delivery is due (pending or retrying).
+	NextAttemptAt *time.Time
+	// LockedUntil is the lease of the worker attempting it.
+	LockedUntil    *time.Time
+	ResponseCode   int    // of the last attempt; 0 if none answered
+	ResponseBody   string // of the last attempt, truncated
+	ResponseTimeMs int
+	Error          string // why the last attempt failed without a status
+	DeliveredAt    *time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// DeliveryFilter narrows a list of deliveries.
+type DeliveryFilter struct {
+	EndpointID int64  // required
+	Status     string // "" for all
+}
+
+// Store persists endpoints, events and deliveries. Contract, checked by
+// storetest: every read and write is scoped to its workspace (another
+// workspace's rows are core.ErrNotFound); read-modify-write methods run in
+// one transaction with the row locked, so concurrent updates never lose one
+// another; times round-trip in UTC.
+type Store interface {
+	// CreateWebhookEndpoint inserts e and sets its ID, CreatedAt, UpdatedAt.
+	CreateWebhookEndpoint(ctx context.Context, e *Endpoint) error
+	WebhookEndpoint(ctx context.Context, workspaceID, id int64) (*Endpoint, error)
+	// ListWebhookEndpoints pages a workspace's endpoints (sort: id,
+	// created_at; search: url).
+	ListWebhookEndpoints(ctx context.Context, workspaceID int64, p core.ListParams) ([]Endpoint, int, error)
+	// UpdateWebhookEndpoint applies fn to the stored endpoint and writes it
+	// back; an error from fn is returned and nothing is written.
+	UpdateWebhookEndpoint(ctx context.Context, workspaceID, id int64, fn func(*Endpoint) error) (*Endpoint, error)
+	// DeleteWebhookEndpoint removes the endpoint and its deliveries.
+	DeleteWebhookEndpoint(ctx context.Context, workspaceID, id int64) error
+	// ActiveWebhookEndpoints lists a workspace's active endpoints.
+	ActiveWebhookEndpoints(ctx context.Context, workspaceID int64) ([]Endpoint, error)
+
+	// CreateWebhookEvent stores ev and its deliveries in one transaction,
+	// setting the deliveries' IDs and times; it returns them.
+	CreateWebhookEvent(ctx context.Context, ev *Event, ds []Delivery) ([]Delivery, error)
+	WebhookEvent(ctx context.Context, workspaceID int64, id string) (*Event, error)
+
+	WebhookDelivery(ctx context.Context, workspaceID, id int64) (*Delivery, error)
+	// ListWebhookDeliveries pages an endpoint's deliveries, newest first
+	// unless p sorts (sort: id, created_at).
+	ListWebhookDeliveries(ctx context.Context, workspaceID int64, f DeliveryFilter, p core.ListParams) ([]Delivery, int, error)
+	// ClaimWebhookDelivery leases delivery id until `until` if it is due at
+	// now (pending or retrying, NextAttemptAt ≤ now) and not leased (no
+	// LockedUntil, or one ≤ now), incrementing Attempt. It returns the
+	// claimed row, or false when another worker holds it or it is not due.
+	// Of workers racing for one delivery, exactly one wins.
+	ClaimWebhookDelivery(ctx context.Context, id int64, now, until time.Time) (*Delivery, bool, error)
+	// FinishWebhookAttempt writes the outcome of an attempt (d's Status,
+	// NextAttemptAt, response fields, DeliveredAt; LockedUntil cleared) and
+	// applies fn to its endpoint, in one transaction. It writes nothing and
+	// returns false if the delivery is no longer leased by this attempt
+	// (its LockedUntil differs from d.LockedUntil) or is gone.
+	FinishWebhookAttempt(ctx context.Context, d *Delivery, fn func(*Endpoint) error) (bool, error)
+	// DueWebhookDeliveries lists up to limit deliveries due at now and not
+	// leased, oldest NextAttemptAt first, across workspaces.
+	DueWebhookDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)
+	// UpdateWebhookDelivery applies fn to the stored delivery and writes it
+	// back (manual retry); an error from fn is returned and nothing is written.
+	UpdateWebhookDelivery(ctx context.Context, workspaceID, id int64, fn func(*Delivery) error) (*Delivery, error)
+}
