@@ -14,12 +14,17 @@ import (
 // request. Anything else (escapes, dot segments, trailing or double
 // slashes, a pattern it cannot express) goes to the ServeMux.
 type fastNode struct {
-	lits     map[string]*fastNode
-	wild     *fastNode // {name}
-	wildName string
-	rest     *pathRoutes // {name...}
-	restName string
-	routes   *pathRoutes // a pattern ends here
+	lits   map[string]*fastNode
+	wild   *fastNode // {name}
+	rest   *fastLeaf // {name...}
+	routes *fastLeaf // a pattern ends here
+}
+
+// fastLeaf is a pattern: its routes and its wildcard names in order (two
+// patterns may name the wildcard at one position differently).
+type fastLeaf struct {
+	pr    *pathRoutes
+	names []string
 }
 
 // maxFastValues bounds the wildcards a fast match collects on the stack.
@@ -59,6 +64,7 @@ func fastPattern(pattern string) ([]string, bool) {
 
 // add inserts pattern's segments; false if the tree cannot hold it.
 func (n *fastNode) add(segs []string, pr *pathRoutes) bool {
+	leaf := &fastLeaf{pr: pr}
 	for i, s := range segs {
 		if name, ok := strings.CutPrefix(s, "{"); ok {
 			name = strings.TrimSuffix(name, "}")
@@ -66,15 +72,13 @@ func (n *fastNode) add(segs []string, pr *pathRoutes) bool {
 				if n.rest != nil || i != len(segs)-1 {
 					return false
 				}
-				n.rest, n.restName = pr, rest
+				leaf.names = append(leaf.names, rest)
+				n.rest = leaf
 				return true
 			}
+			leaf.names = append(leaf.names, name)
 			if n.wild == nil {
-				n.wild, n.wildName = &fastNode{}, name
-			} else if n.wildName != name {
-				// Same position, other name: the ServeMux keys its tree
-				// by position too, but keep the tree simple.
-				return false
+				n.wild = &fastNode{}
 			}
 			n = n.wild
 			continue
@@ -92,20 +96,18 @@ func (n *fastNode) add(segs []string, pr *pathRoutes) bool {
 	if n.routes != nil {
 		return false
 	}
-	n.routes = pr
+	n.routes = leaf
 	return true
 }
 
-type fastValue struct{ name, value string }
-
 // fastValues collects the wildcard values of a match without allocating.
 type fastValues struct {
-	v [maxFastValues]fastValue
+	v [maxFastValues]string
 	n int
 }
 
-// match finds the routes of path (after its leading slash).
-func (n *fastNode) match(path string, vals *fastValues) *pathRoutes {
+// match finds the pattern of path (after its leading slash).
+func (n *fastNode) match(path string, vals *fastValues) *fastLeaf {
 	if path == "" {
 		return n.routes
 	}
@@ -115,25 +117,25 @@ func (n *fastNode) match(path string, vals *fastValues) *pathRoutes {
 			if c.routes != nil {
 				return c.routes
 			}
-		} else if pr := c.match(rest, vals); pr != nil {
-			return pr
+		} else if l := c.match(rest, vals); l != nil {
+			return l
 		}
 	}
 	if n.wild != nil && seg != "" {
 		mark := vals.n
-		vals.v[vals.n] = fastValue{n.wildName, seg}
+		vals.v[vals.n] = seg
 		vals.n++
 		if !more {
 			if n.wild.routes != nil {
 				return n.wild.routes
 			}
-		} else if pr := n.wild.match(rest, vals); pr != nil {
-			return pr
+		} else if l := n.wild.match(rest, vals); l != nil {
+			return l
 		}
 		vals.n = mark
 	}
 	if n.rest != nil {
-		vals.v[vals.n] = fastValue{n.restName, path}
+		vals.v[vals.n] = path
 		vals.n++
 		return n.rest
 	}
@@ -188,13 +190,13 @@ func (a *API) serveFast(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	var vals fastValues
-	pr := root.match(r.URL.Path[1:], &vals)
-	if pr == nil {
+	l := root.match(r.URL.Path[1:], &vals)
+	if l == nil {
 		return false
 	}
-	for _, v := range vals.v[:vals.n] {
-		r.SetPathValue(v.name, v.value)
+	for i, v := range vals.v[:vals.n] {
+		r.SetPathValue(l.names[i], v)
 	}
-	pr.ServeHTTP(w, r)
+	l.pr.ServeHTTP(w, r)
 	return true
 }

@@ -14,6 +14,7 @@ func TestFastTreeAgreesWithServeMux(t *testing.T) {
 	patterns := []string{
 		"/workspaces", "/workspaces/join", "/workspaces/{id}", "/workspaces/{id}/members",
 		"/workspaces/{id}/members/{userId}", "/workspaces/{id}/rate-limits/refresh",
+		"/webhooks/{id}", "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
 		"/files/{path...}", "/files/special", "/a/{x}", "/a/{x}/b", "/c/{y...}", "/c/d", "/c/d/{z}", "/pixel/track",
 	}
 	mux := http.NewServeMux()
@@ -30,7 +31,7 @@ func TestFastTreeAgreesWithServeMux(t *testing.T) {
 	}
 	paths := []string{
 		"/workspaces", "/workspaces/join", "/workspaces/12", "/workspaces/12/members", "/workspaces/12/members/7",
-		"/workspaces/join/members", "/workspaces/12/rate-limits/refresh", "/workspaces/12/rate-limits",
+		"/workspaces/join/members", "/webhooks/3", "/webhooks/3/deliveries/9/retry", "/webhooks/3/deliveries/9", "/workspaces/12/rate-limits/refresh", "/workspaces/12/rate-limits",
 		"/files/special", "/files/a", "/files/a/b/c", "/a/1", "/a/1/b", "/a/c", "/a/c/b", "/c/d", "/c/d/e", "/c/d/e/f", "/c/x/y", "/c", "/a/c/b/x",
 		"/nope", "/workspaces/12/members/7/extra", "/pixel/track", "/pixel", "/a/b.c", "/a/.x",
 		// not clean: the fast tree must decline these
@@ -40,25 +41,29 @@ func TestFastTreeAgreesWithServeMux(t *testing.T) {
 	for _, path := range paths {
 		r := httptest.NewRequest("GET", "http://x"+path, nil)
 		var vals fastValues
-		var pr *pathRoutes
+		var l *fastLeaf
 		if cleanFastPath(r.URL.Path) && r.URL.RawPath == "" {
-			pr = root.match(r.URL.Path[1:], &vals)
+			l = root.match(r.URL.Path[1:], &vals)
 		}
 		_, want := mux.Handler(r)
-		if pr == nil { // declining is always safe: the ServeMux answers
+		if l == nil { // declining is always safe: the ServeMux answers
 			continue
 		}
 		served++
-		if got := byRoutes[pr]; got != want {
+		if got := byRoutes[l.pr]; got != want {
 			t.Errorf("%s: fast tree %q, ServeMux %q", path, got, want)
 			continue
 		}
 		// The ServeMux's wildcard values, read through a real dispatch.
 		m := http.NewServeMux()
 		m.HandleFunc(want, func(w http.ResponseWriter, r *http.Request) {
-			for _, v := range vals.v[:vals.n] {
-				if got := r.PathValue(v.name); got != v.value {
-					t.Errorf("%s: {%s} is %q in the fast tree, %q in the ServeMux", path, v.name, v.value, got)
+			if len(l.names) != vals.n {
+				t.Errorf("%s: %d values for the wildcards %q", path, vals.n, l.names)
+				return
+			}
+			for i, v := range vals.v[:vals.n] {
+				if got := r.PathValue(l.names[i]); got != v {
+					t.Errorf("%s: {%s} is %q in the fast tree, %q in the ServeMux", path, l.names[i], v, got)
 				}
 			}
 		})
