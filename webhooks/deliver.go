@@ -1,0 +1,333 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/webhooks/ssrf"
+)
+
+// CodeCannotRetry is spec 001's error of a manual retry that may not run.
+const CodeCannotRetry core.Code = "cannot_retry"
+
+// Limits on what is kept of a receiver's answer.
+const (
+	MaxResponseBody = 1024    // bytes stored per attempt
+	drainLimit      = 64 << 10 // bytes read to reuse the connection
+	maxRetryAfter   = 24 * time.Hour
+)
+
+// Run delivers until ctx ends: the queue's workers, and a sweep (at once,
+// then every SweepInterval) that queues whatever is due and not leased.
+func (s *Service) Run(ctx context.Context) error {
+	go func() {
+		t := time.NewTicker(s.cfg.SweepInterval)
+		defer t.Stop()
+		for {
+			s.Sweep(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s.cfg.Queue.Run(ctx, s.work)
+}
+
+// Sweep queues every due, unleased delivery (up to 1,000 per call).
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	ds, err := s.store.DueWebhookDeliveries(ctx, s.cfg.Now().UTC(), 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.cfg.Logger.ErrorContext(ctx, "webhooks: sweep failed", "error", err)
+		}
+		return 0, err
+	}
+	s.enqueue(ctx, ds)
+	return len(ds), nil
+}
+
+// work runs one job unless its endpoint already has PerEndpoint attempts
+// running: then it asks to run again shortly, so that a slow endpoint holds
+// at most PerEndpoint workers and never stalls the others.
+func (s *Service) work(ctx context.Context, j Job) time.Duration {
+	s.mu.Lock()
+	if s.busy[j.EndpointID] >= s.cfg.PerEndpoint {
+		s.mu.Unlock()
+		return 200 * time.Millisecond
+	}
+	s.busy[j.EndpointID]++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.busy[j.EndpointID]--; s.busy[j.EndpointID] <= 0 {
+			delete(s.busy, j.EndpointID)
+		}
+		s.mu.Unlock()
+	}()
+	if err := s.Attempt(ctx, j.DeliveryID); err != nil && ctx.Err() == nil {
+		s.cfg.Logger.ErrorContext(ctx, "webhooks: attempt failed", "delivery_id", j.DeliveryID, "error", err)
+	}
+	return 0
+}
+
+// Attempt claims delivery id if it is due, sends it and records the
+// outcome: success, a retry on the schedule, or failure. A delivery that is
+// not due or is leased by another worker is left alone.
+func (s *Service) Attempt(ctx context.Context, id int64) error {
+	now := s.cfg.Now().UTC()
+	// The lease outlives the attempt's timeout: a worker that dies leaves
+	// the delivery to the sweep once it ends.
+	d, ok, err := s.store.ClaimWebhookDelivery(ctx, id, now, now.Add(s.cfg.Timeout+30*time.Second))
+	if err != nil || !ok {
+		return err
+	}
+	ep, err := s.store.WebhookEndpoint(ctx, d.WorkspaceID, d.EndpointID)
+	if errors.Is(err, core.ErrNotFound) {
+		return nil // deleted with its deliveries
+	}
+	if err != nil {
+		return err
+	}
+	if !ep.IsActive {
+		d.Status, d.NextAttemptAt, d.Error = StatusFailed, nil, "The endpoint is disabled."
+		d.Attempt-- // nothing was sent
+		_, err := s.store.FinishWebhookAttempt(ctx, d, func(*Endpoint) error { return nil })
+		return err
+	}
+	ev, err := s.store.WebhookEvent(ctx, d.WorkspaceID, d.EventID)
+	if err != nil {
+		return err
+	}
+	r := s.send(ctx, ep, ev)
+	now = s.cfg.Now().UTC()
+	d.ResponseCode, d.ResponseBody, d.ResponseTimeMs, d.Error = r.Code, r.Body, r.TimeMs, r.Err
+	success := r.Code >= 200 && r.Code < 300
+	disable := ""
+	switch {
+	case success:
+		d.Status, d.DeliveredAt, d.NextAttemptAt = StatusSuccess, &now, nil
+	case r.Code == http.StatusGone:
+		disable = DisabledGone
+	case ep.FailingSince != nil && now.Sub(*ep.FailingSince) >= s.cfg.DisableAfter:
+		disable = DisabledFailing
+	}
+	if !success {
+		if disable != "" || d.Attempt >= len(s.cfg.Schedule) {
+			d.Status, d.NextAttemptAt = StatusFailed, nil
+		} else {
+			delay := s.cfg.Jitter(s.cfg.Schedule[d.Attempt])
+			if r.RetryAfter > delay {
+				delay = min(r.RetryAfter, maxRetryAfter)
+			}
+			next := now.Add(delay)
+			d.Status, d.NextAttemptAt = StatusRetrying, &next
+		}
+	}
+	disabledNow := false
+	done, err := s.store.FinishWebhookAttempt(ctx, d, func(e *Endpoint) error {
+		e.LastDeliveryAt = &now
+		if success {
+			e.SuccessCount++
+			e.ConsecutiveFailures, e.FailingSince = 0, nil
+			return nil
+		}
+		e.FailureCount++
+		e.ConsecutiveFailures++
+		if e.FailingSince == nil {
+			e.FailingSince = &now
+		}
+		if disable != "" && e.IsActive {
+			e.IsActive, e.DisabledReason, disabledNow = false, disable, true
+		}
+		return nil
+	})
+	if err != nil || !done {
+		return err
+	}
+	if d.Status == StatusRetrying {
+		s.enqueue(ctx, []Delivery{*d})
+	}
+	if disabledNow {
+		payload := map[string]any{"endpoint_id": ep.ID, "url": ep.URL, "reason": disable}
+		if _, err := s.Publish(ctx, ep.WorkspaceID, "endpoint.disabled", payload); err != nil {
+			return fmt.Errorf("webhooks: endpoint %d disabled, but its event was not recorded: %w", ep.ID, err)
+		}
+	}
+	return nil
+}
+
+// SendResult is the outcome of one POST to an endpoint.
+type SendResult struct {
+	Code       int    // 0 when nothing answered
+	Body       string // truncated to MaxResponseBody
+	TimeMs     int
+	Err        string // why nothing (or a redirect) answered
+	RetryAfter time.Duration
+}
+
+// Body is the JSON an endpoint receives for ev (Standard Webhooks shape).
+func Body(ev *Event) []byte {
+	b, _ := json.Marshal(struct {
+		Type      string          `json:"type"`
+		Timestamp time.Time       `json:"timestamp"`
+		Data      json.RawMessage `json:"data"`
+	}{ev.Type, ev.CreatedAt.UTC(), ev.Payload})
+	return b
+}
+
+// send POSTs ev to ep, signed with its secret (and the previous one during
+// a rotation's overlap).
+func (s *Service) send(ctx context.Context, ep *Endpoint, ev *Event) SendResult {
+	body := Body(ev)
+	now := s.cfg.Now()
+	var keys [][]byte
+	if k, err := ParseSecret(ep.Secret); err == nil {
+		keys = append(keys, k)
+	}
+	if ep.PrevSecret != "" && ep.PrevSecretUntil != nil && now.Before(*ep.PrevSecretUntil) {
+		if k, err := ParseSecret(ep.PrevSecret); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return SendResult{Err: "The endpoint's secret is unusable; rotate it."}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
+	if err != nil {
+		return SendResult{Err: "The endpoint URL is invalid."}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "revops-webhooks/1")
+	for k, v := range Headers(keys, ev.ID, now, body) {
+		req.Header.Set(k, v)
+	}
+	if s.cfg.LegacyHeader != "" {
+		req.Header.Set(s.cfg.LegacyHeader, LegacySignature(keys[0], body))
+	}
+	start := time.Now()
+	resp, err := s.client.Do(req)
+	ms := int(time.Since(start).Milliseconds())
+	if err != nil {
+		return SendResult{TimeMs: ms, Err: describe(err, s.cfg.Timeout)}
+	}
+	defer resp.Body.Close()
+	buf, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+	r := SendResult{Code: resp.StatusCode, Body: string(bytes.ToValidUTF8(buf, nil)), TimeMs: ms}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		r.Err = "Redirects are not followed; point the endpoint at the final URL."
+	}
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		r.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), now)
+	}
+	return r
+}
+
+// retryAfter parses a Retry-After header: seconds or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+		return min(time.Duration(n)*time.Second, maxRetryAfter)
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
+	}
+	return 0
+}
+
+// describe turns a client error into what a customer reading the log needs.
+func describe(err error, timeout time.Duration) string {
+	var blocked *ssrf.BlockedError
+	var ne net.Error
+	switch {
+	case errors.As(err, &blocked):
+		return "The endpoint resolved to an address that is not allowed (" + blocked.Error() + ")."
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		return fmt.Sprintf("Timed out after %s.", timeout)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return "Connection failed: " + err.Error()
+}
+
+// Test sends a test event to the endpoint at once, outside the delivery
+// log, and reports what happened (spec 001's test send).
+func (s *Service) Test(ctx context.Context, workspaceID, id int64) (*Endpoint, SendResult, error) {
+	ep, err := s.store.WebhookEndpoint(ctx, workspaceID, id)
+	if err != nil {
+		return nil, SendResult{}, err
+	}
+	ev := &Event{ID: NewEventID(), WorkspaceID: workspaceID, Type: "webhook.test", CreatedAt: s.cfg.Now().UTC(),
+		Payload: json.RawMessage(`{"message":"This is a test event from revops."}`)}
+	return ep, s.send(ctx, ep, ev), nil
+}
+
+// Delivery returns one delivery of endpoint endpointID.
+func (s *Service) Delivery(ctx context.Context, workspaceID, endpointID, id int64) (*Delivery, error) {
+	d, err := s.store.WebhookDelivery(ctx, workspaceID, id)
+	if err != nil {
+		return nil, err
+	}
+	if d.EndpointID != endpointID {
+		return nil, core.NotFound()
+	}
+	return d, nil
+}
+
+// ListDeliveries pages an endpoint's deliveries.
+func (s *Service) ListDeliveries(ctx context.Context, workspaceID, endpointID int64, status string, p core.ListParams) ([]Delivery, int, error) {
+	if _, err := s.store.WebhookEndpoint(ctx, workspaceID, endpointID); err != nil {
+		return nil, 0, err
+	}
+	return s.store.ListWebhookDeliveries(ctx, workspaceID, DeliveryFilter{EndpointID: endpointID, Status: status}, p)
+}
+
+// Retry queues another attempt of a delivery now. It refuses (400
+// cannot_retry) a delivery that succeeded, used all its attempts, is being
+// attempted, or whose endpoint is disabled.
+func (s *Service) Retry(ctx context.Context, workspaceID, endpointID, id int64) (*Delivery, error) {
+	ep, err := s.store.WebhookEndpoint(ctx, workspaceID, endpointID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now().UTC()
+	d, err := s.store.UpdateWebhookDelivery(ctx, workspaceID, id, func(d *Delivery) error {
+		switch {
+		case d.EndpointID != endpointID:
+			return core.NotFound()
+		case d.Status == StatusSuccess:
+			return core.E(CodeCannotRetry, "The delivery already succeeded.")
+		case d.Attempt >= len(s.cfg.Schedule):
+			return core.E(CodeCannotRetry, "The delivery has used all %d attempts.", len(s.cfg.Schedule))
+		case d.LockedUntil != nil && d.LockedUntil.After(now):
+			return core.E(CodeCannotRetry, "An attempt of this delivery is in progress.")
+		case !ep.IsActive:
+			return core.E(CodeCannotRetry, "The endpoint is disabled; enable it first.")
+		}
+		d.Status, d.NextAttemptAt = StatusPending, &now
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.enqueue(ctx, []Delivery{*d})
+	return d, nil
+}

@@ -1,0 +1,335 @@
+package webhooks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/webhooks/ssrf"
+)
+
+// DefaultSchedule is when attempts run, from the event: the first at once,
+// each next one after the delay at its index (Svix's schedule).
+var DefaultSchedule = []time.Duration{0, 5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour}
+
+// Config configures a Service. Only Store and Catalog are required.
+type Config struct {
+	Store   Store
+	Catalog *Catalog
+	// Queue runs deliveries; default an in-process MemoryQueue. A durable
+	// queue (River) survives restarts; with either, the delivery rows are
+	// the truth and a sweep re-enqueues whatever is due.
+	Queue Queue
+	// AllowPrivate lets endpoints use http and private, loopback and
+	// link-local addresses: for development and tests only.
+	AllowPrivate bool
+	// Resolver resolves endpoint hosts (default net.DefaultResolver).
+	Resolver ssrf.Resolver
+	// Timeout of one attempt (default 15 s); no redirect is followed.
+	Timeout time.Duration
+	// Schedule of attempts (default DefaultSchedule); its length is the
+	// number of automatic attempts.
+	Schedule []time.Duration
+	// Jitter spreads a retry delay (default: up to +10%, random).
+	Jitter func(time.Duration) time.Duration
+	// DisableAfter disables an endpoint whose attempts have all failed for
+	// this long (default 5 days).
+	DisableAfter time.Duration
+	// RotationOverlap is how long the previous secret keeps signing after
+	// a rotation (default 24 h).
+	RotationOverlap time.Duration
+	// LegacyHeader, if set (e.g. "X-Revops-Signature"), also signs each
+	// delivery as "sha256=<hex HMAC of the body>" for spec 000/001 receivers.
+	LegacyHeader string
+	// PerEndpoint bounds concurrent attempts to one endpoint (default 4).
+	PerEndpoint int
+	// SweepInterval is how often due deliveries are re-enqueued (default
+	// 30 s): work lost by a crash between commit and enqueue, or with a
+	// worker that died, runs again once its lease ends.
+	SweepInterval time.Duration
+	Now           func() time.Time
+	Logger        *slog.Logger
+	// Transport overrides the delivery transport (tests); by default one
+	// that dials only addresses the SSRF guard allows.
+	Transport http.RoundTripper
+}
+
+// Service manages endpoints and publishes and delivers events.
+type Service struct {
+	cfg    Config
+	store  Store
+	client *http.Client
+
+	mu   sync.Mutex
+	busy map[int64]int // running attempts per endpoint
+}
+
+// New validates cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Catalog == nil {
+		return nil, errors.New("webhooks: Config.Store and Config.Catalog are required")
+	}
+	if cfg.Schedule == nil {
+		cfg.Schedule = DefaultSchedule
+	}
+	if len(cfg.Schedule) == 0 {
+		return nil, errors.New("webhooks: Config.Schedule needs at least one attempt")
+	}
+	for _, d := range cfg.Schedule {
+		if d < 0 {
+			return nil, errors.New("webhooks: Config.Schedule delays must not be negative")
+		}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = func(d time.Duration) time.Duration { return d + time.Duration(rand.Int64N(int64(d)/10+1)) }
+	}
+	if cfg.DisableAfter <= 0 {
+		cfg.DisableAfter = 5 * 24 * time.Hour
+	}
+	if cfg.RotationOverlap <= 0 {
+		cfg.RotationOverlap = 24 * time.Hour
+	}
+	if cfg.PerEndpoint <= 0 {
+		cfg.PerEndpoint = 4
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	if cfg.Queue == nil {
+		cfg.Queue = NewMemoryQueue(MemoryQueueConfig{Now: cfg.Now})
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = &http.Transport{
+			Proxy:                 nil, // a proxy would dial for us, unchecked
+			DialContext:           ssrf.DialContext(cfg.Resolver, cfg.AllowPrivate),
+			MaxIdleConnsPerHost:   cfg.PerEndpoint,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: cfg.Timeout,
+			ForceAttemptHTTP2:     true,
+		}
+	}
+	client := &http.Client{Transport: cfg.Transport, Timeout: cfg.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &Service{cfg: cfg, store: cfg.Store, client: client, busy: map[int64]int{}}, nil
+}
+
+// Catalog returns the event catalog.
+func (s *Service) Catalog() *Catalog { return s.cfg.Catalog }
+
+// MaxAttempts is the number of automatic attempts of a delivery.
+func (s *Service) MaxAttempts() int { return len(s.cfg.Schedule) }
+
+// EndpointInput creates an endpoint.
+type EndpointInput struct {
+	URL    string
+	Events []string
+	Secret string // "" generates one
+}
+
+// EndpointPatch changes an endpoint; nil fields are kept.
+type EndpointPatch struct {
+	URL      *string
+	Events   []string // nil keeps
+	IsActive *bool
+}
+
+func (s *Service) checkURL(ctx context.Context, u string) error {
+	if len(u) > 2048 {
+		return core.Invalid("url", "The url may not be longer than 2048 characters.")
+	}
+	if err := ssrf.CheckURL(ctx, s.cfg.Resolver, u, s.cfg.AllowPrivate); err != nil {
+		return core.Invalid("url", err.Error())
+	}
+	return nil
+}
+
+func (s *Service) checkEvents(events []string) ([]string, error) {
+	if len(events) == 0 {
+		return nil, core.Invalid("events", "The events field must list at least one event type or pattern.")
+	}
+	if len(events) > 100 {
+		return nil, core.Invalid("events", "The events field may list at most 100 entries.")
+	}
+	out := make([]string, 0, len(events))
+	for _, e := range events {
+		if err := s.cfg.Catalog.CheckPattern(e); err != nil {
+			return nil, core.Invalid("events", err.Error())
+		}
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// CreateEndpoint validates in and creates an active endpoint. The secret is
+// in the result; it is never shown again except on rotation.
+func (s *Service) CreateEndpoint(ctx context.Context, workspaceID int64, in EndpointInput) (*Endpoint, error) {
+	if err := s.checkURL(ctx, in.URL); err != nil {
+		return nil, err
+	}
+	events, err := s.checkEvents(in.Events)
+	if err != nil {
+		return nil, err
+	}
+	secret := in.Secret
+	if secret == "" {
+		secret = NewSecret()
+	} else if _, err := ParseSecret(secret); err != nil {
+		return nil, core.Invalid("secret", err.Error())
+	}
+	e := &Endpoint{WorkspaceID: workspaceID, URL: in.URL, Events: events, Secret: secret, IsActive: true}
+	if err := s.store.CreateWebhookEndpoint(ctx, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// UpdateEndpoint applies p. Re-activating an endpoint clears its failure
+// run, so it is not disabled again by the failures that disabled it.
+func (s *Service) UpdateEndpoint(ctx context.Context, workspaceID, id int64, p EndpointPatch) (*Endpoint, error) {
+	if p.URL != nil {
+		if err := s.checkURL(ctx, *p.URL); err != nil {
+			return nil, err
+		}
+	}
+	var events []string
+	if p.Events != nil {
+		var err error
+		if events, err = s.checkEvents(p.Events); err != nil {
+			return nil, err
+		}
+	}
+	return s.store.UpdateWebhookEndpoint(ctx, workspaceID, id, func(e *Endpoint) error {
+		if p.URL != nil {
+			e.URL = *p.URL
+		}
+		if events != nil {
+			e.Events = events
+		}
+		if p.IsActive != nil {
+			if *p.IsActive && !e.IsActive {
+				e.DisabledReason, e.ConsecutiveFailures, e.FailingSince = "", 0, nil
+			}
+			e.IsActive = *p.IsActive
+		}
+		return nil
+	})
+}
+
+// RotateSecret gives the endpoint a new secret (newSecret, or a generated
+// one); the old one keeps signing beside it for RotationOverlap.
+func (s *Service) RotateSecret(ctx context.Context, workspaceID, id int64, newSecret string) (*Endpoint, error) {
+	if newSecret == "" {
+		newSecret = NewSecret()
+	} else if _, err := ParseSecret(newSecret); err != nil {
+		return nil, core.Invalid("secret", err.Error())
+	}
+	until := s.cfg.Now().UTC().Add(s.cfg.RotationOverlap)
+	return s.store.UpdateWebhookEndpoint(ctx, workspaceID, id, func(e *Endpoint) error {
+		if e.Secret == newSecret {
+			return core.Invalid("secret", "The new secret must differ from the current one.")
+		}
+		e.PrevSecret, e.PrevSecretUntil, e.Secret = e.Secret, &until, newSecret
+		return nil
+	})
+}
+
+// Endpoint, ListEndpoints and DeleteEndpoint pass through to the store.
+func (s *Service) Endpoint(ctx context.Context, workspaceID, id int64) (*Endpoint, error) {
+	return s.store.WebhookEndpoint(ctx, workspaceID, id)
+}
+
+func (s *Service) ListEndpoints(ctx context.Context, workspaceID int64, p core.ListParams) ([]Endpoint, int, error) {
+	return s.store.ListWebhookEndpoints(ctx, workspaceID, p)
+}
+
+func (s *Service) DeleteEndpoint(ctx context.Context, workspaceID, id int64) error {
+	return s.store.DeleteWebhookEndpoint(ctx, workspaceID, id)
+}
+
+// MaxPayloadBytes bounds an event's JSON payload.
+const MaxPayloadBytes = 256 << 10
+
+// Publish records an event of a registered type and a delivery to every
+// active endpoint of the workspace subscribed to it, then queues them. The
+// event and its deliveries are written in one transaction; if queueing
+// fails the sweep delivers them anyway.
+func (s *Service) Publish(ctx context.Context, workspaceID int64, typ string, payload any) (*Event, error) {
+	if !s.cfg.Catalog.Has(typ) {
+		return nil, fmt.Errorf("webhooks: publish: %q is not a registered event type", typ)
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: publish %s: payload: %w", typ, err)
+	}
+	if len(raw) > MaxPayloadBytes {
+		return nil, fmt.Errorf("webhooks: publish %s: payload of %d bytes is over %d", typ, len(raw), MaxPayloadBytes)
+	}
+	eps, err := s.store.ActiveWebhookEndpoints(ctx, workspaceID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now().UTC()
+	ev := &Event{ID: NewEventID(), WorkspaceID: workspaceID, Type: typ, Payload: raw, CreatedAt: now}
+	var ds []Delivery
+	for _, e := range eps {
+		if subscribed(e.Events, typ) {
+			ds = append(ds, Delivery{WorkspaceID: workspaceID, EndpointID: e.ID, EventID: ev.ID, EventType: typ,
+				Status: StatusPending, NextAttemptAt: &now})
+		}
+	}
+	ds, err = s.store.CreateWebhookEvent(ctx, ev, ds)
+	if err != nil {
+		return nil, err
+	}
+	s.enqueue(ctx, ds)
+	return ev, nil
+}
+
+func subscribed(patterns []string, typ string) bool {
+	for _, p := range patterns {
+		if Matches(p, typ) {
+			return true
+		}
+	}
+	return false
+}
+
+// enqueue queues deliveries now due; a failure is logged, not returned: the
+// rows are committed and the sweep picks them up.
+func (s *Service) enqueue(ctx context.Context, ds []Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	jobs := make([]Job, len(ds))
+	for i, d := range ds {
+		jobs[i] = Job{DeliveryID: d.ID, EndpointID: d.EndpointID, At: *d.NextAttemptAt}
+	}
+	if err := s.cfg.Queue.Enqueue(context.WithoutCancel(ctx), jobs...); err != nil {
+		s.cfg.Logger.WarnContext(ctx, "webhooks: enqueue failed; the sweep will deliver", "error", err)
+	}
+}
