@@ -22,7 +22,7 @@ const CodeCannotRetry core.Code = "cannot_retry"
 
 // Limits on what is kept of a receiver's answer.
 const (
-	MaxResponseBody = 1024    // bytes stored per attempt
+	MaxResponseBody = 1024     // bytes stored per attempt
 	drainLimit      = 64 << 10 // bytes read to reuse the connection
 	maxRetryAfter   = 24 * time.Hour
 )
