@@ -25,6 +25,11 @@
 //   - a reference to a missing workspace or user is not found;
 //   - RotateKey on a revoked key is not found (revoked keys are invisible);
 //     on an already rotated key, a conflict.
+//   - webhooks: a delivery to an endpoint of another workspace (or none)
+//     is not found and CreateWebhookEvent stores nothing; listing the
+//     deliveries of another workspace's endpoint is not found; update fns
+//     cannot change an ID or WorkspaceID; FinishWebhookAttempt compares
+//     leases at the store's time precision.
 package storetest
 
 import (
@@ -41,6 +46,7 @@ import (
 	"github.com/revopsdev/revops/idempotency"
 	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/pixel"
+	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
 )
 
@@ -50,6 +56,7 @@ type Store interface {
 	keys.Store
 	idempotency.Store
 	pixel.Store
+	webhooks.Store
 }
 
 type test struct {
@@ -68,6 +75,7 @@ func tests() []test {
 	all = append(all, isolationTests()...)
 	all = append(all, idempotencyTests()...)
 	all = append(all, pixelTests()...)
+	all = append(all, webhookTests()...)
 	return all
 }
 

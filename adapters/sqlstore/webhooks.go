@@ -1,0 +1,559 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/webhooks"
+)
+
+var _ webhooks.Store = (*Store)(nil)
+
+// Lock order: a transaction that locks both an endpoint and one of its
+// deliveries locks the endpoint first, as deleting the endpoint does (its
+// cascade reaches the deliveries after it), so the two cannot deadlock on
+// PostgreSQL.
+
+// ---- endpoints ----
+
+type endpointRow struct {
+	ID                  int64      `bun:"id"`
+	WorkspaceID         int64      `bun:"workspace_id"`
+	URL                 string     `bun:"url"`
+	Events              []string   `bun:"events"` // JSON array, decoded by bun
+	Secret              string     `bun:"secret"`
+	PrevSecret          string     `bun:"prev_secret"`
+	PrevSecretUntil     *time.Time `bun:"prev_secret_until"`
+	IsActive            bool       `bun:"is_active"`
+	DisabledReason      string     `bun:"disabled_reason"`
+	SuccessCount        int64      `bun:"success_count"`
+	FailureCount        int64      `bun:"failure_count"`
+	ConsecutiveFailures int        `bun:"consecutive_failures"`
+	FailingSince        *time.Time `bun:"failing_since"`
+	LastDeliveryAt      *time.Time `bun:"last_delivery_at"`
+	CreatedAt           time.Time  `bun:"created_at"`
+	UpdatedAt           time.Time  `bun:"updated_at"`
+}
+
+const endpointColumns = "id, workspace_id, url, events, secret, prev_secret, prev_secret_until, is_active, disabled_reason, " +
+	"success_count, failure_count, consecutive_failures, failing_since, last_delivery_at, created_at, updated_at"
+
+func (r *endpointRow) endpoint() webhooks.Endpoint {
+	events := r.Events
+	if events == nil {
+		events = []string{}
+	}
+	return webhooks.Endpoint{
+		ID: r.ID, WorkspaceID: r.WorkspaceID, URL: r.URL, Events: events, Secret: r.Secret,
+		PrevSecret: r.PrevSecret, PrevSecretUntil: utcp(r.PrevSecretUntil),
+		IsActive: r.IsActive, DisabledReason: r.DisabledReason,
+		SuccessCount: r.SuccessCount, FailureCount: r.FailureCount, ConsecutiveFailures: r.ConsecutiveFailures,
+		FailingSince: utcp(r.FailingSince), LastDeliveryAt: utcp(r.LastDeliveryAt),
+		CreatedAt: utc(r.CreatedAt), UpdatedAt: utc(r.UpdatedAt),
+	}
+}
+
+// normalizeEndpoint gives e's optional times the stored precision.
+func normalizeEndpoint(e *webhooks.Endpoint) {
+	e.PrevSecretUntil, e.FailingSince, e.LastDeliveryAt = tsp(e.PrevSecretUntil), tsp(e.FailingSince), tsp(e.LastDeliveryAt)
+}
+
+func encodeEvents(events []string) (string, error) {
+	if events == nil {
+		events = []string{}
+	}
+	b, err := json.Marshal(events)
+	if err != nil {
+		return "", fmt.Errorf("sqlstore: encode webhook endpoint events: %w", err)
+	}
+	return string(b), nil
+}
+
+// CreateWebhookEndpoint inserts e. An unknown workspace is not found.
+func (s *Store) CreateWebhookEndpoint(ctx context.Context, e *webhooks.Endpoint) error {
+	events, err := encodeEvents(e.Events)
+	if err != nil {
+		return err
+	}
+	created := orNow(e.CreatedAt)
+	updated := created
+	if !e.UpdatedAt.IsZero() {
+		updated = ts(e.UpdatedAt)
+	}
+	n := *e
+	normalizeEndpoint(&n)
+	var id int64
+	err = s.db.NewRaw(`INSERT INTO revops_webhook_endpoints (workspace_id, url, events, secret, prev_secret, prev_secret_until,
+is_active, disabled_reason, success_count, failure_count, consecutive_failures, failing_since, last_delivery_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		n.WorkspaceID, n.URL, events, n.Secret, n.PrevSecret, n.PrevSecretUntil,
+		n.IsActive, n.DisabledReason, n.SuccessCount, n.FailureCount, n.ConsecutiveFailures, n.FailingSince, n.LastDeliveryAt,
+		created, updated).Scan(ctx, &id)
+	if err != nil {
+		return fail("create webhook endpoint", err, "")
+	}
+	n.ID, n.CreatedAt, n.UpdatedAt = id, created, updated
+	*e = n
+	return nil
+}
+
+func webhookEndpoint(ctx context.Context, db bun.IDB, workspaceID, id int64) (*webhooks.Endpoint, error) {
+	var r endpointRow
+	err := db.NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE workspace_id = ? AND id = ?", workspaceID, id).Scan(ctx, &r)
+	if err != nil {
+		return nil, fail("get webhook endpoint", err, "")
+	}
+	e := r.endpoint()
+	return &e, nil
+}
+
+func (s *Store) WebhookEndpoint(ctx context.Context, workspaceID, id int64) (*webhooks.Endpoint, error) {
+	return webhookEndpoint(ctx, s.db, workspaceID, id)
+}
+
+var endpointList = listSpec{
+	columns:  endpointColumns,
+	from:     "revops_webhook_endpoints",
+	sorts:    map[string]string{"id": "id", "created_at": "created_at"},
+	tieBreak: "id",
+	search:   []string{"url"},
+	created:  "created_at",
+	updated:  "updated_at",
+}
+
+// ListWebhookEndpoints lists the workspace's endpoints, by id unless sorted.
+func (s *Store) ListWebhookEndpoints(ctx context.Context, workspaceID int64, p core.ListParams) ([]webhooks.Endpoint, int, error) {
+	if p.Filter.Status != "" {
+		return nil, 0, core.Invalid("status", "Webhook endpoints cannot be filtered by status.")
+	}
+	var q listQuery
+	q.add("workspace_id = ?", workspaceID)
+	return listRows(ctx, s.db, &endpointList, &q, p, "webhook endpoints", (*endpointRow).endpoint)
+}
+
+// UpdateWebhookEndpoint locks the row, reads it, applies fn and writes it
+// back, in one transaction. fn may change everything but ID, WorkspaceID and
+// CreatedAt; it sees a zero UpdatedAt, and one it leaves zero is set to now.
+func (s *Store) UpdateWebhookEndpoint(ctx context.Context, workspaceID, id int64, fn func(*webhooks.Endpoint) error) (*webhooks.Endpoint, error) {
+	var out *webhooks.Endpoint
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var err error
+		out, err = updateEndpoint(ctx, tx, workspaceID, id, fn)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// lockEndpoint takes the endpoint's row lock for the rest of tx (a no-op
+// update, see lockWorkspace). A missing endpoint is not found.
+func lockEndpoint(ctx context.Context, tx bun.Tx, workspaceID, id int64) error {
+	res, err := tx.NewRaw("UPDATE revops_webhook_endpoints SET updated_at = updated_at WHERE workspace_id = ? AND id = ?", workspaceID, id).Exec(ctx)
+	return mustAffect("lock webhook endpoint", res, err)
+}
+
+func updateEndpoint(ctx context.Context, tx bun.Tx, workspaceID, id int64, fn func(*webhooks.Endpoint) error) (*webhooks.Endpoint, error) {
+	if err := lockEndpoint(ctx, tx, workspaceID, id); err != nil {
+		return nil, err
+	}
+	e, err := webhookEndpoint(ctx, tx, workspaceID, id)
+	if err != nil {
+		return nil, err
+	}
+	created := e.CreatedAt
+	e.UpdatedAt = time.Time{}
+	if err := fn(e); err != nil {
+		return nil, err
+	}
+	e.ID, e.WorkspaceID, e.CreatedAt, e.UpdatedAt = id, workspaceID, created, orNow(e.UpdatedAt)
+	normalizeEndpoint(e)
+	events, err := encodeEvents(e.Events)
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.NewRaw(`UPDATE revops_webhook_endpoints SET url = ?, events = ?, secret = ?, prev_secret = ?, prev_secret_until = ?,
+is_active = ?, disabled_reason = ?, success_count = ?, failure_count = ?, consecutive_failures = ?, failing_since = ?,
+last_delivery_at = ?, updated_at = ?
+WHERE workspace_id = ? AND id = ?`,
+		e.URL, events, e.Secret, e.PrevSecret, e.PrevSecretUntil,
+		e.IsActive, e.DisabledReason, e.SuccessCount, e.FailureCount, e.ConsecutiveFailures, e.FailingSince,
+		e.LastDeliveryAt, e.UpdatedAt, workspaceID, id).Exec(ctx)
+	if err != nil {
+		return nil, fail("update webhook endpoint", err, "")
+	}
+	if e.Events == nil {
+		e.Events = []string{}
+	}
+	return e, nil
+}
+
+// DeleteWebhookEndpoint deletes the endpoint; the foreign key ON DELETE
+// CASCADE deletes its deliveries.
+func (s *Store) DeleteWebhookEndpoint(ctx context.Context, workspaceID, id int64) error {
+	res, err := s.db.NewRaw("DELETE FROM revops_webhook_endpoints WHERE workspace_id = ? AND id = ?", workspaceID, id).Exec(ctx)
+	return mustAffect("delete webhook endpoint", res, err)
+}
+
+// ActiveWebhookEndpoints lists the workspace's active endpoints by id.
+func (s *Store) ActiveWebhookEndpoints(ctx context.Context, workspaceID int64) ([]webhooks.Endpoint, error) {
+	var rows []endpointRow
+	err := s.db.NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE workspace_id = ? AND is_active = ? ORDER BY id",
+		workspaceID, true).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fail("list active webhook endpoints", err, "")
+	}
+	out := make([]webhooks.Endpoint, len(rows))
+	for i := range rows {
+		out[i] = rows[i].endpoint()
+	}
+	return out, nil
+}
+
+// ---- events ----
+
+type webhookEventRow struct {
+	ID          string    `bun:"id"`
+	WorkspaceID int64     `bun:"workspace_id"`
+	Type        string    `bun:"type"`
+	Payload     []byte    `bun:"payload"`
+	CreatedAt   time.Time `bun:"created_at"`
+}
+
+// CreateWebhookEvent inserts ev (an empty ID gets a new event id, a zero
+// CreatedAt the current time) and its deliveries in one transaction. Each
+// delivery takes its WorkspaceID, EventID and EventType from ev; a zero
+// CreatedAt or UpdatedAt is ev's CreatedAt, an empty Status pending, and a
+// pending or retrying delivery without NextAttemptAt is due at its
+// CreatedAt. A delivery to an endpoint that is not ev's workspace's is not
+// found, and nothing is stored; a duplicate event id is a conflict. ds is
+// updated in place and returned.
+func (s *Store) CreateWebhookEvent(ctx context.Context, ev *webhooks.Event, ds []webhooks.Delivery) ([]webhooks.Delivery, error) {
+	id := ev.ID
+	if id == "" {
+		id = webhooks.NewEventID()
+	}
+	created := orNow(ev.CreatedAt)
+	out := make([]webhooks.Delivery, len(ds))
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		_, err := tx.NewRaw("INSERT INTO revops_webhook_events (id, workspace_id, type, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+			id, ev.WorkspaceID, ev.Type, string(ev.Payload), created).Exec(ctx)
+		if err != nil {
+			return fail("create webhook event", err, "An event with this id already exists.")
+		}
+		for i, d := range ds {
+			d.WorkspaceID, d.EventID, d.EventType = ev.WorkspaceID, id, ev.Type
+			if d.Status == "" {
+				d.Status = webhooks.StatusPending
+			}
+			d.CreatedAt = ts(d.CreatedAt)
+			if d.CreatedAt.IsZero() {
+				d.CreatedAt = created
+			}
+			d.UpdatedAt = ts(d.UpdatedAt)
+			if d.UpdatedAt.IsZero() {
+				d.UpdatedAt = d.CreatedAt
+			}
+			if d.NextAttemptAt == nil && (d.Status == webhooks.StatusPending || d.Status == webhooks.StatusRetrying) {
+				d.NextAttemptAt = ptrTo(d.CreatedAt)
+			}
+			normalizeDelivery(&d)
+			err := tx.NewRaw(`INSERT INTO revops_webhook_deliveries (workspace_id, endpoint_id, event_id, event_type, status, attempt,
+next_attempt_at, locked_until, response_code, response_body, response_time_ms, error, delivered_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+				d.WorkspaceID, d.EndpointID, d.EventID, d.EventType, d.Status, d.Attempt,
+				d.NextAttemptAt, d.LockedUntil, d.ResponseCode, []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt,
+				d.CreatedAt, d.UpdatedAt).Scan(ctx, &d.ID)
+			if err != nil {
+				return fail("create webhook delivery", err, "")
+			}
+			out[i] = d
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	ev.ID, ev.CreatedAt = id, created
+	copy(ds, out)
+	return ds, nil
+}
+
+func (s *Store) WebhookEvent(ctx context.Context, workspaceID int64, id string) (*webhooks.Event, error) {
+	var r webhookEventRow
+	err := s.db.NewRaw("SELECT id, workspace_id, type, payload, created_at FROM revops_webhook_events WHERE workspace_id = ? AND id = ?",
+		workspaceID, id).Scan(ctx, &r)
+	if err != nil {
+		return nil, fail("get webhook event", err, "")
+	}
+	ev := &webhooks.Event{ID: r.ID, WorkspaceID: r.WorkspaceID, Type: r.Type, CreatedAt: utc(r.CreatedAt)}
+	if len(r.Payload) > 0 {
+		ev.Payload = json.RawMessage(r.Payload)
+	}
+	return ev, nil
+}
+
+// ---- deliveries ----
+
+type deliveryRow struct {
+	ID             int64      `bun:"id"`
+	WorkspaceID    int64      `bun:"workspace_id"`
+	EndpointID     int64      `bun:"endpoint_id"`
+	EventID        string     `bun:"event_id"`
+	EventType      string     `bun:"event_type"`
+	Status         string     `bun:"status"`
+	Attempt        int        `bun:"attempt"`
+	NextAttemptAt  *time.Time `bun:"next_attempt_at"`
+	LockedUntil    *time.Time `bun:"locked_until"`
+	ResponseCode   int        `bun:"response_code"`
+	ResponseBody   []byte     `bun:"response_body"`
+	ResponseTimeMs int        `bun:"response_time_ms"`
+	Error          string     `bun:"error"`
+	DeliveredAt    *time.Time `bun:"delivered_at"`
+	CreatedAt      time.Time  `bun:"created_at"`
+	UpdatedAt      time.Time  `bun:"updated_at"`
+}
+
+const deliveryColumns = "id, workspace_id, endpoint_id, event_id, event_type, status, attempt, next_attempt_at, locked_until, " +
+	"response_code, response_body, response_time_ms, error, delivered_at, created_at, updated_at"
+
+func (r *deliveryRow) delivery() webhooks.Delivery {
+	return webhooks.Delivery{
+		ID: r.ID, WorkspaceID: r.WorkspaceID, EndpointID: r.EndpointID, EventID: r.EventID, EventType: r.EventType,
+		Status: r.Status, Attempt: r.Attempt, NextAttemptAt: utcp(r.NextAttemptAt), LockedUntil: utcp(r.LockedUntil),
+		ResponseCode: r.ResponseCode, ResponseBody: string(r.ResponseBody), ResponseTimeMs: r.ResponseTimeMs,
+		Error: r.Error, DeliveredAt: utcp(r.DeliveredAt), CreatedAt: utc(r.CreatedAt), UpdatedAt: utc(r.UpdatedAt),
+	}
+}
+
+// normalizeDelivery gives d's optional times the stored precision.
+func normalizeDelivery(d *webhooks.Delivery) {
+	d.NextAttemptAt, d.LockedUntil, d.DeliveredAt = tsp(d.NextAttemptAt), tsp(d.LockedUntil), tsp(d.DeliveredAt)
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+func webhookDelivery(ctx context.Context, db bun.IDB, where string, args ...any) (*webhooks.Delivery, error) {
+	var r deliveryRow
+	if err := db.NewRaw("SELECT "+deliveryColumns+" FROM revops_webhook_deliveries WHERE "+where, args...).Scan(ctx, &r); err != nil {
+		return nil, fail("get webhook delivery", err, "")
+	}
+	d := r.delivery()
+	return &d, nil
+}
+
+func (s *Store) WebhookDelivery(ctx context.Context, workspaceID, id int64) (*webhooks.Delivery, error) {
+	return webhookDelivery(ctx, s.db, "workspace_id = ? AND id = ?", workspaceID, id)
+}
+
+var deliveryList = listSpec{
+	columns:  deliveryColumns,
+	from:     "revops_webhook_deliveries",
+	sorts:    map[string]string{"id": "id", "created_at": "created_at"},
+	tieBreak: "id",
+	created:  "created_at",
+	updated:  "updated_at",
+}
+
+// ListWebhookDeliveries lists an endpoint's deliveries, newest (highest id)
+// first unless sorted. The status comes from f.Status or p.Filter.Status
+// (both may be given only if equal); an endpoint that is not the
+// workspace's is not found; f.EndpointID 0 is a programming error.
+func (s *Store) ListWebhookDeliveries(ctx context.Context, workspaceID int64, f webhooks.DeliveryFilter, p core.ListParams) ([]webhooks.Delivery, int, error) {
+	if f.EndpointID == 0 {
+		return nil, 0, fmt.Errorf("sqlstore: list webhook deliveries: DeliveryFilter.EndpointID is required")
+	}
+	status := f.Status
+	if p.Filter.Status != "" {
+		if status != "" && status != p.Filter.Status {
+			return nil, 0, core.Invalid("status", "Two different statuses were given.")
+		}
+		status = p.Filter.Status
+	}
+	p.Filter.Status = ""
+	if status != "" && !slices.Contains(webhooks.Statuses, status) {
+		return nil, 0, core.Invalid("status", fmt.Sprintf("Unknown status %q: use %s.", status, strings.Join(webhooks.Statuses, ", ")))
+	}
+	var n int
+	if err := s.db.NewRaw("SELECT COUNT(*) FROM revops_webhook_endpoints WHERE workspace_id = ? AND id = ?", workspaceID, f.EndpointID).Scan(ctx, &n); err != nil {
+		return nil, 0, fail("list webhook deliveries", err, "")
+	}
+	if n == 0 {
+		return nil, 0, core.NotFound()
+	}
+	var q listQuery
+	q.add("workspace_id = ?", workspaceID)
+	q.add("endpoint_id = ?", f.EndpointID)
+	if status != "" {
+		q.add("status = ?", status)
+	}
+	if len(p.Sort) == 0 {
+		p.Sort = []core.Sort{{Field: "id", Desc: true}}
+	}
+	return listRows(ctx, s.db, &deliveryList, &q, p, "webhook deliveries", (*deliveryRow).delivery)
+}
+
+// ClaimWebhookDelivery leases the delivery with one conditional UPDATE: the
+// database runs concurrent ones on a row one after another, and each
+// re-checks the condition on the row as the previous one left it, so only
+// one can match.
+func (s *Store) ClaimWebhookDelivery(ctx context.Context, id int64, now, until time.Time) (*webhooks.Delivery, bool, error) {
+	now, until = ts(now), ts(until)
+	var rows []deliveryRow
+	err := s.db.NewRaw(`UPDATE revops_webhook_deliveries SET locked_until = ?, attempt = attempt + 1, updated_at = ?
+WHERE id = ? AND status IN (?, ?) AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until <= ?)
+RETURNING `+deliveryColumns,
+		until, now, id, webhooks.StatusPending, webhooks.StatusRetrying, now, now).Scan(ctx, &rows)
+	if err != nil {
+		return nil, false, fail("claim webhook delivery", err, "")
+	}
+	if len(rows) == 0 {
+		return nil, false, nil
+	}
+	d := rows[0].delivery()
+	return &d, true, nil
+}
+
+// FinishWebhookAttempt locks the delivery's endpoint (when fn is given),
+// then the delivery, checks the lease against the stored one (compared as
+// times, at the stored precision), and writes both. A d without
+// LockedUntil holds no lease and is refused. On success d is updated to
+// what was stored (LockedUntil nil, UpdatedAt now).
+func (s *Store) FinishWebhookAttempt(ctx context.Context, d *webhooks.Delivery, fn func(*webhooks.Endpoint) error) (bool, error) {
+	if d.LockedUntil == nil {
+		return false, nil
+	}
+	lease := ts(*d.LockedUntil)
+	done := *d
+	normalizeDelivery(&done)
+	done.LockedUntil = nil
+	done.UpdatedAt = ts(time.Now())
+	var ok bool
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var owner []struct {
+			WorkspaceID int64 `bun:"workspace_id"`
+			EndpointID  int64 `bun:"endpoint_id"`
+		}
+		if err := tx.NewRaw("SELECT workspace_id, endpoint_id FROM revops_webhook_deliveries WHERE id = ?", d.ID).Scan(ctx, &owner); err != nil {
+			return fail("finish webhook attempt", err, "")
+		}
+		if len(owner) == 0 {
+			return nil // gone
+		}
+		if fn != nil {
+			if err := lockEndpoint(ctx, tx, owner[0].WorkspaceID, owner[0].EndpointID); err != nil {
+				if errors.Is(err, core.ErrNotFound) {
+					return nil // deleted since: its deliveries are gone too
+				}
+				return err
+			}
+		}
+		res, err := tx.NewRaw("UPDATE revops_webhook_deliveries SET locked_until = locked_until WHERE id = ?", d.ID).Exec(ctx)
+		if found, err := affected(res, err); err != nil || !found {
+			return fail("finish webhook attempt", err, "")
+		}
+		cur, err := webhookDelivery(ctx, tx, "id = ?", d.ID)
+		if err != nil {
+			return err
+		}
+		if cur.LockedUntil == nil || !cur.LockedUntil.Equal(lease) {
+			return nil // claimed again since, or finished
+		}
+		_, err = tx.NewRaw(`UPDATE revops_webhook_deliveries SET status = ?, next_attempt_at = ?, locked_until = NULL,
+response_code = ?, response_body = ?, response_time_ms = ?, error = ?, delivered_at = ?, updated_at = ?
+WHERE id = ?`,
+			done.Status, done.NextAttemptAt, done.ResponseCode, []byte(done.ResponseBody), done.ResponseTimeMs, done.Error,
+			done.DeliveredAt, done.UpdatedAt, d.ID).Exec(ctx)
+		if err != nil {
+			return fail("finish webhook attempt", err, "")
+		}
+		if fn != nil {
+			if _, err := updateEndpoint(ctx, tx, cur.WorkspaceID, cur.EndpointID, fn); err != nil {
+				return err
+			}
+		}
+		// What the caller's struct may not know: the stored identity,
+		// attempt and creation time.
+		done.WorkspaceID, done.EndpointID, done.EventID, done.EventType = cur.WorkspaceID, cur.EndpointID, cur.EventID, cur.EventType
+		done.Attempt, done.CreatedAt = cur.Attempt, cur.CreatedAt
+		ok = true
+		return nil
+	})
+	if err != nil || !ok {
+		return false, err
+	}
+	*d = done
+	return true, nil
+}
+
+// DueWebhookDeliveries lists deliveries due at now and not leased, oldest
+// NextAttemptAt first (ties by id). A limit below 1 lists none.
+func (s *Store) DueWebhookDeliveries(ctx context.Context, now time.Time, limit int) ([]webhooks.Delivery, error) {
+	if limit < 1 {
+		return []webhooks.Delivery{}, nil
+	}
+	now = ts(now)
+	var rows []deliveryRow
+	err := s.db.NewRaw(`SELECT `+deliveryColumns+` FROM revops_webhook_deliveries
+WHERE status IN (?, ?) AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until <= ?)
+ORDER BY next_attempt_at, id LIMIT ?`,
+		webhooks.StatusPending, webhooks.StatusRetrying, now, now, limit).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fail("list due webhook deliveries", err, "")
+	}
+	out := make([]webhooks.Delivery, len(rows))
+	for i := range rows {
+		out[i] = rows[i].delivery()
+	}
+	return out, nil
+}
+
+// UpdateWebhookDelivery locks the delivery, reads it, applies fn and writes
+// it back, in one transaction. fn may change the status, attempt, times,
+// lease and response fields; ID, WorkspaceID, EndpointID, EventID, EventType
+// and CreatedAt are kept. It sees a zero UpdatedAt, and one it leaves zero
+// is set to now.
+func (s *Store) UpdateWebhookDelivery(ctx context.Context, workspaceID, id int64, fn func(*webhooks.Delivery) error) (*webhooks.Delivery, error) {
+	var out *webhooks.Delivery
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewRaw("UPDATE revops_webhook_deliveries SET updated_at = updated_at WHERE workspace_id = ? AND id = ?", workspaceID, id).Exec(ctx)
+		if err := mustAffect("update webhook delivery", res, err); err != nil {
+			return err
+		}
+		d, err := webhookDelivery(ctx, tx, "workspace_id = ? AND id = ?", workspaceID, id)
+		if err != nil {
+			return err
+		}
+		kept := *d
+		d.UpdatedAt = time.Time{}
+		if err := fn(d); err != nil {
+			return err
+		}
+		d.ID, d.WorkspaceID, d.EndpointID, d.EventID, d.EventType, d.CreatedAt = id, workspaceID, kept.EndpointID, kept.EventID, kept.EventType, kept.CreatedAt
+		d.UpdatedAt = orNow(d.UpdatedAt)
+		normalizeDelivery(d)
+		_, err = tx.NewRaw(`UPDATE revops_webhook_deliveries SET status = ?, attempt = ?, next_attempt_at = ?, locked_until = ?,
+response_code = ?, response_body = ?, response_time_ms = ?, error = ?, delivered_at = ?, updated_at = ?
+WHERE workspace_id = ? AND id = ?`,
+			d.Status, d.Attempt, d.NextAttemptAt, d.LockedUntil, d.ResponseCode, []byte(d.ResponseBody), d.ResponseTimeMs, d.Error,
+			d.DeliveredAt, d.UpdatedAt, workspaceID, id).Exec(ctx)
+		if err != nil {
+			return fail("update webhook delivery", err, "")
+		}
+		out = d
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

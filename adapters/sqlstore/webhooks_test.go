@@ -1,0 +1,120 @@
+package sqlstore_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/webhooks"
+	"github.com/revopsdev/revops/workspace"
+)
+
+// TestWebhookAdapterConventions covers what this adapter adds to the
+// webhooks.Store contract.
+func TestWebhookAdapterConventions(t *testing.T) {
+	each(t, func(t *testing.T, open func(t *testing.T) *sqlstore.Store) {
+		s := open(t)
+		ctx := t.Context()
+		u := &workspace.User{Email: "wh@example.test"}
+		if err := s.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		w := &workspace.Workspace{Name: "W", Slug: "w"}
+		if err := s.CreateWorkspace(ctx, w, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		ep := &webhooks.Endpoint{WorkspaceID: w.ID, URL: "https://x.test", Secret: "whsec_x", IsActive: true}
+		if err := s.CreateWebhookEndpoint(ctx, ep); err != nil {
+			t.Fatal(err)
+		}
+
+		// An event without an id gets one; a delivery without status or
+		// NextAttemptAt is pending and due at once.
+		created := time.Date(2026, 1, 15, 10, 30, 0, 0, time.UTC)
+		ev := &webhooks.Event{WorkspaceID: w.ID, Type: "post.created", Payload: json.RawMessage(`{"a":1}`), CreatedAt: created}
+		ds, err := s.CreateWebhookEvent(ctx, ev, []webhooks.Delivery{{EndpointID: ep.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(ev.ID, "evt_") {
+			t.Errorf("event id %q, want a generated evt_ id", ev.ID)
+		}
+		d := ds[0]
+		if d.Status != webhooks.StatusPending || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(created) ||
+			d.EventID != ev.ID || d.EventType != ev.Type || d.WorkspaceID != w.ID {
+			t.Errorf("delivery with defaults = %+v", d)
+		}
+		if _, err := s.CreateWebhookEvent(ctx, &webhooks.Event{ID: ev.ID, WorkspaceID: w.ID, Type: "x"}, nil); !errors.Is(err, core.ErrConflict) {
+			t.Errorf("duplicate event id: %v, want conflict", err)
+		}
+
+		// A response body is stored byte for byte, even when it is not
+		// UTF-8 text (PostgreSQL TEXT would refuse it).
+		c, ok, err := s.ClaimWebhookDelivery(ctx, d.ID, created, created.Add(time.Minute))
+		if err != nil || !ok {
+			t.Fatalf("claim: %v %v", ok, err)
+		}
+		body := "bin\x00\xff\xfe end"
+		c.Status, c.ResponseCode, c.ResponseBody, c.NextAttemptAt = webhooks.StatusFailed, 500, body, nil
+		if ok, err := s.FinishWebhookAttempt(ctx, c, nil); err != nil || !ok {
+			t.Fatalf("finish without an endpoint fn: %v %v", ok, err)
+		}
+		if c.LockedUntil != nil {
+			t.Errorf("FinishWebhookAttempt left LockedUntil %v in d, want nil", c.LockedUntil)
+		}
+		got, err := s.WebhookDelivery(ctx, w.ID, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ResponseBody != body || got.Status != webhooks.StatusFailed || got.LockedUntil != nil {
+			t.Errorf("after finish: body %q status %q lease %v", got.ResponseBody, got.Status, got.LockedUntil)
+		}
+		// A delivery without a lease cannot be finished.
+		if ok, err := s.FinishWebhookAttempt(ctx, got, nil); err != nil || ok {
+			t.Errorf("finish without a lease: %v %v, want false", ok, err)
+		}
+
+		// Delivery lists: the status may come in the filter or the list
+		// parameters; unknown statuses and sorts are invalid.
+		list := func(f webhooks.DeliveryFilter, p core.ListParams) ([]webhooks.Delivery, error) {
+			f.EndpointID = ep.ID
+			out, _, err := s.ListWebhookDeliveries(ctx, w.ID, f, p)
+			return out, err
+		}
+		if out, err := list(webhooks.DeliveryFilter{}, core.ListParams{Filter: core.Filter{Status: webhooks.StatusFailed}}); err != nil || len(out) != 1 {
+			t.Errorf("status in ListParams: %d %v, want the failed delivery", len(out), err)
+		}
+		if out, err := list(webhooks.DeliveryFilter{}, core.ListParams{Filter: core.Filter{Status: webhooks.StatusPending}}); err != nil || len(out) != 0 {
+			t.Errorf("status pending in ListParams: %d %v, want none", len(out), err)
+		}
+		invalid := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, core.ErrValidation) {
+				t.Errorf("%s: %v, want a validation error", what, err)
+			}
+		}
+		_, err = list(webhooks.DeliveryFilter{Status: "done"}, core.ListParams{})
+		invalid("unknown delivery status", err)
+		_, err = list(webhooks.DeliveryFilter{Status: webhooks.StatusFailed}, core.ListParams{Filter: core.Filter{Status: webhooks.StatusSuccess}})
+		invalid("two different statuses", err)
+		_, err = list(webhooks.DeliveryFilter{}, core.ListParams{Sort: []core.Sort{{Field: "status"}}})
+		invalid("deliveries sorted by status", err)
+		_, err = list(webhooks.DeliveryFilter{}, core.ListParams{Filter: core.Filter{Search: "x"}})
+		invalid("deliveries searched", err)
+		_, _, err = s.ListWebhookEndpoints(ctx, w.ID, core.ListParams{Filter: core.Filter{Status: "active"}})
+		invalid("endpoints filtered by status", err)
+		_, _, err = s.ListWebhookEndpoints(ctx, w.ID, core.ListParams{Sort: []core.Sort{{Field: "url"}}})
+		invalid("endpoints sorted by url", err)
+		_, _, err = s.ListWebhookDeliveries(ctx, w.ID, webhooks.DeliveryFilter{}, core.ListParams{})
+		if err == nil || errors.Is(err, core.ErrNotFound) || errors.Is(err, core.ErrValidation) {
+			t.Errorf("ListWebhookDeliveries without an endpoint: %v, want an internal error", err)
+		}
+		if due, err := s.DueWebhookDeliveries(ctx, created.Add(time.Hour), 0); err != nil || len(due) != 0 {
+			t.Errorf("DueWebhookDeliveries limit 0: %d %v, want none", len(due), err)
+		}
+	})
+}
