@@ -19,6 +19,7 @@ import (
 	"github.com/revopsdev/revops/internal/testclock"
 	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/ratelimit"
+	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
 )
 
@@ -57,7 +58,8 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	for _, t := range revops.DefaultTiers {
 		generous[t] = ratelimit.Policy{PerMinute: 1_000_000}
 	}
-	cfg := revops.Config{Store: st, Resources: []string{"posts"}, Now: clk.Now, RateLimits: generous, PublicRateLimit: ratelimit.Policy{PerMinute: 1_000_000}}
+	cfg := revops.Config{Store: st, Resources: []string{"posts"}, Now: clk.Now, RateLimits: generous, PublicRateLimit: ratelimit.Policy{PerMinute: 1_000_000},
+		Webhooks: webhooks.Config{AllowPrivate: true}} // receivers are on loopback
 	for _, o := range opts {
 		o(&cfg)
 	}

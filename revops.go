@@ -24,10 +24,12 @@ import (
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/idempotency"
 	"github.com/revopsdev/revops/internal/httpapi"
+	"github.com/revopsdev/revops/internal/webhookhttp"
 	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/pixel"
 	"github.com/revopsdev/revops/ratelimit"
 	"github.com/revopsdev/revops/scope"
+	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
 )
 
@@ -38,13 +40,14 @@ type Store interface {
 	keys.Store
 	idempotency.Store
 	pixel.Store
+	webhooks.Store
 }
 
 // DefaultTiers are spec 001's tiers, default first.
 var DefaultTiers = []string{"free", "starter", "pro", "agency", "enterprise"}
 
 // builtinResources are the resources revops's own routes declare scopes on.
-var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel"}
+var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks"}
 
 // Config configures a Platform. Only Store is required.
 type Config struct {
@@ -85,6 +88,13 @@ type Config struct {
 	MaxBodyBytes int64
 	// TrustForwardedProto makes pagination links follow X-Forwarded-Proto.
 	TrustForwardedProto bool
+	// Events are the host's webhook event types (name, description,
+	// optional JSON Schema); revops's own (webhooks.BuiltinEvents) are added.
+	Events []webhooks.EventType
+	// Webhooks tunes delivery: queue, schedule, timeout, private targets,
+	// legacy signature header … Its Store, Catalog, Now and Logger are the
+	// platform's.
+	Webhooks webhooks.Config
 	// Title and Version describe the API in /openapi.json.
 	Title, Version string
 	// Now is the clock (tests).
@@ -186,6 +196,7 @@ type Platform struct {
 	limiter    ratelimit.Limiter
 	ipPolicies map[string]ratelimit.Policy
 	tiers      *tierCache
+	webhooks   *webhooks.Service
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -218,7 +229,20 @@ func New(cfg Config) (*Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
-	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter}
+	events, err := webhooks.NewCatalog(cfg.Events...)
+	if err != nil {
+		return nil, fmt.Errorf("revops: Config.Events: %w", err)
+	}
+	whc := cfg.Webhooks
+	whc.Store, whc.Catalog, whc.Now, whc.Logger = cfg.Store, events, cfg.Now, cfg.Logger
+	if whc.Sender == nil {
+		whc.Sender = webhookhttp.New(webhookhttp.Config{AllowPrivate: whc.AllowPrivate, Resolver: whc.Resolver, PerHost: whc.PerEndpoint, Now: cfg.Now})
+	}
+	wh, err := webhooks.New(whc)
+	if err != nil {
+		return nil, fmt.Errorf("revops: Config.Webhooks: %w", err)
+	}
+	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter, webhooks: wh}
 	p.api, err = httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed})
 	if err != nil {
@@ -260,8 +284,9 @@ func (p *Platform) SetTier(ctx context.Context, workspaceID int64, tier string) 
 // Keys returns the API key service, for host code.
 func (p *Platform) Keys() *keys.Service { return p.keys }
 
-// Start runs background work (batched last_used_at writes) until ctx ends or
-// Stop is called. Call it in its own goroutine.
+// Start runs background work (webhook delivery, batched last_used_at
+// writes, sweeps) until ctx ends or Stop is called. Call it in its own
+// goroutine.
 func (p *Platform) Start(ctx context.Context) error {
 	p.mu.Lock()
 	if p.cancel != nil || p.stopped {
@@ -280,6 +305,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	})
 	wg.Go(func() { p.every(ctx, time.Minute, "sweeping rate-limit buckets", p.sweepLimits) })
 	wg.Go(func() { p.every(ctx, 10*time.Minute, "removing expired idempotency keys", p.sweepIdempotency) })
+	wg.Go(func() { p.webhooks.Run(ctx) })
 	wg.Wait()
 	return nil
 }

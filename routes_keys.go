@@ -108,6 +108,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 			}
 			tier, err := p.tiers.get(ctx, c.WorkspaceID())
 			out := toKey(k, tier, now())
+			p.emit(ctx, c.WorkspaceID(), "api_key.created", out) // before the key is set
 			out.Key = raw
 			return out, err
 		})
@@ -125,7 +126,9 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 			}
 			tier, err := p.tiers.get(ctx, c.WorkspaceID())
 			out := toKey(k, tier, now())
-			out.Key, out.GracePeriodEndsAt = raw, &graceEnds
+			out.GracePeriodEndsAt = &graceEnds
+			p.emit(ctx, c.WorkspaceID(), "api_key.rotated", map[string]any{"api_key": out, "previous_key_id": id})
+			out.Key = raw
 			return out, err
 		})
 
@@ -136,7 +139,11 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 			if err != nil {
 				return NoBody{}, err
 			}
-			return NoBody{}, ks.Revoke(ctx, c.WorkspaceID(), id)
+			if err := ks.Revoke(ctx, c.WorkspaceID(), id); err != nil {
+				return NoBody{}, err
+			}
+			p.emit(ctx, c.WorkspaceID(), "api_key.revoked", map[string]any{"id": id})
+			return NoBody{}, nil
 		})
 }
 
@@ -207,6 +214,7 @@ func (p *Platform) routes() {
 	p.keyRoutes()
 	p.personalKeyRoutes()
 	p.pipelineRoutes()
+	p.webhookRoutes()
 	httpapi.Handle(p.api, httpapi.Route{Method: "GET", Path: "/openapi.json", Tag: "Meta", Summary: "This API's OpenAPI 3.1 document", Public: true, Bare: true},
 		func(ctx context.Context, c *Call, _ *NoBody) (any, error) {
 			return p.api.OpenAPI(p.cfg.Title, p.cfg.Version, httpapi.MountPrefix(c.R)), nil

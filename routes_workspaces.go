@@ -309,6 +309,7 @@ func (p *Platform) workspaceRoutes() {
 			if err != nil {
 				return nil, err
 			}
+			p.emit(ctx, m.WorkspaceID, "member.added", map[string]any{"user_id": m.UserID, "role": m.Role, "via": "join_code"})
 			w, err := st.Workspace(ctx, m.WorkspaceID)
 			if err != nil {
 				return nil, err
@@ -364,6 +365,9 @@ func (p *Platform) memberRoutes() {
 			if errors.Is(err, core.ErrConflict) {
 				err = core.Conflict("The last owner of a workspace cannot be removed.")
 			}
+			if err == nil {
+				p.emit(ctx, c.WorkspaceID(), "member.removed", map[string]any{"user_id": uid, "role": m.Role})
+			}
 			return NoBody{}, err
 		})
 
@@ -403,6 +407,7 @@ func (p *Platform) memberRoutes() {
 			if err != nil {
 				return nil, err
 			}
+			p.emit(ctx, m.WorkspaceID, "member.added", map[string]any{"user_id": m.UserID, "role": m.Role, "via": "invitation"})
 			w, err := st.Workspace(ctx, m.WorkspaceID)
 			if err != nil {
 				return nil, err

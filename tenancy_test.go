@@ -31,6 +31,14 @@ func (e *env) fixture(name, email string) tenantFixture {
 	e.do("POST", "/workspaces/join", ukey, map[string]any{"code": code.str("code")}).must(e.t, 200)
 	f.ids["user"] = u.ID
 	e.do("PUT", base+"/icon", key, pngBytes).must(e.t, 200)
+	// A webhook endpoint, and a delivery to it (of api_key.created).
+	f.ids["webhook"] = e.do("POST", base+"/webhooks", key, map[string]any{"url": "http://127.0.0.1:9/hook", "events": []string{"api_key.*"}}).must(e.t, 201).id()
+	e.do("POST", base+"/api-keys", key, map[string]any{"name": "emits"}).must(e.t, 201)
+	ds := e.do("GET", fmt.Sprintf("%s/webhooks/%d/deliveries", base, f.ids["webhook"]), key, nil).must(e.t, 200).list()
+	if len(ds) != 1 {
+		e.t.Fatalf("fixture: %d deliveries, want 1", len(ds))
+	}
+	f.ids["delivery"] = int64(ds[0].(map[string]any)["id"].(float64))
 	return f
 }
 
@@ -39,7 +47,8 @@ func (e *env) snapshot(f tenantFixture) []byte {
 	e.t.Helper()
 	var buf bytes.Buffer
 	base := fmt.Sprintf("/workspaces/%d", f.ws)
-	for _, p := range []string{base, base + "/api-keys?sort=id", base + "/members?sort=email", base + "/invitations?sort=id", base + "/join-codes?sort=id", base + "/icon"} {
+	for _, p := range []string{base, base + "/api-keys?sort=id", base + "/members?sort=email", base + "/invitations?sort=id", base + "/join-codes?sort=id", base + "/icon",
+		base + "/webhooks?sort=id", fmt.Sprintf("%s/webhooks/%d/deliveries", base, f.ids["webhook"])} {
 		r := e.do("GET", p, f.key, nil).must(e.t, 200)
 		buf.Write(r.Raw)
 	}
@@ -51,18 +60,28 @@ var paramRE = regexp.MustCompile(`\{(\w+)\}`)
 // bodies are valid bodies for every write route, so that a 404 cannot hide
 // behind a 422.
 var bodies = map[string]any{
-	"POST /api-keys":                                map[string]any{"name": "x"},
-	"POST /api-keys/{id}/rotate":                    map[string]any{},
-	"PATCH /workspaces/{id}":                        map[string]any{"name": "hijacked"},
-	"PUT /workspaces/{id}":                          map[string]any{"name": "hijacked"},
-	"PUT /workspaces/{id}/totp-policy":              map[string]any{"policy": "required"},
-	"PUT /workspaces/{id}/icon":                     append([]byte("GIF89a"), 1, 2, 3),
-	"POST /workspaces/{id}/members":                 map[string]any{"email": "intruder@example.com"},
-	"POST /workspaces/{id}/join-codes":              map[string]any{},
-	"POST /workspaces/{id}/api-keys":                map[string]any{"name": "x"},
-	"POST /workspaces/{id}/api-keys/{keyId}/rotate": map[string]any{},
-	"POST /workspaces/{id}/rate-limits/refresh":     map[string]any{},
-	"PUT /workspaces/{id}/pixel":                    map[string]any{"enabled": false},
+	"POST /api-keys":                                                            map[string]any{"name": "x"},
+	"POST /api-keys/{id}/rotate":                                                map[string]any{},
+	"PATCH /workspaces/{id}":                                                    map[string]any{"name": "hijacked"},
+	"PUT /workspaces/{id}":                                                      map[string]any{"name": "hijacked"},
+	"PUT /workspaces/{id}/totp-policy":                                          map[string]any{"policy": "required"},
+	"PUT /workspaces/{id}/icon":                                                 append([]byte("GIF89a"), 1, 2, 3),
+	"POST /workspaces/{id}/members":                                             map[string]any{"email": "intruder@example.com"},
+	"POST /workspaces/{id}/join-codes":                                          map[string]any{},
+	"POST /workspaces/{id}/api-keys":                                            map[string]any{"name": "x"},
+	"POST /workspaces/{id}/api-keys/{keyId}/rotate":                             map[string]any{},
+	"POST /workspaces/{id}/rate-limits/refresh":                                 map[string]any{},
+	"PUT /workspaces/{id}/pixel":                                                map[string]any{"enabled": false},
+	"POST /webhooks":                                                            map[string]any{"url": "http://127.0.0.1:9/x", "events": []string{"*"}},
+	"PATCH /webhooks/{id}":                                                      map[string]any{"is_active": false},
+	"POST /webhooks/{id}/rotate-secret":                                         map[string]any{},
+	"POST /webhooks/{id}/test":                                                  map[string]any{},
+	"POST /webhooks/{id}/deliveries/{delivery_id}/retry":                        map[string]any{},
+	"POST /workspaces/{id}/webhooks":                                            map[string]any{"url": "http://127.0.0.1:9/x", "events": []string{"*"}},
+	"PATCH /workspaces/{id}/webhooks/{webhookId}":                               map[string]any{"is_active": false},
+	"POST /workspaces/{id}/webhooks/{webhookId}/rotate-secret":                  map[string]any{},
+	"POST /workspaces/{id}/webhooks/{webhookId}/test":                           map[string]any{},
+	"POST /workspaces/{id}/webhooks/{webhookId}/deliveries/{delivery_id}/retry": map[string]any{},
 }
 
 // fill substitutes path parameters: the workspace parameter with ws, the
@@ -73,7 +92,11 @@ func fill(t *testing.T, rt *revops.Route, ws int64, f tenantFixture) string {
 		if rt.Tenant == revops.TenantPath && name == rt.WorkspaceParam {
 			return fmt.Sprint(ws)
 		}
-		key := map[string]string{"id": "key", "keyId": "key", "userId": "user", "invitationId": "invitation", "codeId": "code"}[name]
+		key := map[string]string{"id": "key", "keyId": "key", "userId": "user", "invitationId": "invitation", "codeId": "code",
+			"webhookId": "webhook", "delivery_id": "delivery"}[name]
+		if name == "id" && strings.HasPrefix(rt.Path, "/webhooks/") {
+			key = "webhook"
+		}
 		id, ok := f.ids[key]
 		if !ok {
 			t.Fatalf("route %s %s: the tenancy matrix has no fixture for {%s}; add one", rt.Method, rt.Path, name)

@@ -1,31 +1,23 @@
 package webhooks
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/revopsdev/revops/core"
-	"github.com/revopsdev/revops/webhooks/ssrf"
 )
 
 // CodeCannotRetry is spec 001's error of a manual retry that may not run.
 const CodeCannotRetry core.Code = "cannot_retry"
 
-// Limits on what is kept of a receiver's answer.
-const (
-	MaxResponseBody = 1024     // bytes stored per attempt
-	drainLimit      = 64 << 10 // bytes read to reuse the connection
-	maxRetryAfter   = 24 * time.Hour
-)
+// MaxResponseBody is how much of an answer's body a Sender keeps.
+const MaxResponseBody = 1024
+
+// maxRetryAfter caps a receiver's Retry-After.
+const maxRetryAfter = 24 * time.Hour
 
 // Run delivers until ctx ends: the queue's workers, and a sweep (at once,
 // then every SweepInterval) that queues whatever is due and not leased.
@@ -118,7 +110,7 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 	switch {
 	case success:
 		d.Status, d.DeliveredAt, d.NextAttemptAt = StatusSuccess, &now, nil
-	case r.Code == http.StatusGone:
+	case r.Code == 410: // Gone
 		disable = DisabledGone
 	case ep.FailingSince != nil && now.Sub(*ep.FailingSince) >= s.cfg.DisableAfter:
 		disable = DisabledFailing
@@ -168,7 +160,7 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 	return nil
 }
 
-// SendResult is the outcome of one POST to an endpoint.
+// SendResult is the outcome of one POST to an endpoint (a Sender's answer).
 type SendResult struct {
 	Code       int    // 0 when nothing answered
 	Body       string // truncated to MaxResponseBody
@@ -204,68 +196,15 @@ func (s *Service) send(ctx context.Context, ep *Endpoint, ev *Event) SendResult 
 	if len(keys) == 0 {
 		return SendResult{Err: "The endpoint's secret is unusable; rotate it."}
 	}
+	header := Headers(keys, ev.ID, now, body)
+	header["Content-Type"] = "application/json"
+	header["User-Agent"] = "revops-webhooks/1"
+	if s.cfg.LegacyHeader != "" {
+		header[s.cfg.LegacyHeader] = LegacySignature(keys[0], body)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
-	if err != nil {
-		return SendResult{Err: "The endpoint URL is invalid."}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "revops-webhooks/1")
-	for k, v := range Headers(keys, ev.ID, now, body) {
-		req.Header.Set(k, v)
-	}
-	if s.cfg.LegacyHeader != "" {
-		req.Header.Set(s.cfg.LegacyHeader, LegacySignature(keys[0], body))
-	}
-	start := time.Now()
-	resp, err := s.client.Do(req)
-	ms := int(time.Since(start).Milliseconds())
-	if err != nil {
-		return SendResult{TimeMs: ms, Err: describe(err, s.cfg.Timeout)}
-	}
-	defer resp.Body.Close()
-	buf, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
-	io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
-	r := SendResult{Code: resp.StatusCode, Body: string(bytes.ToValidUTF8(buf, nil)), TimeMs: ms}
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		r.Err = "Redirects are not followed; point the endpoint at the final URL."
-	}
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		r.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), now)
-	}
-	return r
-}
-
-// retryAfter parses a Retry-After header: seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
-		return min(time.Duration(n)*time.Second, maxRetryAfter)
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxRetryAfter)
-	}
-	return 0
-}
-
-// describe turns a client error into what a customer reading the log needs.
-func describe(err error, timeout time.Duration) string {
-	var blocked *ssrf.BlockedError
-	var ne net.Error
-	switch {
-	case errors.As(err, &blocked):
-		return "The endpoint resolved to an address that is not allowed (" + blocked.Error() + ")."
-	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
-		return fmt.Sprintf("Timed out after %s.", timeout)
-	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	return "Connection failed: " + err.Error()
+	return s.cfg.Sender.Send(ctx, ep.URL, header, body)
 }
 
 // Test sends a test event to the endpoint at once, outside the delivery

@@ -19,6 +19,7 @@ import (
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/testclock"
+	"github.com/revopsdev/revops/internal/webhookhttp"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -26,7 +27,7 @@ import (
 // env is a webhooks service on a fresh SQLite store with one workspace,
 // delivering over loopback.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	store *sqlstore.Store
 	svc   *webhooks.Service
 	wid   int64
@@ -36,7 +37,7 @@ type env struct {
 
 type opt func(*webhooks.Config)
 
-func newEnv(t *testing.T, opts ...opt) *env {
+func newEnv(t testing.TB, opts ...opt) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "wh.db"))
@@ -66,8 +67,11 @@ func newEnv(t *testing.T, opts ...opt) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	q := webhooks.NewMemoryQueue(webhooks.MemoryQueueConfig{Now: cfg.Now, MaxWait: 5 * time.Millisecond})
-	cfg.Queue = q
+	q := webhooks.NewMemoryQueue(webhooks.MemoryQueueConfig{Now: cfg.Now, MaxWait: 5 * time.Millisecond, Workers: cfg.PerEndpoint * 2})
+	cfg.Sender = webhookhttp.New(webhookhttp.Config{AllowPrivate: cfg.AllowPrivate, Now: cfg.Now})
+	if cfg.Queue == nil {
+		cfg.Queue = q
+	}
 	svc, err := webhooks.New(cfg)
 	if err != nil {
 		t.Fatal(err)

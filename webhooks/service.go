@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -33,8 +32,12 @@ type Config struct {
 	// AllowPrivate lets endpoints use http and private, loopback and
 	// link-local addresses: for development and tests only.
 	AllowPrivate bool
-	// Resolver resolves endpoint hosts (default net.DefaultResolver).
+	// Resolver resolves endpoint hosts when they are saved (default
+	// net.DefaultResolver).
 	Resolver ssrf.Resolver
+	// Sender makes the POSTs (required; revops supplies an SSRF-guarded
+	// HTTP client that follows no redirect, internal/webhookhttp).
+	Sender Sender
 	// Timeout of one attempt (default 15 s); no redirect is followed.
 	Timeout time.Duration
 	// Schedule of attempts (default DefaultSchedule); its length is the
@@ -59,16 +62,17 @@ type Config struct {
 	SweepInterval time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
-	// Transport overrides the delivery transport (tests); by default one
-	// that dials only addresses the SSRF guard allows.
-	Transport http.RoundTripper
+}
+
+// Sender makes one POST of a delivery; ctx carries the attempt's timeout.
+type Sender interface {
+	Send(ctx context.Context, url string, header map[string]string, body []byte) SendResult
 }
 
 // Service manages endpoints and publishes and delivers events.
 type Service struct {
-	cfg    Config
-	store  Store
-	client *http.Client
+	cfg   Config
+	store Store
 
 	mu   sync.Mutex
 	busy map[int64]int // running attempts per endpoint
@@ -76,8 +80,8 @@ type Service struct {
 
 // New validates cfg and returns a Service.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Catalog == nil {
-		return nil, errors.New("webhooks: Config.Store and Config.Catalog are required")
+	if cfg.Store == nil || cfg.Catalog == nil || cfg.Sender == nil {
+		return nil, errors.New("webhooks: Config.Store, Config.Catalog and Config.Sender are required")
 	}
 	if cfg.Schedule == nil {
 		cfg.Schedule = DefaultSchedule
@@ -120,20 +124,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Queue == nil {
 		cfg.Queue = NewMemoryQueue(MemoryQueueConfig{Now: cfg.Now})
 	}
-	if cfg.Transport == nil {
-		cfg.Transport = &http.Transport{
-			Proxy:                 nil, // a proxy would dial for us, unchecked
-			DialContext:           ssrf.DialContext(cfg.Resolver, cfg.AllowPrivate),
-			MaxIdleConnsPerHost:   cfg.PerEndpoint,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: cfg.Timeout,
-			ForceAttemptHTTP2:     true,
-		}
-	}
-	client := &http.Client{Transport: cfg.Transport, Timeout: cfg.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	return &Service{cfg: cfg, store: cfg.Store, client: client, busy: map[int64]int{}}, nil
+	return &Service{cfg: cfg, store: cfg.Store, busy: map[int64]int{}}, nil
 }
 
 // Catalog returns the event catalog.

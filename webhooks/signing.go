@@ -1,5 +1,7 @@
-// Package webhooks is outgoing webhooks: endpoint secrets and Standard
-// Webhooks signatures (this file); delivery arrives in later slices.
+// Package webhooks is outgoing webhooks: endpoints and their secrets, the
+// event catalog, Standard Webhooks signatures (this file), publishing, and
+// delivery with retries through a Queue and a Sender. The delivery row is
+// the durable truth; jobs only name it.
 package webhooks
 
 import (

@@ -23,6 +23,7 @@ import (
 
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/webhooks"
 )
 
 func main() {
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	addr := fs.String("addr", env("REVOPS_ADDR", "127.0.0.1:8080"), "listen address (env REVOPS_ADDR)")
 	dbURL := fs.String("db", env("REVOPS_DATABASE_URL", "./revops.db"), "database: a SQLite path or sqlite: URL, or postgres://… (env REVOPS_DATABASE_URL)")
 	keyFile := fs.String("bootstrap-key-file", "", "on first start, also write the bootstrap key to this file (mode 0600)")
+	allowPrivate := fs.Bool("webhooks-allow-private", env("REVOPS_WEBHOOKS_ALLOW_PRIVATE", "") == "true",
+		"let webhook endpoints use http and private or loopback addresses, for development only (env REVOPS_WEBHOOKS_ALLOW_PRIVATE=true)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,7 +95,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 		return err
 	}
 
-	cfg := revops.Config{Store: store, Logger: log, Resources: []string{"posts"}, Title: "revops reference server"}
+	cfg := revops.Config{Store: store, Logger: log, Resources: []string{"posts"}, Title: "revops reference server",
+		Events: postEvents, Webhooks: webhooks.Config{AllowPrivate: *allowPrivate}}
 	if store.Dialect() == sqlstore.DialectPostgres {
 		// Several instances may share this database: share their buckets.
 		cfg.Limiter = store.Limiter(nil)

@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 // server runs the reference server as a user would, on a free port.
@@ -231,5 +235,79 @@ func TestPostgresWhenConfigured(t *testing.T) {
 	// The server must not print a database password.
 	if strings.Contains(s.out.String(), "password=") {
 		t.Fatal("leaked credentials")
+	}
+}
+
+func TestPostEventsReachAVerifyingReceiver(t *testing.T) {
+	var mu sync.Mutex
+	var secret string
+	var got []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err != nil || wh.Verify(body, r.Header) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var ev struct{ Type string }
+		json.Unmarshal(body, &ev)
+		got = append(got, ev.Type)
+	}))
+	defer recv.Close()
+
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	s := start(t, "-db", filepath.Join(dir, "revops.db"), "-bootstrap-key-file", keyFile, "-webhooks-allow-private")
+	defer s.stop(t)
+	raw, _ := os.ReadFile(keyFile)
+	key := strings.TrimSpace(string(raw))
+	_, body := call(t, "GET", s.base+"/api/v1/workspaces", key, nil)
+	wid := fmt.Sprint(body["data"].([]any)[0].(map[string]any)["id"])
+
+	st, body := call(t, "POST", s.base+"/api/v1/webhooks", key, map[string]any{"url": recv.URL, "events": []string{"post.*"}}, "X-Workspace-ID", wid)
+	if st != 201 {
+		t.Fatalf("create webhook: %d %v", st, body)
+	}
+	mu.Lock()
+	secret = body["data"].(map[string]any)["secret"].(string)
+	mu.Unlock()
+
+	posts := s.base + "/api/v1/posts"
+	_, body = call(t, "POST", posts, key, map[string]any{"title": "Hello"}, "X-Workspace-ID", wid)
+	pid := fmt.Sprint(body["data"].(map[string]any)["id"])
+	call(t, "PATCH", posts+"/"+pid, key, map[string]any{"status": "published"}, "X-Workspace-ID", wid)
+	call(t, "DELETE", posts+"/"+pid, key, nil, "X-Workspace-ID", wid)
+	want := []string{"post.created", "post.updated", "post.deleted"}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(want) {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("receiver verified %v, want %v", got, want)
+	}
+}
+
+func TestPrivateWebhookTargetsNeedTheFlag(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key")
+	s := start(t, "-db", filepath.Join(dir, "revops.db"), "-bootstrap-key-file", keyFile)
+	defer s.stop(t)
+	raw, _ := os.ReadFile(keyFile)
+	key := strings.TrimSpace(string(raw))
+	_, body := call(t, "GET", s.base+"/api/v1/workspaces", key, nil)
+	wid := fmt.Sprint(body["data"].([]any)[0].(map[string]any)["id"])
+	st, body := call(t, "POST", s.base+"/api/v1/webhooks", key, map[string]any{"url": "http://127.0.0.1:9/hook", "events": []string{"post.*"}}, "X-Workspace-ID", wid)
+	if st != 422 || body["error"] != "validation_failed" {
+		t.Fatalf("private target without the flag: %d %v", st, body)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/webhooks"
 	"github.com/uptrace/bun"
 )
 
@@ -80,6 +82,23 @@ func (s *posts) get(ctx context.Context, wid, id int64) (*post, error) {
 
 var postSorts = map[string]string{"id": "id", "title": "title", "status": "status", "created_at": "created_at", "updated_at": "updated_at"}
 
+// postEvents are the webhook events of posts, registered in revops.Config.Events.
+var postEvents = []webhooks.EventType{
+	{Name: "post.created", Description: "A post was created.", Schema: postSchema},
+	{Name: "post.updated", Description: "A post was changed.", Schema: postSchema},
+	{Name: "post.deleted", Description: "A post was deleted.", Schema: []byte(`{"type":"object","required":["id"],"properties":{"id":{"type":"integer"}}}`)},
+}
+
+var postSchema = []byte(`{"type":"object","required":["id","title","status"],"properties":{"id":{"type":"integer"},"title":{"type":"string"},"body":{"type":"string"},"status":{"type":"string","enum":["draft","published"]}}}`)
+
+// publish sends a post event. The change is committed already, so a
+// failure to record the event is logged, not returned.
+func publish(ctx context.Context, p *revops.Platform, wid int64, typ string, payload any) {
+	if _, err := p.Publish(ctx, wid, typ, payload); err != nil {
+		slog.ErrorContext(ctx, "publishing "+typ, "error", err)
+	}
+}
+
 func (s *posts) register(p *revops.Platform) {
 	const tag = "Posts (host resource)"
 	now := func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
@@ -132,6 +151,7 @@ func (s *posts) register(p *revops.Platform) {
 			if _, err := s.db.NewInsert().Model(row).Returning("id").Exec(ctx); err != nil {
 				return nil, err
 			}
+			publish(ctx, p, c.WorkspaceID(), "post.created", toPost(row))
 			return toPost(row), nil
 		})
 
@@ -172,8 +192,11 @@ func (s *posts) register(p *revops.Platform) {
 				row.Status = *in.Status
 			}
 			row.UpdatedAt = now()
-			_, err = s.db.NewUpdate().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx)
-			return toPost(row), err
+			if _, err = s.db.NewUpdate().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx); err != nil {
+				return nil, err
+			}
+			publish(ctx, p, c.WorkspaceID(), "post.updated", toPost(row))
+			return toPost(row), nil
 		})
 
 	// Deleting needs posts:write, as do the other changes.
@@ -184,8 +207,11 @@ func (s *posts) register(p *revops.Platform) {
 			if err != nil {
 				return revops.NoBody{}, err
 			}
-			_, err = s.db.NewDelete().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx)
-			return revops.NoBody{}, err
+			if _, err = s.db.NewDelete().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx); err != nil {
+				return revops.NoBody{}, err
+			}
+			publish(ctx, p, c.WorkspaceID(), "post.deleted", map[string]any{"id": row.ID})
+			return revops.NoBody{}, nil
 		})
 }
 

@@ -1,0 +1,112 @@
+package webhooks_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/revopsdev/revops/webhooks"
+)
+
+// BenchmarkDeliveryThroughput delivers b.N events to a no-op loopback
+// receiver through the whole path (Publish: event and delivery rows in
+// SQLite; queue; claim; sign; POST; outcome written) with 8 workers, then
+// times a bare loop of b.N signed http.Client POSTs to the same receiver at
+// the same concurrency. It reports both rates, their ratio and the
+// enqueue-to-delivery latency (publish to the receiver's read).
+//
+//	go test -run x -bench DeliveryThroughput -benchtime 2000x ./webhooks/
+func BenchmarkDeliveryThroughput(b *testing.B) {
+	const workers = 8
+	var got atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		now := time.Now()
+		var ev struct{ Data struct{ Sent time.Time } }
+		if json.Unmarshal(body, &ev) == nil && !ev.Data.Sent.IsZero() {
+			mu.Lock()
+			lat = append(lat, now.Sub(ev.Data.Sent))
+			mu.Unlock()
+		}
+		got.Add(1)
+	}))
+	defer recv.Close()
+
+	e := newEnv(b, func(c *webhooks.Config) {
+		c.Now = time.Now
+		c.PerEndpoint = workers
+		c.SweepInterval = time.Hour
+		c.Queue = webhooks.NewMemoryQueue(webhooks.MemoryQueueConfig{Workers: workers})
+	})
+	ep, err := e.svc.CreateEndpoint(context.Background(), e.wid, webhooks.EndpointInput{URL: recv.URL, Events: []string{"*"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.svc.Run(ctx)
+
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if _, err := e.svc.Publish(ctx, e.wid, "post.created", map[string]any{"sent": time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for got.Load() < int64(b.N) {
+		time.Sleep(200 * time.Microsecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	// The bare baseline: the same signed POSTs from `workers` goroutines.
+	secret, _ := webhooks.ParseSecret(ep.Secret)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	bstart := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				body := []byte(`{"type":"post.created","timestamp":"2026-01-01T00:00:00Z","data":{}}`)
+				req, _ := http.NewRequest(http.MethodPost, recv.URL, bytes.NewReader(body))
+				for k, v := range webhooks.Headers([][]byte{secret}, webhooks.NewEventID(), time.Now(), body) {
+					req.Header.Set(k, v)
+				}
+				req.Header.Set("Content-Type", "application/json")
+				res, err := client.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	bare := time.Since(bstart)
+
+	rate := float64(b.N) / elapsed.Seconds()
+	bareRate := float64(b.N) / bare.Seconds()
+	b.ReportMetric(rate, "deliveries/s")
+	b.ReportMetric(bareRate, "bare_posts/s")
+	b.ReportMetric(rate/bareRate, "x_bare")
+	mu.Lock()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+	}
+	mu.Unlock()
+}
