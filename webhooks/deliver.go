@@ -93,8 +93,8 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 		return err
 	}
 	if !ep.IsActive {
+		// Nothing is sent; the claim still counts as an attempt.
 		d.Status, d.NextAttemptAt, d.Error = StatusFailed, nil, "The endpoint is disabled."
-		d.Attempt-- // nothing was sent
 		_, err := s.store.FinishWebhookAttempt(ctx, d, func(*Endpoint) error { return nil })
 		return err
 	}
@@ -116,7 +116,7 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 		disable = DisabledFailing
 	}
 	if !success {
-		if disable != "" || d.Attempt >= len(s.cfg.Schedule) {
+		if disable != "" || d.Attempt >= s.MaxAttempts() {
 			d.Status, d.NextAttemptAt = StatusFailed, nil
 		} else {
 			delay := s.cfg.Jitter(s.cfg.Schedule[d.Attempt])
@@ -231,11 +231,9 @@ func (s *Service) Delivery(ctx context.Context, workspaceID, endpointID, id int6
 	return d, nil
 }
 
-// ListDeliveries pages an endpoint's deliveries.
+// ListDeliveries pages an endpoint's deliveries (not found if the endpoint
+// is not the workspace's: the store checks).
 func (s *Service) ListDeliveries(ctx context.Context, workspaceID, endpointID int64, status string, p core.ListParams) ([]Delivery, int, error) {
-	if _, err := s.store.WebhookEndpoint(ctx, workspaceID, endpointID); err != nil {
-		return nil, 0, err
-	}
 	return s.store.ListWebhookDeliveries(ctx, workspaceID, DeliveryFilter{EndpointID: endpointID, Status: status}, p)
 }
 
@@ -254,8 +252,8 @@ func (s *Service) Retry(ctx context.Context, workspaceID, endpointID, id int64) 
 			return core.NotFound()
 		case d.Status == StatusSuccess:
 			return core.E(CodeCannotRetry, "The delivery already succeeded.")
-		case d.Attempt >= len(s.cfg.Schedule):
-			return core.E(CodeCannotRetry, "The delivery has used all %d attempts.", len(s.cfg.Schedule))
+		case d.Attempt >= s.MaxAttempts():
+			return core.E(CodeCannotRetry, "The delivery has used all %d attempts.", s.MaxAttempts())
 		case d.LockedUntil != nil && d.LockedUntil.After(now):
 			return core.E(CodeCannotRetry, "An attempt of this delivery is in progress.")
 		case !ep.IsActive:

@@ -440,7 +440,7 @@ func TestRunDeliversEverythingAndBoundsEachEndpoint(t *testing.T) {
 	t.Cleanup(slow.Close)
 	t.Cleanup(func() { close(release) })
 	fast := newReceiver(t, 200)
-	slowEp := e.endpoint(slow.URL, "post.updated")
+	e.endpoint(slow.URL, "post.updated")
 	e.endpoint(fast.URL, "post.created")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -458,7 +458,11 @@ func TestRunDeliversEverythingAndBoundsEachEndpoint(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	is.Equal(fast.hits.Load(), int64(40)) // the slow endpoint stalled nothing
-	is.True(peak.Load() <= 2)             // and held at most PerEndpoint workers
+	// It gets its PerEndpoint attempts (the second may start after the fast
+	// ones are done), and never more, however often its jobs come back.
+	for peak.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // two rounds of busy jobs put back
 	is.Equal(peak.Load(), int64(2))
-	_ = slowEp
 }

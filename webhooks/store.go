@@ -116,7 +116,8 @@ type Store interface {
 
 	WebhookDelivery(ctx context.Context, workspaceID, id int64) (*Delivery, error)
 	// ListWebhookDeliveries pages an endpoint's deliveries, newest first
-	// unless p sorts (sort: id, created_at).
+	// unless p sorts (sort: id, created_at); an endpoint that is not the
+	// workspace's is not found.
 	ListWebhookDeliveries(ctx context.Context, workspaceID int64, f DeliveryFilter, p core.ListParams) ([]Delivery, int, error)
 	// ClaimWebhookDelivery leases delivery id until `until` if it is due at
 	// now (pending or retrying, NextAttemptAt ≤ now) and not leased (no
@@ -125,7 +126,8 @@ type Store interface {
 	// Of workers racing for one delivery, exactly one wins.
 	ClaimWebhookDelivery(ctx context.Context, id int64, now, until time.Time) (*Delivery, bool, error)
 	// FinishWebhookAttempt writes the outcome of an attempt (d's Status,
-	// NextAttemptAt, response fields, DeliveredAt; LockedUntil cleared) and
+	// NextAttemptAt, response fields, DeliveredAt; LockedUntil cleared; the
+	// Attempt the claim counted is kept) and
 	// applies fn to its endpoint, in one transaction. It writes nothing and
 	// returns false if the delivery is no longer leased by this attempt
 	// (its LockedUntil differs from d.LockedUntil) or is gone.
