@@ -9,7 +9,10 @@ import (
 
 // Job asks for an attempt of one delivery at At. Jobs only name the
 // delivery: its row is the truth, and an attempt claims the row first, so a
-// job run twice, late or after the delivery finished does nothing.
+// job run twice, late or after the delivery finished does nothing. Jobs of
+// the same delivery and At are one job: a queue should drop the repeat
+// while the first is waiting or running (the sweep enqueues whatever is
+// due, however often it runs).
 type Job struct {
 	DeliveryID int64
 	EndpointID int64

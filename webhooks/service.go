@@ -60,8 +60,12 @@ type Config struct {
 	// 30 s): work lost by a crash between commit and enqueue, or with a
 	// worker that died, runs again once its lease ends.
 	SweepInterval time.Duration
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// Lease is how long an attempt holds its delivery (default Timeout +
+	// 30 s, at least Timeout): a worker that dies mid-attempt leaves the
+	// delivery to the sweep once the lease ends.
+	Lease  time.Duration
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Sender makes one POST of a delivery; ctx carries the attempt's timeout.
@@ -108,6 +112,12 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.PerEndpoint <= 0 {
 		cfg.PerEndpoint = 4
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = cfg.Timeout + 30*time.Second
+	}
+	if cfg.Lease < cfg.Timeout {
+		return nil, fmt.Errorf("webhooks: Config.Lease (%v) is shorter than Config.Timeout (%v): an attempt would outlive its claim; raise Lease or leave it 0", cfg.Lease, cfg.Timeout)
 	}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = 30 * time.Second
@@ -316,9 +326,21 @@ func (s *Service) enqueue(ctx context.Context, ds []Delivery) {
 	if len(ds) == 0 {
 		return
 	}
+	now := s.cfg.Now()
 	jobs := make([]Job, len(ds))
 	for i, d := range ds {
 		jobs[i] = Job{DeliveryID: d.ID, EndpointID: d.EndpointID, At: *d.NextAttemptAt}
+		if d.LockedUntil != nil {
+			// Its worker died mid-attempt: a job of its own, apart from the
+			// one that died with it (still "running" to a durable queue).
+			jobs[i].At = *d.LockedUntil
+		}
+		if period := 2 * s.cfg.Lease; now.Sub(jobs[i].At) > period {
+			// Long overdue: its job may have died before claiming it and
+			// sit "running" in a durable queue, or wait behind a backlog.
+			// One more job per period, never one per sweep.
+			jobs[i].At = now.Truncate(period)
+		}
 	}
 	if err := s.cfg.Queue.Enqueue(context.WithoutCancel(ctx), jobs...); err != nil {
 		s.cfg.Logger.WarnContext(ctx, "webhooks: enqueue failed; the sweep will deliver", "error", err)
