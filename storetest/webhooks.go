@@ -28,6 +28,8 @@ func webhookTests() []test {
 		{"Webhooks/ClaimRace", testWebhookClaimRace},
 		{"Webhooks/Finish", testWebhookFinish},
 		{"Webhooks/FinishRefused", testWebhookFinishRefused},
+		{"Webhooks/FinishDisable", testWebhookFinishDisable},
+		{"Webhooks/FinishConcurrent", testWebhookFinishConcurrent},
 		{"Webhooks/Due", testWebhookDue},
 		{"Webhooks/TenantIsolation", testWebhookTenantIsolation},
 		{"Webhooks/DeleteWorkspaceCascades", testWebhookDeleteWorkspaceCascades},
@@ -98,15 +100,43 @@ func (e *env) deliver(workspaceID, endpointID int64, mods ...func(*webhooks.Deli
 	return ds[0]
 }
 
-// claim claims a delivery that must be claimable.
+// claimWebhook claims a delivery that must be claimable.
+func (e *env) claimWebhook(id int64, now, until time.Time) webhooks.Claim {
+	e.t.Helper()
+	c, ok, err := e.s.ClaimWebhookDelivery(e.ctx, id, now, until)
+	e.must(err, "ClaimWebhookDelivery")
+	if !ok || c == nil {
+		e.t.Fatalf("ClaimWebhookDelivery(%d, now %s) = %v, %v; want the claimed delivery", id, now.Format(time.RFC3339Nano), c, ok)
+	}
+	return *c
+}
+
+// claimDelivery claims a delivery that must be claimable and returns it.
 func (e *env) claimDelivery(id int64, now, until time.Time) webhooks.Delivery {
 	e.t.Helper()
-	d, ok, err := e.s.ClaimWebhookDelivery(e.ctx, id, now, until)
-	e.must(err, "ClaimWebhookDelivery")
-	if !ok || d == nil {
-		e.t.Fatalf("ClaimWebhookDelivery(%d, now %s) = %v, %v; want the claimed delivery", id, now.Format(time.RFC3339Nano), d, ok)
+	return e.claimWebhook(id, now, until).Delivery
+}
+
+// finish calls FinishWebhookAttempt and requires it to finish d.
+func (e *env) finish(what string, d *webhooks.Delivery, o *webhooks.AttemptOutcome) (disabled bool) {
+	e.t.Helper()
+	done, disabled, err := e.s.FinishWebhookAttempt(e.ctx, d, o)
+	e.must(err, what)
+	if !done {
+		e.t.Fatalf("%s: FinishWebhookAttempt returned false; want the leased delivery finished", what)
 	}
-	return *d
+	return disabled
+}
+
+// refused calls FinishWebhookAttempt and requires it to refuse d.
+func (e *env) refused(what string, d *webhooks.Delivery, o *webhooks.AttemptOutcome) {
+	e.t.Helper()
+	in := *d
+	done, disabled, err := e.s.FinishWebhookAttempt(e.ctx, d, o)
+	if err != nil || done || disabled {
+		e.t.Errorf("%s: FinishWebhookAttempt = %v, %v, %v; want false, false, nil", what, done, disabled, err)
+	}
+	e.same(what+": the caller's delivery after a refused FinishWebhookAttempt", *d, in)
 }
 
 // notClaimable requires a claim of id at now to be refused.
@@ -575,11 +605,18 @@ func testWebhookClaim(e *env) {
 	d := e.deliver(w.ID, ep.ID) // pending, due at base
 
 	e.notClaimable("a delivery not yet due", d.ID, at(-time.Microsecond))
-	c := e.claimDelivery(d.ID, at(0), at(time.Minute)) // due exactly now
+	cl := e.claimWebhook(d.ID, at(0), at(time.Minute)) // due exactly now
+	c := cl.Delivery
 	want := d
 	want.Attempt, want.LockedUntil, want.UpdatedAt = 1, ptr(at(time.Minute)), c.UpdatedAt
 	e.same("claimed delivery", c, want)
 	e.same("WebhookDelivery after a claim", e.getDelivery(w.ID, d.ID), &c)
+	// The claim brings what the attempt sends: the delivery's endpoint and
+	// event, as stored.
+	e.same("claimed delivery's endpoint", cl.Endpoint, *e.getEndpoint(w.ID, ep.ID))
+	ev, err := e.s.WebhookEvent(e.ctx, w.ID, d.EventID)
+	e.must(err, "WebhookEvent")
+	e.same("claimed delivery's event", cl.Event, *ev)
 
 	e.notClaimable("a delivery leased to another worker", d.ID, at(30*time.Second))
 	e.notClaimable("a delivery leased to another worker, just before the lease ends", d.ID, at(time.Minute-time.Microsecond))
@@ -594,6 +631,18 @@ func testWebhookClaim(e *env) {
 		x := e.deliver(w.ID, ep.ID, func(d *webhooks.Delivery) { d.Status = st })
 		e.notClaimable("a delivery in status "+st, x.ID, at(time.Hour))
 	}
+	// A delivery of an endpoint its owner disabled is claimed all the same
+	// (the caller decides), with the endpoint as it is now, of another
+	// workspace's delivery too (a claim names only the delivery).
+	other := e.workspace("whcl-other", u.ID)
+	off := e.endpoint(other.ID, func(x *webhooks.Endpoint) { x.IsActive, x.ConsecutiveFailures = false, 2 })
+	od := e.deliver(other.ID, off.ID)
+	oc := e.claimWebhook(od.ID, at(time.Hour), at(2*time.Hour))
+	e.same("claimed delivery of a disabled endpoint: its endpoint", oc.Endpoint, *e.getEndpoint(other.ID, off.ID))
+	if oc.Delivery.WorkspaceID != other.ID || oc.Event.ID != od.EventID || oc.Event.WorkspaceID != other.ID {
+		e.t.Errorf("claim of another workspace's delivery = %+v, want its own workspace's rows", oc)
+	}
+
 	r := e.deliver(w.ID, ep.ID, func(d *webhooks.Delivery) {
 		d.Status, d.Attempt, d.NextAttemptAt = webhooks.StatusRetrying, 3, ptr(at(5*time.Minute))
 	})
@@ -622,10 +671,10 @@ func testWebhookClaimRace(e *env) {
 		var mu sync.Mutex
 		var winners []webhooks.Delivery
 		errs := parallel(workers, func(i int) error {
-			d, ok, err := e.s.ClaimWebhookDelivery(e.ctx, id, now, now.Add(time.Duration(i+1)*time.Minute))
+			c, ok, err := e.s.ClaimWebhookDelivery(e.ctx, id, now, now.Add(time.Duration(i+1)*time.Minute))
 			if ok {
 				mu.Lock()
-				winners = append(winners, *d)
+				winners = append(winners, c.Delivery)
 				mu.Unlock()
 			}
 			return err
@@ -658,7 +707,10 @@ func testWebhookClaimRace(e *env) {
 func testWebhookFinish(e *env) {
 	u := e.user("whf")
 	w := e.workspace("whf", u.ID)
-	ep := e.endpoint(w.ID)
+	// An endpoint in a run of failures: a success ends it.
+	ep := e.endpoint(w.ID, func(x *webhooks.Endpoint) {
+		x.SuccessCount, x.FailureCount, x.ConsecutiveFailures, x.FailingSince = 5, 7, 3, ptr(at(-time.Hour))
+	})
 	d := e.deliver(w.ID, ep.ID)
 	c := e.claimDelivery(d.ID, at(0), at(time.Minute))
 
@@ -668,19 +720,8 @@ func testWebhookFinish(e *env) {
 	out := c
 	out.Status, out.NextAttemptAt, out.DeliveredAt = webhooks.StatusSuccess, nil, ptr(delivered)
 	out.ResponseCode, out.ResponseBody, out.ResponseTimeMs, out.Error = 200, `{"ok":true}`, 42, ""
-	var seen webhooks.Endpoint
-	ok, err := e.s.FinishWebhookAttempt(e.ctx, &out, func(x *webhooks.Endpoint) error {
-		seen = *x
-		x.SuccessCount++
-		x.ConsecutiveFailures, x.FailingSince, x.LastDeliveryAt = 0, nil, ptr(delivered)
-		return nil
-	})
-	e.must(err, "FinishWebhookAttempt")
-	if !ok {
-		e.t.Fatal("FinishWebhookAttempt of a leased delivery returned false")
-	}
-	if seen.ID != ep.ID || seen.URL != ep.URL {
-		e.t.Errorf("FinishWebhookAttempt's fn saw %+v, want the delivery's endpoint %d", seen, ep.ID)
+	if e.finish("FinishWebhookAttempt of a success", &out, &webhooks.AttemptOutcome{Success: true, At: delivered}) {
+		e.t.Error("FinishWebhookAttempt of a success reported the endpoint disabled")
 	}
 	got := e.getDelivery(w.ID, d.ID)
 	if got.Status != webhooks.StatusSuccess || got.LockedUntil != nil || got.NextAttemptAt != nil || got.Attempt != 1 ||
@@ -688,98 +729,115 @@ func testWebhookFinish(e *env) {
 		got.DeliveredAt == nil || !got.DeliveredAt.Equal(delivered) || got.DeliveredAt.Location() != time.UTC {
 		e.t.Errorf("delivery after FinishWebhookAttempt = %+v, want the outcome written, lease cleared, attempt 1, times in UTC", got)
 	}
+	e.same("the caller's delivery after FinishWebhookAttempt (set to the stored row)", out, *got)
+	e.recent("the delivery's UpdatedAt after FinishWebhookAttempt", got.UpdatedAt)
+	want := *ep
+	want.SuccessCount, want.ConsecutiveFailures, want.FailingSince, want.LastDeliveryAt = 6, 0, nil, ptr(delivered)
 	gotEp := e.getEndpoint(w.ID, ep.ID)
-	if gotEp.SuccessCount != 1 || gotEp.LastDeliveryAt == nil || !gotEp.LastDeliveryAt.Equal(delivered) {
-		e.t.Errorf("endpoint after FinishWebhookAttempt = %+v, want fn's changes", gotEp)
-	}
+	e.recent("the endpoint's UpdatedAt after FinishWebhookAttempt", gotEp.UpdatedAt)
+	want.UpdatedAt = gotEp.UpdatedAt
+	e.same("endpoint after a success (SuccessCount+1, the failure run ended, LastDeliveryAt)", gotEp, &want)
 	e.notClaimable("a delivered delivery", d.ID, at(time.Hour))
 
 	// Finishing the same attempt again is refused: the lease is gone.
 	again := c
 	again.Status = webhooks.StatusFailed
-	called := false
-	ok, err = e.s.FinishWebhookAttempt(e.ctx, &again, func(*webhooks.Endpoint) error { called = true; return nil })
-	if err != nil || ok || called {
-		e.t.Errorf("FinishWebhookAttempt of a finished attempt = %v, %v (fn called: %v); want false, nil, not called", ok, err, called)
-	}
+	e.refused("FinishWebhookAttempt of a finished attempt", &again, &webhooks.AttemptOutcome{At: at(time.Minute)})
 	e.same("delivery after a refused FinishWebhookAttempt", e.getDelivery(w.ID, d.ID), got)
+	e.same("endpoint after a refused FinishWebhookAttempt", e.getEndpoint(w.ID, ep.ID), gotEp)
 
-	// A failure scheduling a retry makes the delivery due then; the lease
-	// is compared at the store's precision, so the worker's own `until`
-	// (nanoseconds, any zone) matches it.
+	// A failure scheduling a retry makes the delivery due then, and starts
+	// a run of failures at its end; the lease is compared at the store's
+	// precision, so the worker's own `until` (nanoseconds, any zone)
+	// matches it.
 	r := e.deliver(w.ID, ep.ID)
 	until := time.Date(2026, 1, 15, 19, 31, 2, 123456789, time.FixedZone("UTC+09:00", 9*3600))
 	rc := e.claimDelivery(r.ID, at(0), until)
 	rc.LockedUntil = ptr(until)
 	rc.Status, rc.NextAttemptAt, rc.ResponseCode, rc.ResponseBody, rc.Error = webhooks.StatusRetrying, ptr(at(5*time.Minute)), 0, "", "timeout"
-	ok, err = e.s.FinishWebhookAttempt(e.ctx, &rc, func(x *webhooks.Endpoint) error {
-		x.FailureCount++
-		x.ConsecutiveFailures++
-		x.FailingSince = ptr(at(time.Second))
-		return nil
-	})
-	e.must(err, "FinishWebhookAttempt with a retry")
-	if !ok {
-		e.t.Fatal("FinishWebhookAttempt with the claim's own until (nanoseconds, another zone) returned false")
-	}
+	failed := at(time.Second)
+	e.finish("FinishWebhookAttempt with a retry (the claim's own until: nanoseconds, another zone)", &rc, &webhooks.AttemptOutcome{At: failed})
 	got = e.getDelivery(w.ID, r.ID)
 	if got.Status != webhooks.StatusRetrying || got.LockedUntil != nil || got.Error != "timeout" || got.NextAttemptAt == nil || !got.NextAttemptAt.Equal(at(5*time.Minute)) {
 		e.t.Errorf("delivery after a failed attempt = %+v, want retrying at %s, lease cleared", got, at(5*time.Minute))
 	}
 	gotEp = e.getEndpoint(w.ID, ep.ID)
-	if gotEp.SuccessCount != 1 || gotEp.FailureCount != 1 || gotEp.ConsecutiveFailures != 1 {
-		e.t.Errorf("endpoint after a failed attempt: success %d failure %d consecutive %d, want 1, 1, 1", gotEp.SuccessCount, gotEp.FailureCount, gotEp.ConsecutiveFailures)
+	if gotEp.SuccessCount != 6 || gotEp.FailureCount != 8 || gotEp.ConsecutiveFailures != 1 || !gotEp.IsActive ||
+		gotEp.FailingSince == nil || !gotEp.FailingSince.Equal(failed) || gotEp.LastDeliveryAt == nil || !gotEp.LastDeliveryAt.Equal(failed) {
+		e.t.Errorf("endpoint after a failure: %+v; want success 6, failure 8, consecutive 1, failing and last delivery since %s, active", gotEp, failed)
 	}
 	e.notClaimable("a retrying delivery before its next attempt", r.ID, at(5*time.Minute-time.Microsecond))
-	if c := e.claimDelivery(r.ID, at(5*time.Minute), at(6*time.Minute)); c.Attempt != 2 {
-		e.t.Errorf("second attempt: Attempt = %d, want 2", c.Attempt)
+	rc2 := e.claimDelivery(r.ID, at(5*time.Minute), at(6*time.Minute))
+	if rc2.Attempt != 2 {
+		e.t.Errorf("second attempt: Attempt = %d, want 2", rc2.Attempt)
 	}
+
+	// A second failure keeps the run's start.
+	rc2.Status, rc2.NextAttemptAt = webhooks.StatusFailed, nil
+	e.finish("FinishWebhookAttempt of a second failure", &rc2, &webhooks.AttemptOutcome{At: at(5*time.Minute + time.Second)})
+	gotEp = e.getEndpoint(w.ID, ep.ID)
+	if gotEp.FailureCount != 9 || gotEp.ConsecutiveFailures != 2 || gotEp.FailingSince == nil || !gotEp.FailingSince.Equal(failed) ||
+		!gotEp.LastDeliveryAt.Equal(at(5*time.Minute+time.Second)) {
+		e.t.Errorf("endpoint after a second failure: %+v; want failure 9, consecutive 2, failing since %s still", gotEp, failed)
+	}
+
+	// Without an outcome only the delivery is written.
+	n := e.deliver(w.ID, ep.ID)
+	nc := e.claimDelivery(n.ID, at(0), at(time.Minute))
+	nc.Status, nc.NextAttemptAt, nc.Error = webhooks.StatusFailed, nil, "disabled"
+	e.finish("FinishWebhookAttempt without an outcome", &nc, nil)
+	if got := e.getDelivery(w.ID, n.ID); got.Status != webhooks.StatusFailed || got.Error != "disabled" || got.LockedUntil != nil {
+		e.t.Errorf("delivery after a FinishWebhookAttempt without an outcome = %+v", got)
+	}
+	e.same("endpoint after a FinishWebhookAttempt without an outcome", e.getEndpoint(w.ID, ep.ID), gotEp)
 }
 
 func testWebhookFinishRefused(e *env) {
 	u := e.user("whfr")
 	w := e.workspace("whfr", u.ID)
 	ep := e.endpoint(w.ID)
-	bump := func(x *webhooks.Endpoint) error { x.FailureCount++; return nil }
+	fail := &webhooks.AttemptOutcome{At: at(time.Minute), Disable: webhooks.DisabledGone}
 
 	// Worker A's lease ends, worker B claims: A's finish is refused and
-	// writes nothing, B's goes through.
+	// writes nothing (neither the delivery nor the endpoint, which it would
+	// have disabled), B's goes through.
 	d := e.deliver(w.ID, ep.ID)
 	a := e.claimDelivery(d.ID, at(0), at(time.Minute))
 	b := e.claimDelivery(d.ID, at(2*time.Minute), at(3*time.Minute))
 	beforeEp := e.getEndpoint(w.ID, ep.ID)
-	a.Status, a.ResponseCode, a.NextAttemptAt = webhooks.StatusSuccess, 200, nil
-	ok, err := e.s.FinishWebhookAttempt(e.ctx, &a, bump)
-	if err != nil || ok {
-		e.t.Errorf("FinishWebhookAttempt after another claim = %v, %v; want false, nil", ok, err)
-	}
+	a.Status, a.ResponseCode, a.NextAttemptAt = webhooks.StatusFailed, 410, nil
+	e.refused("FinishWebhookAttempt after another claim", &a, fail)
+	e.refused("FinishWebhookAttempt after another claim, without an outcome", &a, nil)
 	e.same("delivery after a refused FinishWebhookAttempt", e.getDelivery(w.ID, d.ID), &b)
 	e.same("endpoint after a refused FinishWebhookAttempt", e.getEndpoint(w.ID, ep.ID), beforeEp)
 	b.Status, b.ResponseCode, b.NextAttemptAt = webhooks.StatusSuccess, 204, nil
-	ok, err = e.s.FinishWebhookAttempt(e.ctx, &b, bump)
-	if err != nil || !ok {
-		e.t.Errorf("FinishWebhookAttempt of the current lease = %v, %v; want true", ok, err)
-	}
+	e.finish("FinishWebhookAttempt of the current lease", &b, &webhooks.AttemptOutcome{Success: true, At: at(3 * time.Minute)})
 	if got := e.getDelivery(w.ID, d.ID); got.Status != webhooks.StatusSuccess || got.ResponseCode != 204 || got.Attempt != 2 {
 		e.t.Errorf("delivery after the current lease finished = %+v", got)
 	}
-	if got := e.getEndpoint(w.ID, ep.ID); got.FailureCount != beforeEp.FailureCount+1 {
-		e.t.Errorf("endpoint FailureCount = %d, want %d: fn must run once, for the current lease only", got.FailureCount, beforeEp.FailureCount+1)
+	if got := e.getEndpoint(w.ID, ep.ID); got.SuccessCount != beforeEp.SuccessCount+1 || got.FailureCount != beforeEp.FailureCount || !got.IsActive {
+		e.t.Errorf("endpoint after the current lease finished = %+v; want one success counted, for the current lease only", got)
 	}
 
-	// An error from fn writes neither the delivery nor the endpoint.
+	// A delivery named with another endpoint (of the same workspace) is
+	// refused, and neither endpoint is counted.
+	ep2 := e.endpoint(w.ID)
 	d2 := e.deliver(w.ID, ep.ID)
-	c := e.claimDelivery(d2.ID, at(0), at(time.Minute))
-	beforeEp = e.getEndpoint(w.ID, ep.ID)
-	out := c
-	out.Status, out.ResponseCode = webhooks.StatusSuccess, 200
-	boom := errors.New("boom")
-	ok, err = e.s.FinishWebhookAttempt(e.ctx, &out, func(x *webhooks.Endpoint) error { x.SuccessCount += 100; return boom })
-	if !errors.Is(err, boom) || ok {
-		e.t.Errorf("FinishWebhookAttempt with a failing fn = %v, %v; want false and fn's error", ok, err)
-	}
-	e.same("delivery after a FinishWebhookAttempt whose fn failed", e.getDelivery(w.ID, d2.ID), &c)
-	e.same("endpoint after a FinishWebhookAttempt whose fn failed", e.getEndpoint(w.ID, ep.ID), beforeEp)
+	c2 := e.claimDelivery(d2.ID, at(0), at(time.Minute))
+	beforeEp, beforeEp2 := e.getEndpoint(w.ID, ep.ID), e.getEndpoint(w.ID, ep2.ID)
+	wrong := c2
+	wrong.EndpointID = ep2.ID
+	wrong.Status = webhooks.StatusFailed
+	e.refused("FinishWebhookAttempt naming another endpoint", &wrong, fail)
+	e.same("delivery after FinishWebhookAttempt naming another endpoint", e.getDelivery(w.ID, d2.ID), &c2)
+	e.same("its endpoint after FinishWebhookAttempt naming another endpoint", e.getEndpoint(w.ID, ep.ID), beforeEp)
+	e.same("the other endpoint after FinishWebhookAttempt naming it", e.getEndpoint(w.ID, ep2.ID), beforeEp2)
+
+	// A delivery without a lease.
+	nolease := c2
+	nolease.LockedUntil = nil
+	e.refused("FinishWebhookAttempt without a lease", &nolease, fail)
+	e.same("delivery after FinishWebhookAttempt without a lease", e.getDelivery(w.ID, d2.ID), &c2)
 
 	// A delivery deleted with its endpoint mid-attempt.
 	gone := e.endpoint(w.ID)
@@ -787,9 +845,113 @@ func testWebhookFinishRefused(e *env) {
 	c3 := e.claimDelivery(d3.ID, at(0), at(time.Minute))
 	e.must(e.s.DeleteWebhookEndpoint(e.ctx, w.ID, gone.ID), "DeleteWebhookEndpoint")
 	c3.Status = webhooks.StatusSuccess
-	ok, err = e.s.FinishWebhookAttempt(e.ctx, &c3, bump)
-	if err != nil || ok {
-		e.t.Errorf("FinishWebhookAttempt of a deleted delivery = %v, %v; want false, nil", ok, err)
+	e.refused("FinishWebhookAttempt of a deleted delivery", &c3, &webhooks.AttemptOutcome{Success: true, At: at(time.Minute)})
+	e.refused("FinishWebhookAttempt of a deleted delivery, without an outcome", &c3, nil)
+}
+
+// testWebhookFinishDisable: a failure with Disable disables an active
+// endpoint once; the reason of an endpoint already disabled stays.
+func testWebhookFinishDisable(e *env) {
+	u := e.user("whfd")
+	w := e.workspace("whfd", u.ID)
+	ep := e.endpoint(w.ID)
+	attempt := func(endpointID int64, o *webhooks.AttemptOutcome) bool {
+		e.t.Helper()
+		d := e.claimDelivery(e.deliver(w.ID, endpointID).ID, at(0), at(time.Minute))
+		d.Status, d.NextAttemptAt = webhooks.StatusFailed, nil
+		return e.finish("FinishWebhookAttempt", &d, o)
+	}
+
+	// A success ignores Disable.
+	if attempt(ep.ID, &webhooks.AttemptOutcome{Success: true, At: at(time.Second), Disable: webhooks.DisabledGone}) {
+		e.t.Error("a success with Disable reported the endpoint disabled")
+	}
+	if got := e.getEndpoint(w.ID, ep.ID); !got.IsActive || got.DisabledReason != "" || got.SuccessCount != 1 {
+		e.t.Errorf("endpoint after a success with Disable = %+v, want it active, the success counted", got)
+	}
+
+	if !attempt(ep.ID, &webhooks.AttemptOutcome{At: at(2 * time.Second), Disable: webhooks.DisabledGone}) {
+		e.t.Error("a failure with Disable on an active endpoint did not report it disabled")
+	}
+	got := e.getEndpoint(w.ID, ep.ID)
+	if got.IsActive || got.DisabledReason != webhooks.DisabledGone || got.FailureCount != 1 || got.ConsecutiveFailures != 1 ||
+		got.FailingSince == nil || !got.FailingSince.Equal(at(2*time.Second)) {
+		e.t.Errorf("endpoint after a failure with Disable = %+v, want it disabled (gone), the failure counted", got)
+	}
+	// Already disabled: counted, not disabled again, the first reason kept.
+	if attempt(ep.ID, &webhooks.AttemptOutcome{At: at(3 * time.Second), Disable: webhooks.DisabledFailing}) {
+		e.t.Error("a failure with Disable on a disabled endpoint reported it disabled again")
+	}
+	if got := e.getEndpoint(w.ID, ep.ID); got.IsActive || got.DisabledReason != webhooks.DisabledGone || got.FailureCount != 2 {
+		e.t.Errorf("endpoint after a second disabling failure = %+v, want the first reason kept, 2 failures", got)
+	}
+
+	// An endpoint its owner disabled keeps its empty reason.
+	off := e.endpoint(w.ID, func(x *webhooks.Endpoint) { x.IsActive = false })
+	if attempt(off.ID, &webhooks.AttemptOutcome{At: at(time.Second), Disable: webhooks.DisabledFailing}) {
+		e.t.Error("a failure with Disable on an endpoint its owner disabled reported it disabled")
+	}
+	if got := e.getEndpoint(w.ID, off.ID); got.IsActive || got.DisabledReason != "" || got.FailureCount != 1 {
+		e.t.Errorf("owner-disabled endpoint after a disabling failure = %+v, want no reason, 1 failure", got)
+	}
+}
+
+// testWebhookFinishConcurrent finishes many attempts of one endpoint at
+// once: no count is lost, and of the failures that would disable it
+// exactly one reports doing so.
+func testWebhookFinishConcurrent(e *env) {
+	u := e.user("whfc")
+	w := e.workspace("whfc", u.ID)
+	const n = 12
+	run := func(ep *webhooks.Endpoint, outcome func(i int) *webhooks.AttemptOutcome) (disabled int) {
+		e.t.Helper()
+		ds := make([]webhooks.Delivery, n)
+		for i := range ds {
+			ds[i] = e.claimDelivery(e.deliver(w.ID, ep.ID).ID, at(0), at(time.Minute))
+			ds[i].Status, ds[i].NextAttemptAt = webhooks.StatusFailed, nil
+		}
+		var mu sync.Mutex
+		errs := parallel(n, func(i int) error {
+			done, dis, err := e.s.FinishWebhookAttempt(e.ctx, &ds[i], outcome(i))
+			if err == nil && !done {
+				err = errors.New("not finished")
+			}
+			if dis {
+				mu.Lock()
+				disabled++
+				mu.Unlock()
+			}
+			return err
+		})
+		for i, err := range errs {
+			if err != nil {
+				e.t.Errorf("concurrent FinishWebhookAttempt %d: %v", i, err)
+			}
+		}
+		return disabled
+	}
+
+	ep := e.endpoint(w.ID)
+	if got := run(ep, func(i int) *webhooks.AttemptOutcome {
+		return &webhooks.AttemptOutcome{At: at(time.Duration(i+1) * time.Second), Disable: webhooks.DisabledFailing}
+	}); got != 1 {
+		e.t.Errorf("%d concurrent disabling failures: %d reported disabling the endpoint, want exactly 1", n, got)
+	}
+	got := e.getEndpoint(w.ID, ep.ID)
+	if got.IsActive || got.DisabledReason != webhooks.DisabledFailing || got.FailureCount != n || got.ConsecutiveFailures != n || got.FailingSince == nil {
+		e.t.Errorf("endpoint after %d concurrent disabling failures = %+v; want disabled (failing), %d failures, %d consecutive", n, got, n, n)
+	}
+
+	mixed := e.endpoint(w.ID)
+	if got := run(mixed, func(i int) *webhooks.AttemptOutcome {
+		return &webhooks.AttemptOutcome{Success: i%3 == 0, At: at(time.Duration(i+1) * time.Second)}
+	}); got != 0 {
+		e.t.Errorf("concurrent attempts without Disable: %d reported disabling the endpoint", got)
+	}
+	got = e.getEndpoint(w.ID, mixed.ID)
+	if got.SuccessCount != n/3 || got.FailureCount != n-n/3 || !got.IsActive || got.LastDeliveryAt == nil {
+		e.t.Errorf("endpoint after %d concurrent attempts: success %d, failure %d; want %d and %d: counts were lost",
+			n, got.SuccessCount, got.FailureCount, n/3, n-n/3)
 	}
 }
 
@@ -874,6 +1036,15 @@ func testWebhookTenantIsolation(e *env) {
 	if called {
 		e.t.Error("an update of another workspace's row called fn")
 	}
+	// Finishing B's attempt under A's id is refused: neither B's delivery
+	// nor B's endpoint is written.
+	cB := e.claimDelivery(dB.ID, at(0), at(time.Minute))
+	epB = e.getEndpoint(b.ID, epB.ID)
+	asA := cB
+	asA.WorkspaceID, asA.Status, asA.NextAttemptAt = a.ID, webhooks.StatusFailed, nil
+	e.refused("FinishWebhookAttempt(A, B's delivery)", &asA, &webhooks.AttemptOutcome{At: at(time.Second), Disable: webhooks.DisabledGone})
+	e.refused("FinishWebhookAttempt(A, B's delivery) without an outcome", &asA, nil)
+	dB = cB
 	ev := &webhooks.Event{ID: "evt_storetest_cross", WorkspaceID: a.ID, Type: "post.created", Payload: json.RawMessage(`{}`)}
 	_, err = e.s.CreateWebhookEvent(e.ctx, ev, []webhooks.Delivery{{WorkspaceID: a.ID, EndpointID: epB.ID, EventID: ev.ID,
 		EventType: ev.Type, Status: webhooks.StatusPending, NextAttemptAt: ptr(at(0))}})

@@ -3,7 +3,6 @@ package webhooks
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -76,33 +75,24 @@ func (s *Service) work(ctx context.Context, j Job) time.Duration {
 
 // Attempt claims delivery id if it is due, sends it and records the
 // outcome: success, a retry on the schedule, or failure. A delivery that is
-// not due or is leased by another worker is left alone.
+// not due or is leased by another worker is left alone. It takes two store
+// calls: the claim (which brings the endpoint and event) and the finish.
 func (s *Service) Attempt(ctx context.Context, id int64) error {
 	now := s.cfg.Now().UTC()
-	// The lease outlives the attempt's timeout: a worker that dies leaves
-	// the delivery to the sweep once it ends.
-	d, ok, err := s.store.ClaimWebhookDelivery(ctx, id, now, now.Add(s.cfg.Timeout+30*time.Second))
+	// The lease (Config.Lease) outlives the attempt's timeout: a worker
+	// that dies leaves the delivery to the sweep once it ends.
+	c, ok, err := s.store.ClaimWebhookDelivery(ctx, id, now, now.Add(s.cfg.Lease))
 	if err != nil || !ok {
-		return err
+		return err // not due, leased, or deleted with its endpoint
 	}
-	ep, err := s.store.WebhookEndpoint(ctx, d.WorkspaceID, d.EndpointID)
-	if errors.Is(err, core.ErrNotFound) {
-		return nil // deleted with its deliveries
-	}
-	if err != nil {
-		return err
-	}
+	d, ep := &c.Delivery, &c.Endpoint
 	if !ep.IsActive {
 		// Nothing is sent; the claim still counts as an attempt.
 		d.Status, d.NextAttemptAt, d.Error = StatusFailed, nil, "The endpoint is disabled."
-		_, err := s.store.FinishWebhookAttempt(ctx, d, func(*Endpoint) error { return nil })
+		_, _, err := s.store.FinishWebhookAttempt(ctx, d, nil)
 		return err
 	}
-	ev, err := s.store.WebhookEvent(ctx, d.WorkspaceID, d.EventID)
-	if err != nil {
-		return err
-	}
-	r := s.send(ctx, ep, ev)
+	r := s.send(ctx, ep, &c.Event)
 	now = s.cfg.Now().UTC()
 	d.ResponseCode, d.ResponseBody, d.ResponseTimeMs, d.Error = r.Code, r.Body, r.TimeMs, r.Err
 	success := r.Code >= 200 && r.Code < 300
@@ -113,6 +103,8 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 	case r.Code == 410: // Gone
 		disable = DisabledGone
 	case ep.FailingSince != nil && now.Sub(*ep.FailingSince) >= s.cfg.DisableAfter:
+		// FailingSince as read at the claim: a success finishing in the
+		// meantime is not seen.
 		disable = DisabledFailing
 	}
 	if !success {
@@ -127,24 +119,7 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 			d.Status, d.NextAttemptAt = StatusRetrying, &next
 		}
 	}
-	disabledNow := false
-	done, err := s.store.FinishWebhookAttempt(ctx, d, func(e *Endpoint) error {
-		e.LastDeliveryAt = &now
-		if success {
-			e.SuccessCount++
-			e.ConsecutiveFailures, e.FailingSince = 0, nil
-			return nil
-		}
-		e.FailureCount++
-		e.ConsecutiveFailures++
-		if e.FailingSince == nil {
-			e.FailingSince = &now
-		}
-		if disable != "" && e.IsActive {
-			e.IsActive, e.DisabledReason, disabledNow = false, disable, true
-		}
-		return nil
-	})
+	done, disabledNow, err := s.store.FinishWebhookAttempt(ctx, d, &AttemptOutcome{Success: success, At: now, Disable: disable})
 	if err != nil || !done {
 		return err
 	}

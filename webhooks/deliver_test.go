@@ -3,9 +3,12 @@ package webhooks_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,7 +27,7 @@ import (
 	"github.com/revopsdev/revops/workspace"
 )
 
-// env is a webhooks service on a fresh SQLite store with one workspace,
+// env is a webhooks service on a fresh store with one workspace,
 // delivering over loopback.
 type env struct {
 	t     testing.TB
@@ -37,10 +40,57 @@ type env struct {
 
 type opt func(*webhooks.Config)
 
+// newEnv is an env on a fresh SQLite store.
 func newEnv(t testing.TB, opts ...opt) *env {
 	t.Helper()
+	return newEnvOn(t, openSQLite(t), opts...)
+}
+
+// openSQLite opens and migrates a store in a file of its own.
+func openSQLite(t testing.TB) *sqlstore.Store {
+	t.Helper()
+	return openMigrated(t, filepath.Join(t.TempDir(), "wh.db"))
+}
+
+// openPostgres opens and migrates a store in a fresh schema of the
+// database REVOPS_TEST_POSTGRES_URL names (scripts/test sets it), dropped
+// when t ends; it skips t when none is configured.
+func openPostgres(t testing.TB) *sqlstore.Store {
+	t.Helper()
+	raw := os.Getenv("REVOPS_TEST_POSTGRES_URL")
+	if raw == "" {
+		t.Skip("Postgres skipped: set REVOPS_TEST_POSTGRES_URL (scripts/test does) to run it")
+	}
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "wh.db"))
+	admin, err := sqlstore.Open(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	schema := fmt.Sprintf("revops_webhooks_test_%d_%d", os.Getpid(), time.Now().UnixNano())
+	if _, err := admin.DB().ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// The store is closed by then (cleanups run last-in first-out).
+		if _, err := admin.DB().ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return openMigrated(t, u.String())
+}
+
+func openMigrated(t testing.TB, dsn string) *sqlstore.Store {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +98,13 @@ func newEnv(t testing.TB, opts ...opt) *env {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// newEnvOn is an env on st, a fresh migrated store.
+func newEnvOn(t testing.TB, st *sqlstore.Store, opts ...opt) *env {
+	t.Helper()
+	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	w := &workspace.Workspace{Name: "Acme", Slug: "acme", Tier: "free", CreatedAt: now, UpdatedAt: now}
 	u := &workspace.User{Email: "o@acme.test", Name: "O", CreatedAt: now, UpdatedAt: now}
@@ -68,7 +125,8 @@ func newEnv(t testing.TB, opts ...opt) *env {
 		o(&cfg)
 	}
 	q := webhooks.NewMemoryQueue(webhooks.MemoryQueueConfig{Now: cfg.Now, MaxWait: 5 * time.Millisecond, Workers: cfg.PerEndpoint * 2})
-	cfg.Sender = webhookhttp.New(webhookhttp.Config{AllowPrivate: cfg.AllowPrivate, Now: cfg.Now})
+	// As revops wires it: idle connections kept per host = PerEndpoint.
+	cfg.Sender = webhookhttp.New(webhookhttp.Config{AllowPrivate: cfg.AllowPrivate, PerHost: cfg.PerEndpoint, Now: cfg.Now})
 	if cfg.Queue == nil {
 		cfg.Queue = q
 	}
@@ -316,6 +374,58 @@ func TestGoneDisablesTheEndpointAndRecordsAnEvent(t *testing.T) {
 		is.True(x.EventID != ev.ID)
 	}
 	is.Equal(gone.hits.Load(), int64(1))
+}
+
+func TestConcurrentGoneAttemptsRecordOneDisabledEvent(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	gone := newReceiver(t, http.StatusGone)
+	ops := newReceiver(t, 200)
+	ep := e.endpoint(gone.URL, "post.created")
+	watcher := e.endpoint(ops.URL, "endpoint.disabled")
+	var ds []*webhooks.Delivery
+	for range 6 {
+		ds = append(ds, e.publish(ep))
+	}
+	var wg sync.WaitGroup
+	for _, d := range ds {
+		wg.Go(func() { is.NoErr(e.svc.Attempt(context.Background(), d.ID)) })
+	}
+	wg.Wait()
+	after := e.ep(ep.ID)
+	is.True(!after.IsActive)
+	is.Equal(after.DisabledReason, webhooks.DisabledGone)
+	// Every attempt sent is counted; one claimed after the endpoint was
+	// disabled sends nothing.
+	is.True(gone.hits.Load() >= 1)
+	is.Equal(after.FailureCount, gone.hits.Load())
+	for _, d := range ds {
+		is.Equal(e.delivery(d.ID).Status, webhooks.StatusFailed)
+	}
+	// However many attempts saw the 410, the endpoint was disabled once.
+	events, _, err := e.store.ListWebhookDeliveries(context.Background(), e.wid, webhooks.DeliveryFilter{EndpointID: watcher.ID}, core.ListParams{Page: 1, PerPage: 10})
+	is.NoErr(err)
+	is.Equal(len(events), 1)
+}
+
+func TestAttemptForADisabledEndpointSendsNothing(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	rec := newReceiver(t, 200)
+	ep := e.endpoint(rec.URL)
+	d := e.publish(ep)
+	off := false
+	_, err := e.svc.UpdateEndpoint(context.Background(), e.wid, ep.ID, webhooks.EndpointPatch{IsActive: &off})
+	is.NoErr(err)
+	before := e.ep(ep.ID)
+	is.NoErr(e.svc.Attempt(context.Background(), d.ID))
+	is.Equal(rec.hits.Load(), int64(0))
+	got := e.delivery(d.ID)
+	is.Equal(got.Status, webhooks.StatusFailed)
+	is.Equal(got.Attempt, 1) // the claim counts
+	is.Equal(got.Error, "The endpoint is disabled.")
+	is.True(got.LockedUntil == nil)
+	is.Equal(e.ep(ep.ID), before) // no attempt counted on the endpoint
 }
 
 func TestEndpointFailingForDisableAfterIsDisabled(t *testing.T) {

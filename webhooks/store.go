@@ -89,6 +89,29 @@ type DeliveryFilter struct {
 	Status     string // "" for all
 }
 
+// Claim is a delivery leased to one attempt, with what the attempt sends:
+// its endpoint and its event, as stored when it was claimed.
+type Claim struct {
+	Delivery Delivery
+	Endpoint Endpoint
+	Event    Event
+}
+
+// AttemptOutcome is what a finished attempt writes to its endpoint's
+// record (FinishWebhookAttempt).
+type AttemptOutcome struct {
+	// Success: a 2xx answered. It counts a success and ends the endpoint's
+	// run of failures; otherwise it counts a failure and, if none is
+	// running, starts one at At.
+	Success bool
+	// At is when the attempt ended (zero: now): the endpoint's
+	// LastDeliveryAt, and its FailingSince when this failure starts a run.
+	At time.Time
+	// Disable, on a failure, disables the endpoint with this reason
+	// (DisabledGone, DisabledFailing) if it is still active; "" keeps it.
+	Disable string
+}
+
 // Store persists endpoints, events and deliveries. Contract, checked by
 // storetest: every read and write is scoped to its workspace (another
 // workspace's rows are core.ErrNotFound); read-modify-write methods run in
@@ -122,16 +145,28 @@ type Store interface {
 	// ClaimWebhookDelivery leases delivery id until `until` if it is due at
 	// now (pending or retrying, NextAttemptAt ≤ now) and not leased (no
 	// LockedUntil, or one ≤ now), incrementing Attempt. It returns the
-	// claimed row, or false when another worker holds it or it is not due.
-	// Of workers racing for one delivery, exactly one wins.
-	ClaimWebhookDelivery(ctx context.Context, id int64, now, until time.Time) (*Delivery, bool, error)
-	// FinishWebhookAttempt writes the outcome of an attempt (d's Status,
-	// NextAttemptAt, response fields, DeliveredAt; LockedUntil cleared; the
-	// Attempt the claim counted is kept) and
-	// applies fn to its endpoint, in one transaction. It writes nothing and
-	// returns false if the delivery is no longer leased by this attempt
-	// (its LockedUntil differs from d.LockedUntil) or is gone.
-	FinishWebhookAttempt(ctx context.Context, d *Delivery, fn func(*Endpoint) error) (bool, error)
+	// claimed row with its endpoint and event (all of the delivery's
+	// workspace), or false when another worker holds it, it is not due or
+	// it is gone. Of workers racing for one delivery, exactly one wins.
+	ClaimWebhookDelivery(ctx context.Context, id int64, now, until time.Time) (*Claim, bool, error)
+	// FinishWebhookAttempt ends the attempt holding d's lease, in one
+	// transaction. It writes d's outcome to the delivery (Status,
+	// NextAttemptAt, response fields, Error, DeliveredAt; LockedUntil
+	// cleared; the Attempt the claim counted is kept; UpdatedAt now) and
+	// sets d to the stored row. Unless o is nil (the endpoint is left
+	// alone), it counts the attempt on the endpoint: LastDeliveryAt o.At;
+	// on success SuccessCount+1, ConsecutiveFailures 0, FailingSince nil;
+	// on failure FailureCount+1, ConsecutiveFailures+1, FailingSince kept or
+	// else o.At, and with o.Disable an endpoint still active is disabled
+	// (IsActive false, DisabledReason o.Disable) and disabled is true: of
+	// concurrent calls disabling one endpoint, exactly one reports it.
+	// Counters are never lost to concurrent calls.
+	//
+	// It writes nothing and returns false if the delivery is no longer
+	// leased by this attempt (its LockedUntil differs from d.LockedUntil,
+	// at the store's precision, or d has none), is gone, or is not
+	// d.WorkspaceID's delivery to d.EndpointID.
+	FinishWebhookAttempt(ctx context.Context, d *Delivery, o *AttemptOutcome) (done, disabled bool, err error)
 	// DueWebhookDeliveries lists up to limit deliveries due at now and not
 	// leased, oldest NextAttemptAt first, across workspaces.
 	DueWebhookDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -402,11 +403,26 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, workspaceID int64, f 
 	return listRows(ctx, s.db, &deliveryList, &q, p, "webhook deliveries", (*deliveryRow).delivery)
 }
 
+// claimTargetRow is a delivery's endpoint and event, read together.
+type claimTargetRow struct {
+	endpointRow
+	EventType      string    `bun:"ev_type"`
+	EventPayload   []byte    `bun:"ev_payload"`
+	EventCreatedAt time.Time `bun:"ev_created_at"`
+}
+
+// claimTargetColumns are endpointColumns of e, then the event's columns of
+// ev.
+var claimTargetColumns = "e." + strings.ReplaceAll(endpointColumns, ", ", ", e.") +
+	", ev.type AS ev_type, ev.payload AS ev_payload, ev.created_at AS ev_created_at"
+
 // ClaimWebhookDelivery leases the delivery with one conditional UPDATE: the
 // database runs concurrent ones on a row one after another, and each
 // re-checks the condition on the row as the previous one left it, so only
-// one can match.
-func (s *Store) ClaimWebhookDelivery(ctx context.Context, id int64, now, until time.Time) (*webhooks.Delivery, bool, error) {
+// one can match. A second statement reads its endpoint and event (one
+// join); if they are gone (deleted since, with the delivery) the claim is
+// false.
+func (s *Store) ClaimWebhookDelivery(ctx context.Context, id int64, now, until time.Time) (*webhooks.Claim, bool, error) {
 	now, until = ts(now), ts(until)
 	var rows []deliveryRow
 	err := s.db.NewRaw(`UPDATE revops_webhook_deliveries SET locked_until = ?, attempt = attempt + 1, updated_at = ?
@@ -419,80 +435,114 @@ RETURNING `+deliveryColumns,
 	if len(rows) == 0 {
 		return nil, false, nil
 	}
-	d := rows[0].delivery()
-	return &d, true, nil
+	c := &webhooks.Claim{Delivery: rows[0].delivery()}
+	d := &c.Delivery
+	var targets []claimTargetRow
+	err = s.db.NewRaw(`SELECT `+claimTargetColumns+` FROM revops_webhook_endpoints AS e
+JOIN revops_webhook_events AS ev ON ev.workspace_id = e.workspace_id AND ev.id = ?
+WHERE e.workspace_id = ? AND e.id = ?`, d.EventID, d.WorkspaceID, d.EndpointID).Scan(ctx, &targets)
+	if err != nil {
+		return nil, false, fail("claim webhook delivery", err, "")
+	}
+	if len(targets) == 0 {
+		return nil, false, nil
+	}
+	r := &targets[0]
+	c.Endpoint = r.endpoint()
+	c.Event = webhooks.Event{ID: d.EventID, WorkspaceID: d.WorkspaceID, Type: r.EventType, CreatedAt: utc(r.EventCreatedAt)}
+	if len(r.EventPayload) > 0 {
+		c.Event.Payload = json.RawMessage(r.EventPayload)
+	}
+	return c, true, nil
 }
 
-// FinishWebhookAttempt locks the delivery's endpoint (when fn is given),
-// then the delivery, checks the lease against the stored one (compared as
-// times, at the stored precision), and writes both. A d without
-// LockedUntil holds no lease and is refused. On success d is updated to
-// what was stored (LockedUntil nil, UpdatedAt now).
-func (s *Store) FinishWebhookAttempt(ctx context.Context, d *webhooks.Delivery, fn func(*webhooks.Endpoint) error) (bool, error) {
+// errNotFinished rolls back a FinishWebhookAttempt that may not write.
+var errNotFinished = errors.New("sqlstore: webhook attempt not finished")
+
+// FinishWebhookAttempt counts the attempt on its endpoint (when o is
+// given), then finishes the delivery with one conditional UPDATE that
+// checks the lease (compared at the stored precision) and the delivery's
+// workspace and endpoint; when that matches no row the transaction rolls
+// back. The endpoint is written first, taking its row lock before the
+// delivery's (see the lock order above), and by expressions on the stored
+// counters, so concurrent attempts never lose one another's counts. The
+// disabling is a further UPDATE matching only an active endpoint, so of
+// concurrent calls exactly one reports it. Without o it is the one
+// statement. On success d is set to what was stored (LockedUntil nil,
+// UpdatedAt now).
+func (s *Store) FinishWebhookAttempt(ctx context.Context, d *webhooks.Delivery, o *webhooks.AttemptOutcome) (bool, bool, error) {
 	if d.LockedUntil == nil {
-		return false, nil
+		return false, false, nil
 	}
 	lease := ts(*d.LockedUntil)
-	done := *d
-	normalizeDelivery(&done)
-	done.LockedUntil = nil
-	done.UpdatedAt = ts(time.Now())
-	var ok bool
-	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		var owner []struct {
-			WorkspaceID int64 `bun:"workspace_id"`
-			EndpointID  int64 `bun:"endpoint_id"`
-		}
-		if err := tx.NewRaw("SELECT workspace_id, endpoint_id FROM revops_webhook_deliveries WHERE id = ?", d.ID).Scan(ctx, &owner); err != nil {
-			return fail("finish webhook attempt", err, "")
-		}
-		if len(owner) == 0 {
-			return nil // gone
-		}
-		if fn != nil {
-			if err := lockEndpoint(ctx, tx, owner[0].WorkspaceID, owner[0].EndpointID); err != nil {
-				if errors.Is(err, core.ErrNotFound) {
-					return nil // deleted since: its deliveries are gone too
-				}
-				return err
-			}
-		}
-		res, err := tx.NewRaw("UPDATE revops_webhook_deliveries SET locked_until = locked_until WHERE id = ?", d.ID).Exec(ctx)
-		if found, err := affected(res, err); err != nil || !found {
-			return fail("finish webhook attempt", err, "")
-		}
-		cur, err := webhookDelivery(ctx, tx, "id = ?", d.ID)
-		if err != nil {
-			return err
-		}
-		if cur.LockedUntil == nil || !cur.LockedUntil.Equal(lease) {
-			return nil // claimed again since, or finished
-		}
-		_, err = tx.NewRaw(`UPDATE revops_webhook_deliveries SET status = ?, next_attempt_at = ?, locked_until = NULL,
+	out := *d
+	normalizeDelivery(&out)
+	now := ts(time.Now())
+	finish := func(ctx context.Context, db bun.IDB) (bool, error) {
+		var rows []deliveryRow
+		err := db.NewRaw(`UPDATE revops_webhook_deliveries SET status = ?, next_attempt_at = ?, locked_until = NULL,
 response_code = ?, response_body = ?, response_time_ms = ?, error = ?, delivered_at = ?, updated_at = ?
-WHERE id = ?`,
-			done.Status, done.NextAttemptAt, done.ResponseCode, []byte(done.ResponseBody), done.ResponseTimeMs, done.Error,
-			done.DeliveredAt, done.UpdatedAt, d.ID).Exec(ctx)
+WHERE id = ? AND workspace_id = ? AND endpoint_id = ? AND locked_until = ?
+RETURNING `+deliveryColumns,
+			out.Status, out.NextAttemptAt, out.ResponseCode, []byte(out.ResponseBody), out.ResponseTimeMs, out.Error,
+			out.DeliveredAt, now, d.ID, d.WorkspaceID, d.EndpointID, lease).Scan(ctx, &rows)
 		if err != nil {
-			return fail("finish webhook attempt", err, "")
+			return false, fail("finish webhook attempt", err, "")
 		}
-		if fn != nil {
-			if _, err := updateEndpoint(ctx, tx, cur.WorkspaceID, cur.EndpointID, fn); err != nil {
-				return err
-			}
+		if len(rows) == 0 {
+			return false, nil // claimed again since, finished, or gone
 		}
-		// What the caller's struct may not know: the stored identity,
-		// attempt and creation time.
-		done.WorkspaceID, done.EndpointID, done.EventID, done.EventType = cur.WorkspaceID, cur.EndpointID, cur.EventID, cur.EventType
-		done.Attempt, done.CreatedAt = cur.Attempt, cur.CreatedAt
-		ok = true
-		return nil
-	})
-	if err != nil || !ok {
-		return false, err
+		out = rows[0].delivery()
+		return true, nil
 	}
-	*d = done
-	return true, nil
+	if o == nil {
+		ok, err := finish(ctx, s.db)
+		if err != nil || !ok {
+			return false, false, err
+		}
+		*d = out
+		return true, false, nil
+	}
+	at := orNow(o.At)
+	disabled := false
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		var res sql.Result
+		var err error
+		if o.Success {
+			res, err = tx.NewRaw(`UPDATE revops_webhook_endpoints SET success_count = success_count + 1,
+consecutive_failures = 0, failing_since = NULL, last_delivery_at = ?, updated_at = ?
+WHERE workspace_id = ? AND id = ?`, at, now, d.WorkspaceID, d.EndpointID).Exec(ctx)
+		} else {
+			res, err = tx.NewRaw(`UPDATE revops_webhook_endpoints SET failure_count = failure_count + 1,
+consecutive_failures = consecutive_failures + 1, failing_since = COALESCE(failing_since, ?), last_delivery_at = ?, updated_at = ?
+WHERE workspace_id = ? AND id = ?`, at, at, now, d.WorkspaceID, d.EndpointID).Exec(ctx)
+		}
+		if found, err := affected(res, err); err != nil {
+			return fail("finish webhook attempt", err, "")
+		} else if !found {
+			return errNotFinished // gone, with its deliveries
+		}
+		if ok, err := finish(ctx, tx); err != nil {
+			return err
+		} else if !ok {
+			return errNotFinished
+		}
+		if o.Success || o.Disable == "" {
+			return nil
+		}
+		res, err = tx.NewRaw(`UPDATE revops_webhook_endpoints SET is_active = ?, disabled_reason = ?
+WHERE workspace_id = ? AND id = ? AND is_active = ?`, false, o.Disable, d.WorkspaceID, d.EndpointID, true).Exec(ctx)
+		disabled, err = affected(res, err)
+		return fail("finish webhook attempt", err, "")
+	})
+	if errors.Is(err, errNotFinished) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	*d = out
+	return true, disabled, nil
 }
 
 // DueWebhookDeliveries lists deliveries due at now and not leased, oldest

@@ -54,14 +54,15 @@ func TestWebhookAdapterConventions(t *testing.T) {
 
 		// A response body is stored byte for byte, even when it is not
 		// UTF-8 text (PostgreSQL TEXT would refuse it).
-		c, ok, err := s.ClaimWebhookDelivery(ctx, d.ID, created, created.Add(time.Minute))
+		cl, ok, err := s.ClaimWebhookDelivery(ctx, d.ID, created, created.Add(time.Minute))
 		if err != nil || !ok {
 			t.Fatalf("claim: %v %v", ok, err)
 		}
+		c := &cl.Delivery
 		body := "bin\x00\xff\xfe end"
 		c.Status, c.ResponseCode, c.ResponseBody, c.NextAttemptAt = webhooks.StatusFailed, 500, body, nil
-		if ok, err := s.FinishWebhookAttempt(ctx, c, nil); err != nil || !ok {
-			t.Fatalf("finish without an endpoint fn: %v %v", ok, err)
+		if ok, _, err := s.FinishWebhookAttempt(ctx, c, nil); err != nil || !ok {
+			t.Fatalf("finish without an outcome: %v %v", ok, err)
 		}
 		if c.LockedUntil != nil {
 			t.Errorf("FinishWebhookAttempt left LockedUntil %v in d, want nil", c.LockedUntil)
@@ -74,7 +75,7 @@ func TestWebhookAdapterConventions(t *testing.T) {
 			t.Errorf("after finish: body %q status %q lease %v", got.ResponseBody, got.Status, got.LockedUntil)
 		}
 		// A delivery without a lease cannot be finished.
-		if ok, err := s.FinishWebhookAttempt(ctx, got, nil); err != nil || ok {
+		if ok, _, err := s.FinishWebhookAttempt(ctx, got, nil); err != nil || ok {
 			t.Errorf("finish without a lease: %v %v, want false", ok, err)
 		}
 
