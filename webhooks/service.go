@@ -272,13 +272,25 @@ func (s *Service) DeleteEndpoint(ctx context.Context, workspaceID, id int64) err
 	return s.store.DeleteWebhookEndpoint(ctx, workspaceID, id)
 }
 
+// TxStore is a Store that writes inside a transaction of the host's when ctx
+// carries one (sqlstore.Store.RunInTx), so that an event lands or vanishes
+// with the host's own rows.
+type TxStore interface {
+	Store
+	// AfterCommit runs fn once the transaction ctx carries commits, never
+	// if it rolls back; at once when ctx carries none.
+	AfterCommit(ctx context.Context, fn func())
+}
+
 // MaxPayloadBytes bounds an event's JSON payload.
 const MaxPayloadBytes = 256 << 10
 
 // Publish records an event of a registered type and a delivery to every
 // active endpoint of the workspace subscribed to it, then queues them. The
 // event and its deliveries are written in one transaction; if queueing
-// fails the sweep delivers them anyway.
+// fails the sweep delivers them anyway. When the store joins a transaction
+// ctx carries (see TxStore), they are written in it and queued after it
+// commits.
 func (s *Service) Publish(ctx context.Context, workspaceID int64, typ string, payload any) (*Event, error) {
 	if !s.cfg.Catalog.Has(typ) {
 		return nil, fmt.Errorf("webhooks: publish: %q is not a registered event type", typ)
@@ -307,7 +319,11 @@ func (s *Service) Publish(ctx context.Context, workspaceID int64, typ string, pa
 	if err != nil {
 		return nil, err
 	}
-	s.enqueue(ctx, ds)
+	if ts, ok := s.store.(TxStore); ok {
+		ts.AfterCommit(ctx, func() { s.enqueue(ctx, ds) })
+	} else {
+		s.enqueue(ctx, ds)
+	}
 	return ev, nil
 }
 

@@ -27,6 +27,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -39,6 +40,7 @@ import (
 
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
 )
 
@@ -221,7 +223,84 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // inTx runs fn in a transaction, committed when fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	if h := hostTxFrom(ctx); h != nil && h.db == s.db {
+		// Inside the host's transaction: a savepoint, so that a failed
+		// write is undone without aborting the host's.
+		return h.tx.RunInTx(ctx, nil, fn)
+	}
 	return s.db.RunInTx(ctx, nil, fn)
+}
+
+// conn is the host's transaction ctx carries, or the database.
+func (s *Store) conn(ctx context.Context) bun.IDB {
+	if h := hostTxFrom(ctx); h != nil && h.db == s.db {
+		return h.tx
+	}
+	return s.db
+}
+
+// hostTx is a transaction RunInTx opened, carried by its ctx.
+type hostTx struct {
+	db    *bun.DB
+	tx    bun.Tx
+	mu    sync.Mutex
+	after []func()
+}
+
+type hostTxKey struct{}
+
+func hostTxFrom(ctx context.Context) *hostTx {
+	h, _ := ctx.Value(hostTxKey{}).(*hostTx)
+	return h
+}
+
+// RunInTx runs fn in one transaction, committed when fn returns nil and
+// rolled back otherwise. The ctx fn receives carries it: the store's
+// writes made with that ctx (Platform.Publish's event and deliveries, for
+// one) are part of it, so they land or vanish with the host's own rows
+// written through tx; work they queue (webhook attempts) starts after the
+// commit. A nested call joins the outer transaction.
+//
+//	err := st.RunInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+//		if _, err := tx.NewInsert().Model(&post).Exec(ctx); err != nil {
+//			return err
+//		}
+//		_, err := platform.Publish(ctx, workspaceID, "post.created", post)
+//		return err
+//	})
+func (s *Store) RunInTx(ctx context.Context, fn func(ctx context.Context, tx bun.Tx) error) error {
+	if h := hostTxFrom(ctx); h != nil && h.db == s.db {
+		return fn(ctx, h.tx)
+	}
+	h := &hostTx{db: s.db}
+	err := s.db.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		h.tx = tx
+		return fn(context.WithValue(ctx, hostTxKey{}, h), tx)
+	})
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	after := h.after
+	h.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
+	return nil
+}
+
+// AfterCommit runs fn after the transaction ctx carries commits (never if
+// it rolls back), or at once when ctx carries none of this store's.
+var _ webhooks.TxStore = (*Store)(nil)
+
+func (s *Store) AfterCommit(ctx context.Context, fn func()) {
+	if h := hostTxFrom(ctx); h != nil && h.db == s.db {
+		h.mu.Lock()
+		h.after = append(h.after, fn)
+		h.mu.Unlock()
+		return
+	}
+	fn()
 }
 
 // Constraint violations, detected by driver error code.

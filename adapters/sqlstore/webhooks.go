@@ -208,7 +208,9 @@ func (s *Store) DeleteWebhookEndpoint(ctx context.Context, workspaceID, id int64
 // ActiveWebhookEndpoints lists the workspace's active endpoints by id.
 func (s *Store) ActiveWebhookEndpoints(ctx context.Context, workspaceID int64) ([]webhooks.Endpoint, error) {
 	var rows []endpointRow
-	err := s.db.NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE workspace_id = ? AND is_active = ? ORDER BY id",
+	// In the host's transaction when there is one: Publish reads this
+	// there, and a single-connection database has no other to read on.
+	err := s.conn(ctx).NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE workspace_id = ? AND is_active = ? ORDER BY id",
 		workspaceID, true).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fail("list active webhook endpoints", err, "")

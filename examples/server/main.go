@@ -21,7 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/revopsdev/revops"
+	"github.com/revopsdev/revops/adapters/riverqueue"
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/webhooks"
 )
@@ -90,7 +93,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	if err := store.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	posts, err := newPosts(ctx, store.DB())
+	posts, err := newPosts(ctx, store)
 	if err != nil {
 		return err
 	}
@@ -98,8 +101,22 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	cfg := revops.Config{Store: store, Logger: log, Resources: []string{"posts"}, Title: "revops reference server",
 		Events: postEvents, Webhooks: webhooks.Config{AllowPrivate: *allowPrivate}}
 	if store.Dialect() == sqlstore.DialectPostgres {
-		// Several instances may share this database: share their buckets.
+		// Several instances may share this database: share their buckets,
+		// and deliver webhooks through River's durable queue in it.
 		cfg.Limiter = store.Limiter(nil)
+		pool, err := pgxpool.New(ctx, *dbURL)
+		if err != nil {
+			return fmt.Errorf("webhook queue: %w", err)
+		}
+		defer pool.Close()
+		q, err := riverqueue.NewPostgres(pool, riverqueue.Config{Logger: log})
+		if err != nil {
+			return err
+		}
+		if err := q.Migrate(ctx); err != nil {
+			return err
+		}
+		cfg.Webhooks.Queue = q
 	}
 	p, err := revops.New(cfg)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
@@ -238,7 +240,50 @@ func TestPostgresWhenConfigured(t *testing.T) {
 	}
 }
 
+// TestPostEventsReachAVerifyingReceiver runs on SQLite (the in-process
+// queue) and, when configured, on Postgres, where the server delivers
+// through River.
 func TestPostEventsReachAVerifyingReceiver(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) {
+		testPostEvents(t, filepath.Join(t.TempDir(), "revops.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		testPostEvents(t, postgresSchema(t))
+	})
+}
+
+// postgresSchema returns the URL of a fresh schema of the test database,
+// dropped when the test ends.
+func postgresSchema(t *testing.T) string {
+	raw := os.Getenv("REVOPS_TEST_POSTGRES_URL")
+	if raw == "" {
+		t.Skip("Postgres run skipped: set REVOPS_TEST_POSTGRES_URL (scripts/test does) to run it")
+	}
+	pool, err := pgxpool.New(t.Context(), raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	schema := fmt.Sprintf("revops_example_%d_%d", os.Getpid(), time.Now().UnixNano())
+	if _, err := pool.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func testPostEvents(t *testing.T, db string) {
 	var mu sync.Mutex
 	var secret string
 	var got []string
@@ -257,9 +302,8 @@ func TestPostEventsReachAVerifyingReceiver(t *testing.T) {
 	}))
 	defer recv.Close()
 
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "key")
-	s := start(t, "-db", filepath.Join(dir, "revops.db"), "-bootstrap-key-file", keyFile, "-webhooks-allow-private")
+	keyFile := filepath.Join(t.TempDir(), "key")
+	s := start(t, "-db", db, "-bootstrap-key-file", keyFile, "-webhooks-allow-private")
 	defer s.stop(t)
 	raw, _ := os.ReadFile(keyFile)
 	key := strings.TrimSpace(string(raw))
@@ -294,6 +338,21 @@ func TestPostEventsReachAVerifyingReceiver(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("receiver verified %v, want %v", got, want)
+	}
+	if strings.HasPrefix(db, "postgres") {
+		// On Postgres the jobs went through River, in the same schema.
+		pool, err := pgxpool.New(t.Context(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		var n int
+		if err := pool.QueryRow(t.Context(), "SELECT count(*) FROM river_job WHERE kind = 'revops_webhook_delivery'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n < len(want) {
+			t.Fatalf("%d River jobs, want at least %d", n, len(want))
+		}
 	}
 }
 

@@ -6,13 +6,13 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/revopsdev/revops"
+	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/uptrace/bun"
@@ -56,11 +56,15 @@ func toPost(p *post) *postOut {
 	return &postOut{ID: p.ID, Title: p.Title, Body: p.Body, Status: p.Status, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
 }
 
-type posts struct{ db *bun.DB }
+type posts struct {
+	db *bun.DB
+	st *sqlstore.Store // its RunInTx writes a post and its event atomically
+}
 
 // newPosts creates the posts table if needed; bun writes the DDL for the
 // dialect, so one model serves SQLite and Postgres.
-func newPosts(ctx context.Context, db *bun.DB) (*posts, error) {
+func newPosts(ctx context.Context, st *sqlstore.Store) (*posts, error) {
+	db := st.DB()
 	if _, err := db.NewCreateTable().Model((*post)(nil)).IfNotExists().
 		ForeignKey(`("workspace_id") REFERENCES "revops_workspaces" ("id") ON DELETE CASCADE`).Exec(ctx); err != nil {
 		return nil, fmt.Errorf("posts table: %w", err)
@@ -68,7 +72,7 @@ func newPosts(ctx context.Context, db *bun.DB) (*posts, error) {
 	if _, err := db.NewCreateIndex().Model((*post)(nil)).Index("posts_workspace_idx").IfNotExists().Column("workspace_id", "id").Exec(ctx); err != nil {
 		return nil, fmt.Errorf("posts index: %w", err)
 	}
-	return &posts{db: db}, nil
+	return &posts{db: db, st: st}, nil
 }
 
 func (s *posts) get(ctx context.Context, wid, id int64) (*post, error) {
@@ -91,12 +95,18 @@ var postEvents = []webhooks.EventType{
 
 var postSchema = []byte(`{"type":"object","required":["id","title","status"],"properties":{"id":{"type":"integer"},"title":{"type":"string"},"body":{"type":"string"},"status":{"type":"string","enum":["draft","published"]}}}`)
 
-// publish sends a post event. The change is committed already, so a
-// failure to record the event is logged, not returned.
-func publish(ctx context.Context, p *revops.Platform, wid int64, typ string, payload any) {
-	if _, err := p.Publish(ctx, wid, typ, payload); err != nil {
-		slog.ErrorContext(ctx, "publishing "+typ, "error", err)
-	}
+// change runs write and publishes its event in one transaction: the post
+// and its webhook event are stored together or not at all, and the event's
+// deliveries are queued once the transaction commits.
+func (s *posts) change(ctx context.Context, p *revops.Platform, wid int64, typ string, write func(ctx context.Context, tx bun.Tx) (payload any, err error)) error {
+	return s.st.RunInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		payload, err := write(ctx, tx)
+		if err != nil {
+			return err
+		}
+		_, err = p.Publish(ctx, wid, typ, payload)
+		return err
+	})
 }
 
 func (s *posts) register(p *revops.Platform) {
@@ -148,10 +158,13 @@ func (s *posts) register(p *revops.Platform) {
 			}
 			t := now()
 			row := &post{WorkspaceID: c.WorkspaceID(), Title: in.Title, Body: in.Body, Status: in.Status, CreatedAt: t, UpdatedAt: t}
-			if _, err := s.db.NewInsert().Model(row).Returning("id").Exec(ctx); err != nil {
+			err := s.change(ctx, p, c.WorkspaceID(), "post.created", func(ctx context.Context, tx bun.Tx) (any, error) {
+				_, err := tx.NewInsert().Model(row).Returning("id").Exec(ctx)
+				return toPost(row), err
+			})
+			if err != nil {
 				return nil, err
 			}
-			publish(ctx, p, c.WorkspaceID(), "post.created", toPost(row))
 			return toPost(row), nil
 		})
 
@@ -192,10 +205,13 @@ func (s *posts) register(p *revops.Platform) {
 				row.Status = *in.Status
 			}
 			row.UpdatedAt = now()
-			if _, err = s.db.NewUpdate().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx); err != nil {
+			err = s.change(ctx, p, c.WorkspaceID(), "post.updated", func(ctx context.Context, tx bun.Tx) (any, error) {
+				_, err := tx.NewUpdate().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx)
+				return toPost(row), err
+			})
+			if err != nil {
 				return nil, err
 			}
-			publish(ctx, p, c.WorkspaceID(), "post.updated", toPost(row))
 			return toPost(row), nil
 		})
 
@@ -207,11 +223,10 @@ func (s *posts) register(p *revops.Platform) {
 			if err != nil {
 				return revops.NoBody{}, err
 			}
-			if _, err = s.db.NewDelete().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx); err != nil {
-				return revops.NoBody{}, err
-			}
-			publish(ctx, p, c.WorkspaceID(), "post.deleted", map[string]any{"id": row.ID})
-			return revops.NoBody{}, nil
+			return revops.NoBody{}, s.change(ctx, p, c.WorkspaceID(), "post.deleted", func(ctx context.Context, tx bun.Tx) (any, error) {
+				_, err := tx.NewDelete().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx)
+				return map[string]any{"id": row.ID}, err
+			})
 		})
 }
 
