@@ -30,8 +30,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
@@ -161,10 +162,17 @@ func isScheme(s string) bool {
 
 func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	where := redact(dsn)
-	sqldb, err := sql.Open("pgx", dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: invalid PostgreSQL URL %s: %w (expected %s)", where, err, supportedURLs)
 	}
+	if !strings.Contains(dsn, "default_query_exec_mode") {
+		// bun writes the values into the SQL text, so nearly every
+		// statement is new to pgx's statement cache, and preparing it
+		// costs a round trip of its own. The simple protocol sends it once.
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	}
+	sqldb := stdlib.OpenDB(*cfg)
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, fmt.Errorf("sqlstore: cannot connect to PostgreSQL at %s: %w (is the server running, and are the host, port, user, password, database and sslmode in the URL right?)", where, err)
