@@ -3,13 +3,9 @@ package webhooks_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,9 +18,9 @@ import (
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/testclock"
+	"github.com/revopsdev/revops/internal/testdb"
 	"github.com/revopsdev/revops/internal/webhookhttp"
 	"github.com/revopsdev/revops/webhooks"
-	"github.com/revopsdev/revops/workspace"
 )
 
 // env is a webhooks service on a fresh store with one workspace,
@@ -43,78 +39,14 @@ type opt func(*webhooks.Config)
 // newEnv is an env on a fresh SQLite store.
 func newEnv(t testing.TB, opts ...opt) *env {
 	t.Helper()
-	return newEnvOn(t, openSQLite(t), opts...)
-}
-
-// openSQLite opens and migrates a store in a file of its own.
-func openSQLite(t testing.TB) *sqlstore.Store {
-	t.Helper()
-	return openMigrated(t, filepath.Join(t.TempDir(), "wh.db"))
-}
-
-// openPostgres opens and migrates a store in a fresh schema of the
-// database REVOPS_TEST_POSTGRES_URL names (scripts/test sets it), dropped
-// when t ends; it skips t when none is configured.
-func openPostgres(t testing.TB) *sqlstore.Store {
-	t.Helper()
-	raw := os.Getenv("REVOPS_TEST_POSTGRES_URL")
-	if raw == "" {
-		t.Skip("Postgres skipped: set REVOPS_TEST_POSTGRES_URL (scripts/test does) to run it")
-	}
-	ctx := context.Background()
-	admin, err := sqlstore.Open(ctx, raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	schema := fmt.Sprintf("revops_webhooks_test_%d_%d", os.Getpid(), time.Now().UnixNano())
-	if _, err := admin.DB().ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// The store is closed by then (cleanups run last-in first-out).
-		if _, err := admin.DB().ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return openMigrated(t, u.String())
-}
-
-func openMigrated(t testing.TB, dsn string) *sqlstore.Store {
-	t.Helper()
-	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return newEnvOn(t, testdb.SQLite(t), opts...)
 }
 
 // newEnvOn is an env on st, a fresh migrated store.
 func newEnvOn(t testing.TB, st *sqlstore.Store, opts ...opt) *env {
 	t.Helper()
-	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	w := &workspace.Workspace{Name: "Acme", Slug: "acme", Tier: "free", CreatedAt: now, UpdatedAt: now}
-	u := &workspace.User{Email: "o@acme.test", Name: "O", CreatedAt: now, UpdatedAt: now}
-	if err := st.CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.CreateWorkspace(ctx, w, u.ID); err != nil {
-		t.Fatal(err)
-	}
-	clock := testclock.New(now)
+	wid := testdb.Workspace(t, st)
+	clock := testclock.New(time.Now().UTC().Truncate(time.Microsecond))
 	cat, err := webhooks.NewCatalog(webhooks.EventType{Name: "post.created"}, webhooks.EventType{Name: "post.updated"})
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +66,7 @@ func newEnvOn(t testing.TB, st *sqlstore.Store, opts ...opt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, store: st, svc: svc, wid: w.ID, clock: clock, queue: q}
+	return &env{t: t, store: st, svc: svc, wid: wid, clock: clock, queue: q}
 }
 
 func (e *env) endpoint(url string, events ...string) *webhooks.Endpoint {

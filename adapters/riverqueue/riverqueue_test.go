@@ -2,12 +2,9 @@ package riverqueue_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -19,9 +16,9 @@ import (
 	"github.com/revopsdev/revops/adapters/riverqueue"
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/internal/testdb"
 	"github.com/revopsdev/revops/internal/webhookhttp"
 	"github.com/revopsdev/revops/webhooks"
-	"github.com/revopsdev/revops/workspace"
 )
 
 // receiver is a loopback webhook endpoint that verifies every delivery
@@ -101,25 +98,8 @@ type fixture struct {
 
 func newFixture(t testing.TB, storeURL string) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, storeURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	u := &workspace.User{Email: "o@acme.test", Name: "O", CreatedAt: now, UpdatedAt: now}
-	if err := st.CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	w := &workspace.Workspace{Name: "Acme", Slug: "acme", Tier: "free", CreatedAt: now, UpdatedAt: now}
-	if err := st.CreateWorkspace(ctx, w, u.ID); err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{store: st, wid: w.ID}
+	st := testdb.Open(t, storeURL)
+	return &fixture{store: st, wid: testdb.Workspace(t, st)}
 }
 
 // service builds the webhooks service over store and q.
@@ -142,43 +122,6 @@ func service(t testing.TB, st webhooks.Store, q webhooks.Queue, edit func(*webho
 	return svc
 }
 
-// newDatabase creates an empty Postgres database for one test and returns
-// its URL; it is dropped at cleanup.
-func newDatabase(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("REVOPS_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("REVOPS_TEST_POSTGRES_URL is not set: run through scripts/test, which starts a throwaway Postgres")
-	}
-	ctx := context.Background()
-	admin, err := pgxpool.New(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	name := fmt.Sprintf("revops_rq_%d_%d", os.Getpid(), time.Now().UnixNano())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		admin, err := pgxpool.New(context.Background(), base)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer admin.Close()
-		if _, err := admin.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
 // backend is a migrated store and a way to open River queues on its
 // database (several, as separate processes would).
 type backend func(t *testing.T) (*fixture, func() *riverqueue.Queue)
@@ -195,7 +138,7 @@ func backends() map[string]backend {
 			}
 		},
 		"postgres": func(t *testing.T) (*fixture, func() *riverqueue.Queue) {
-			dbURL := newDatabase(t)
+			dbURL := testdb.PostgresURL(t)
 			f := newFixture(t, dbURL)
 			return f, func() *riverqueue.Queue {
 				pool, err := pgxpool.New(t.Context(), dbURL)

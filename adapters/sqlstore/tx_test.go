@@ -5,14 +5,13 @@ import (
 	"errors"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/uptrace/bun"
 
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/internal/testdb"
 	"github.com/revopsdev/revops/webhooks"
-	"github.com/revopsdev/revops/workspace"
 )
 
 var _ webhooks.TxStore = (*sqlstore.Store)(nil)
@@ -49,25 +48,17 @@ func (q *seenQueue) seen() []bool {
 // both exist and the deliveries were queued only once visible to others.
 func testHostTx(t *testing.T, st *sqlstore.Store) {
 	ctx := t.Context()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	u := &workspace.User{Email: "o@acme.test", Name: "O", CreatedAt: now, UpdatedAt: now}
-	if err := st.CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	w := &workspace.Workspace{Name: "Acme", Slug: "acme", Tier: "free", CreatedAt: now, UpdatedAt: now}
-	if err := st.CreateWorkspace(ctx, w, u.ID); err != nil {
-		t.Fatal(err)
-	}
+	wid := testdb.Workspace(t, st)
 	if _, err := st.DB().ExecContext(ctx, "CREATE TABLE host_posts (id INTEGER PRIMARY KEY, title TEXT NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}
 	cat, _ := webhooks.NewCatalog(webhooks.EventType{Name: "post.created"})
-	q := &seenQueue{st: st, wid: w.ID}
+	q := &seenQueue{st: st, wid: wid}
 	svc, err := webhooks.New(webhooks.Config{Store: st, Catalog: cat, Queue: q, AllowPrivate: true, Sender: nopSender{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep, err := svc.CreateEndpoint(ctx, w.ID, webhooks.EndpointInput{URL: "http://127.0.0.1:9/hook", Events: []string{"*"}})
+	ep, err := svc.CreateEndpoint(ctx, wid, webhooks.EndpointInput{URL: "http://127.0.0.1:9/hook", Events: []string{"*"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +70,7 @@ func testHostTx(t *testing.T, st *sqlstore.Store) {
 		return n
 	}
 	countDeliveries := func() int {
-		_, n, err := svc.ListDeliveries(ctx, w.ID, ep.ID, "", core.ListParams{Page: 1, PerPage: 1})
+		_, n, err := svc.ListDeliveries(ctx, wid, ep.ID, "", core.ListParams{Page: 1, PerPage: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,7 +83,7 @@ func testHostTx(t *testing.T, st *sqlstore.Store) {
 			}
 			// Nested: joins the same transaction.
 			err := st.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {
-				_, err := svc.Publish(ctx, w.ID, "post.created", map[string]int{"id": id})
+				_, err := svc.Publish(ctx, wid, "post.created", map[string]int{"id": id})
 				return err
 			})
 			if err != nil {
@@ -124,7 +115,7 @@ func testHostTx(t *testing.T, st *sqlstore.Store) {
 	}
 
 	// Outside any transaction Publish queues at once.
-	if _, err := svc.Publish(ctx, w.ID, "post.created", map[string]int{"id": 3}); err != nil {
+	if _, err := svc.Publish(ctx, wid, "post.created", map[string]int{"id": 3}); err != nil {
 		t.Fatal(err)
 	}
 	if s := q.seen(); len(s) != 2 || !s[1] {

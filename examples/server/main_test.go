@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/revopsdev/revops/internal/testdb"
 )
 
 // server runs the reference server as a user would, on a free port.
@@ -248,39 +249,8 @@ func TestPostEventsReachAVerifyingReceiver(t *testing.T) {
 		testPostEvents(t, filepath.Join(t.TempDir(), "revops.db"))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		testPostEvents(t, postgresSchema(t))
+		testPostEvents(t, testdb.PostgresURL(t))
 	})
-}
-
-// postgresSchema returns the URL of a fresh schema of the test database,
-// dropped when the test ends.
-func postgresSchema(t *testing.T) string {
-	raw := os.Getenv("REVOPS_TEST_POSTGRES_URL")
-	if raw == "" {
-		t.Skip("Postgres run skipped: set REVOPS_TEST_POSTGRES_URL (scripts/test does) to run it")
-	}
-	pool, err := pgxpool.New(t.Context(), raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	schema := fmt.Sprintf("revops_example_%d_%d", os.Getpid(), time.Now().UnixNano())
-	if _, err := pool.Exec(t.Context(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := pool.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func testPostEvents(t *testing.T, db string) {
