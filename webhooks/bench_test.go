@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/revopsdev/revops/adapters/sqlstore"
-	"github.com/revopsdev/revops/internal/testdb"
+	"github.com/revopsdev/revops/adapters/sqlstore/sqltest"
 	"github.com/revopsdev/revops/webhooks"
 )
 
@@ -39,7 +39,7 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 	for _, db := range []struct {
 		name string
 		open func(testing.TB) *sqlstore.Store
-	}{{"sqlite", testdb.SQLite}, {"postgres", testdb.Postgres}} {
+	}{{"sqlite", sqltest.SQLite}, {"postgres", sqltest.Postgres}} {
 		b.Run(db.name, func(b *testing.B) {
 			for _, c := range []struct{ workers, publishers int }{{8, 1}, {32, 1}, {32, 8}} {
 				name := fmt.Sprintf("workers=%d", c.workers)

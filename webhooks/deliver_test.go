@@ -16,9 +16,9 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/adapters/sqlstore/sqltest"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/testclock"
-	"github.com/revopsdev/revops/internal/testdb"
 	"github.com/revopsdev/revops/internal/webhookhttp"
 	"github.com/revopsdev/revops/webhooks"
 )
@@ -39,13 +39,13 @@ type opt func(*webhooks.Config)
 // newEnv is an env on a fresh SQLite store.
 func newEnv(t testing.TB, opts ...opt) *env {
 	t.Helper()
-	return newEnvOn(t, testdb.SQLite(t), opts...)
+	return newEnvOn(t, sqltest.SQLite(t), opts...)
 }
 
 // newEnvOn is an env on st, a fresh migrated store.
 func newEnvOn(t testing.TB, st *sqlstore.Store, opts ...opt) *env {
 	t.Helper()
-	wid := testdb.Workspace(t, st)
+	wid := sqltest.Workspace(t, st)
 	clock := testclock.New(time.Now().UTC().Truncate(time.Microsecond))
 	cat, err := webhooks.NewCatalog(webhooks.EventType{Name: "post.created"}, webhooks.EventType{Name: "post.updated"})
 	if err != nil {

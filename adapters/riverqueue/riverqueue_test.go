@@ -15,8 +15,8 @@ import (
 
 	"github.com/revopsdev/revops/adapters/riverqueue"
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/adapters/sqlstore/sqltest"
 	"github.com/revopsdev/revops/core"
-	"github.com/revopsdev/revops/internal/testdb"
 	"github.com/revopsdev/revops/internal/webhookhttp"
 	"github.com/revopsdev/revops/webhooks"
 )
@@ -98,8 +98,8 @@ type fixture struct {
 
 func newFixture(t testing.TB, storeURL string) *fixture {
 	t.Helper()
-	st := testdb.Open(t, storeURL)
-	return &fixture{store: st, wid: testdb.Workspace(t, st)}
+	st := sqltest.Open(t, storeURL)
+	return &fixture{store: st, wid: sqltest.Workspace(t, st)}
 }
 
 // service builds the webhooks service over store and q.
@@ -138,7 +138,7 @@ func backends() map[string]backend {
 			}
 		},
 		"postgres": func(t *testing.T) (*fixture, func() *riverqueue.Queue) {
-			dbURL := testdb.PostgresURL(t)
+			dbURL := sqltest.PostgresURL(t)
 			f := newFixture(t, dbURL)
 			return f, func() *riverqueue.Queue {
 				pool, err := pgxpool.New(t.Context(), dbURL)

@@ -9,8 +9,8 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/adapters/sqlstore/sqltest"
 	"github.com/revopsdev/revops/core"
-	"github.com/revopsdev/revops/internal/testdb"
 	"github.com/revopsdev/revops/webhooks"
 )
 
@@ -48,7 +48,7 @@ func (q *seenQueue) seen() []bool {
 // both exist and the deliveries were queued only once visible to others.
 func testHostTx(t *testing.T, st *sqlstore.Store) {
 	ctx := t.Context()
-	wid := testdb.Workspace(t, st)
+	wid := sqltest.Workspace(t, st)
 	if _, err := st.DB().ExecContext(ctx, "CREATE TABLE host_posts (id INTEGER PRIMARY KEY, title TEXT NOT NULL)"); err != nil {
 		t.Fatal(err)
 	}

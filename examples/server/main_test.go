@@ -19,7 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/revopsdev/revops/internal/testdb"
+	"github.com/revopsdev/revops/adapters/sqlstore/sqltest"
 )
 
 // server runs the reference server as a user would, on a free port.
@@ -249,7 +249,7 @@ func TestPostEventsReachAVerifyingReceiver(t *testing.T) {
 		testPostEvents(t, filepath.Join(t.TempDir(), "revops.db"))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		testPostEvents(t, testdb.PostgresURL(t))
+		testPostEvents(t, sqltest.PostgresURL(t))
 	})
 }
 

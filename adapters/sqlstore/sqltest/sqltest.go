@@ -1,8 +1,8 @@
-// Package testdb gives tests the databases they run on: a migrated store in
+// Package sqltest gives tests the databases they run on: a migrated store in
 // a SQLite file of its own or in a fresh schema of the Postgres that
 // REVOPS_TEST_POSTGRES_URL names (scripts/test starts one), and a
 // workspace with its owner to work in.
-package testdb
+package sqltest
 
 import (
 	"context"
