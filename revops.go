@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/revopsdev/revops/auth"
+	"github.com/revopsdev/revops/billing"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/idempotency"
 	"github.com/revopsdev/revops/internal/httpapi"
@@ -47,7 +48,7 @@ type Store interface {
 var DefaultTiers = []string{"free", "starter", "pro", "agency", "enterprise"}
 
 // builtinResources are the resources revops's own routes declare scopes on.
-var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks"}
+var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks", "entitlements", "billing"}
 
 // Config configures a Platform. Only Store is required.
 type Config struct {
@@ -95,6 +96,9 @@ type Config struct {
 	// legacy signature header … Its Store, Catalog, Now and Logger are the
 	// platform's.
 	Webhooks webhooks.Config
+	// Billing declares features and each tier's plan (default: spec 001's
+	// posts, api_calls and storage), the upgrade URL and payments.
+	Billing billing.Config
 	// Title and Version describe the API in /openapi.json.
 	Title, Version string
 	// Now is the clock (tests).
@@ -168,6 +172,9 @@ func (c *Config) validate() error {
 	}
 	if c.KeyTouchInterval == 0 {
 		c.KeyTouchInterval = time.Minute
+	}
+	if err := c.Billing.Validate(c.Tiers); err != nil {
+		errs = append(errs, fmt.Errorf("revops: Config.Billing: %w", err))
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
