@@ -64,6 +64,8 @@ type Config struct {
 	Plans map[string]Plan
 	// UpgradeURL is returned when a limit is reached.
 	UpgradeURL string
+	// Provider takes payments; nil disables billing (see Provider).
+	Provider Provider
 }
 
 const gib = 1 << 30
