@@ -1,0 +1,301 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/revopsdev/revops/billing"
+	"github.com/revopsdev/revops/core"
+)
+
+var _ billing.UsageStore = (*Store)(nil)
+
+// Usage totals are a counter row plus the events not yet rolled into it,
+// always read in ONE statement (one snapshot), so that a rollup committing
+// in between can neither hide nor double an event. ConsumeUsage locks the
+// counter row first; RollupUsage marks events and adds them to the counter
+// in one transaction, so it cannot commit while a consumer holds the lock.
+
+const usageEventsInsert = "INSERT INTO revops_usage_events (workspace_id, feature, period_start, quantity, event_id, metadata, rolled_up, created_at) VALUES "
+
+func metadataText(e *billing.UsageEvent) string {
+	if len(e.Metadata) == 0 {
+		return "{}"
+	}
+	return string(e.Metadata)
+}
+
+// AppendUsage inserts the new events in one statement; an event id already
+// stored (or repeated in events) is skipped.
+func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent) ([]bool, error) {
+	added := make([]bool, len(events))
+	if len(events) == 0 {
+		return added, nil
+	}
+	var b strings.Builder
+	b.WriteString(usageEventsInsert)
+	args := make([]any, 0, len(events)*7)
+	for i := range events {
+		e := &events[i]
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, FALSE, ?)")
+		args = append(args, e.WorkspaceID, e.Feature, ts(e.PeriodStart), e.Quantity, e.EventID, metadataText(e), orNow(e.CreatedAt))
+	}
+	b.WriteString(" ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING workspace_id, event_id")
+	type key struct {
+		ws int64
+		id string
+	}
+	var rows []struct {
+		WorkspaceID int64  `bun:"workspace_id"`
+		EventID     string `bun:"event_id"`
+	}
+	if err := s.conn(ctx).NewRaw(b.String(), args...).Scan(ctx, &rows); err != nil {
+		return nil, fail("append usage", err, "")
+	}
+	inserted := make(map[key]bool, len(rows))
+	for _, r := range rows {
+		inserted[key{r.WorkspaceID, r.EventID}] = true
+	}
+	for i := range events {
+		k := key{events[i].WorkspaceID, events[i].EventID}
+		if inserted[k] {
+			added[i] = true
+			delete(inserted, k) // a repeat later in events was skipped
+		}
+	}
+	return added, nil
+}
+
+// ConsumeUsage: see billing.UsageStore.
+func (s *Store) ConsumeUsage(ctx context.Context, e *billing.UsageEvent, limit int64) (billing.ConsumeResult, error) {
+	var res billing.ConsumeResult
+	period := ts(e.PeriodStart)
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res = billing.ConsumeResult{}
+		// Lock the counter (creating it): consumers of one counter queue here.
+		var used int64
+		err := tx.NewRaw(`INSERT INTO revops_usage_counters (workspace_id, feature, period_start, used) VALUES (?, ?, ?, 0)
+ON CONFLICT (workspace_id, feature, period_start) DO UPDATE SET used = revops_usage_counters.used RETURNING used`,
+			e.WorkspaceID, e.Feature, period).Scan(ctx, &used)
+		if err != nil {
+			return fail("consume usage", err, "")
+		}
+		var pending int64
+		err = tx.NewRaw(`SELECT COALESCE(SUM(quantity), 0) FROM revops_usage_events
+WHERE workspace_id = ? AND feature = ? AND period_start = ? AND NOT rolled_up`, e.WorkspaceID, e.Feature, period).Scan(ctx, &pending)
+		if err != nil {
+			return fail("consume usage", err, "")
+		}
+		current := used + pending
+		if dup, err := sameEvent(ctx, tx, e); err != nil || dup {
+			res = billing.ConsumeResult{Granted: dup, Duplicate: dup, Used: current}
+			return err
+		}
+		if limit != billing.Unlimited && current+e.Quantity > limit {
+			res.Used = current
+			return nil
+		}
+		var ids []int64
+		err = tx.NewRaw(usageEventsInsert+"(?, ?, ?, ?, ?, ?, TRUE, ?) ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING id",
+			e.WorkspaceID, e.Feature, period, e.Quantity, e.EventID, metadataText(e), orNow(e.CreatedAt)).Scan(ctx, &ids)
+		if err != nil {
+			return fail("consume usage", err, "")
+		}
+		if len(ids) == 0 {
+			// Stored meanwhile by a writer that does not lock this counter
+			// (a Record, or a consumer of another feature).
+			dup, err := sameEvent(ctx, tx, e)
+			if err == nil && !dup {
+				err = core.Conflict("The event_id %q was already used for other usage.", e.EventID)
+			}
+			res = billing.ConsumeResult{Granted: dup, Duplicate: dup, Used: current}
+			return err
+		}
+		if _, err := tx.NewRaw(`UPDATE revops_usage_counters SET used = used + ? WHERE workspace_id = ? AND feature = ? AND period_start = ?`,
+			e.Quantity, e.WorkspaceID, e.Feature, period).Exec(ctx); err != nil {
+			return fail("consume usage", err, "")
+		}
+		res = billing.ConsumeResult{Granted: true, Used: current + e.Quantity}
+		return nil
+	})
+	return res, err
+}
+
+// sameEvent reports whether e's event id is stored, for the same feature
+// and quantity; for other usage it is a conflict.
+func sameEvent(ctx context.Context, db bun.IDB, e *billing.UsageEvent) (bool, error) {
+	var rows []struct {
+		Feature  string `bun:"feature"`
+		Quantity int64  `bun:"quantity"`
+	}
+	err := db.NewRaw("SELECT feature, quantity FROM revops_usage_events WHERE workspace_id = ? AND event_id = ?",
+		e.WorkspaceID, e.EventID).Scan(ctx, &rows)
+	switch {
+	case err != nil:
+		return false, fail("consume usage", err, "")
+	case len(rows) == 0:
+		return false, nil
+	case rows[0].Feature != e.Feature || rows[0].Quantity != e.Quantity:
+		return false, core.Conflict("The event_id %q was already used for other usage.", e.EventID)
+	}
+	return true, nil
+}
+
+// UsageTotals reads counters and pending events in one statement.
+func (s *Store) UsageTotals(ctx context.Context, workspaceID int64, counters []billing.Counter) ([]int64, error) {
+	out := make([]int64, len(counters))
+	if len(counters) == 0 {
+		return out, nil
+	}
+	var match strings.Builder
+	var margs []any
+	for i, c := range counters {
+		if i > 0 {
+			match.WriteString(" OR ")
+		}
+		match.WriteString("(feature = ? AND period_start = ?)")
+		margs = append(margs, c.Feature, ts(c.PeriodStart))
+	}
+	q := fmt.Sprintf(`SELECT feature, period_start, SUM(n) AS total FROM (
+SELECT feature, period_start, used AS n FROM revops_usage_counters WHERE workspace_id = ? AND (%[1]s)
+UNION ALL
+SELECT feature, period_start, quantity AS n FROM revops_usage_events WHERE workspace_id = ? AND NOT rolled_up AND (%[1]s)
+) t GROUP BY feature, period_start`, match.String())
+	args := append(append(append([]any{workspaceID}, margs...), workspaceID), margs...)
+	var rows []struct {
+		Feature     string    `bun:"feature"`
+		PeriodStart time.Time `bun:"period_start"`
+		Total       int64     `bun:"total"`
+	}
+	if err := s.conn(ctx).NewRaw(q, args...).Scan(ctx, &rows); err != nil {
+		return nil, fail("usage totals", err, "")
+	}
+	for _, r := range rows {
+		for i, c := range counters {
+			if c.Feature == r.Feature && ts(c.PeriodStart).Equal(r.PeriodStart) {
+				out[i] = r.Total
+			}
+		}
+	}
+	return out, nil
+}
+
+// rollupLockID keeps PostgreSQL rollups from running twice at once.
+const rollupLockID = 7_236_837_891_414_209_140
+
+// RollupUsage: see billing.UsageStore.
+func (s *Store) RollupUsage(ctx context.Context, max int) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		n = 0
+		if s.dialect == DialectPostgres {
+			var got bool
+			if err := tx.NewRaw(fmt.Sprintf("SELECT pg_try_advisory_xact_lock(%d)", int64(rollupLockID))).Scan(ctx, &got); err != nil || !got {
+				return err // another instance is rolling up
+			}
+		}
+		var rows []struct {
+			WorkspaceID int64     `bun:"workspace_id"`
+			Feature     string    `bun:"feature"`
+			PeriodStart time.Time `bun:"period_start"`
+			Quantity    int64     `bun:"quantity"`
+		}
+		err := tx.NewRaw(`UPDATE revops_usage_events SET rolled_up = TRUE
+WHERE NOT rolled_up AND id IN (SELECT id FROM revops_usage_events WHERE NOT rolled_up ORDER BY id LIMIT ?)
+RETURNING workspace_id, feature, period_start, quantity`, max).Scan(ctx, &rows)
+		if err != nil {
+			return fail("roll up usage", err, "")
+		}
+		sums := map[billing.Counter]int64{}
+		for _, r := range rows {
+			sums[billing.Counter{WorkspaceID: r.WorkspaceID, Feature: r.Feature, PeriodStart: ts(r.PeriodStart)}] += r.Quantity
+		}
+		keys := make([]billing.Counter, 0, len(sums))
+		for k := range sums {
+			keys = append(keys, k)
+		}
+		// One lock order for every transaction that locks several counters.
+		slices.SortFunc(keys, func(a, b billing.Counter) int {
+			if a.WorkspaceID != b.WorkspaceID {
+				return int(a.WorkspaceID - b.WorkspaceID)
+			}
+			if c := strings.Compare(a.Feature, b.Feature); c != 0 {
+				return c
+			}
+			return a.PeriodStart.Compare(b.PeriodStart)
+		})
+		for _, k := range keys {
+			_, err := tx.NewRaw(`INSERT INTO revops_usage_counters (workspace_id, feature, period_start, used) VALUES (?, ?, ?, ?)
+ON CONFLICT (workspace_id, feature, period_start) DO UPDATE SET used = revops_usage_counters.used + excluded.used`,
+				k.WorkspaceID, k.Feature, k.PeriodStart, sums[k]).Exec(ctx)
+			if err != nil {
+				return fail("roll up usage", err, "")
+			}
+		}
+		n = len(rows)
+		return nil
+	})
+	return n, err
+}
+
+// SetEntitlementOverride: see billing.UsageStore.
+func (s *Store) SetEntitlementOverride(ctx context.Context, workspaceID int64, feature string, limit *int64) error {
+	if limit == nil {
+		// Removing what is not there is fine, but not in a missing workspace.
+		if _, err := s.workspaceExists(ctx, workspaceID); err != nil {
+			return err
+		}
+		_, err := s.conn(ctx).NewRaw("DELETE FROM revops_entitlement_overrides WHERE workspace_id = ? AND feature = ?", workspaceID, feature).Exec(ctx)
+		return fail("remove entitlement override", err, "")
+	}
+	_, err := s.conn(ctx).NewRaw(`INSERT INTO revops_entitlement_overrides (workspace_id, feature, limit_value) VALUES (?, ?, ?)
+ON CONFLICT (workspace_id, feature) DO UPDATE SET limit_value = excluded.limit_value`, workspaceID, feature, *limit).Exec(ctx)
+	return fail("set entitlement override", err, "")
+}
+
+func (s *Store) workspaceExists(ctx context.Context, id int64) (bool, error) {
+	var n int
+	if err := s.conn(ctx).NewRaw("SELECT COUNT(*) FROM revops_workspaces WHERE id = ?", id).Scan(ctx, &n); err != nil {
+		return false, fail("get workspace", err, "")
+	}
+	if n == 0 {
+		return false, core.NotFound()
+	}
+	return true, nil
+}
+
+// EntitlementOverrides: see billing.UsageStore.
+func (s *Store) EntitlementOverrides(ctx context.Context, workspaceID int64) (map[string]int64, error) {
+	var rows []struct {
+		Feature string `bun:"feature"`
+		Limit   int64  `bun:"limit_value"`
+	}
+	if err := s.conn(ctx).NewRaw("SELECT feature, limit_value FROM revops_entitlement_overrides WHERE workspace_id = ?", workspaceID).Scan(ctx, &rows); err != nil {
+		return nil, fail("list entitlement overrides", err, "")
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.Feature] = r.Limit
+	}
+	return out, nil
+}
+
+// MarkThreshold: see billing.UsageStore.
+func (s *Store) MarkThreshold(ctx context.Context, c billing.Counter, percent int) (bool, error) {
+	var got []int
+	err := s.conn(ctx).NewRaw(`INSERT INTO revops_usage_thresholds (workspace_id, feature, period_start, percent) VALUES (?, ?, ?, ?)
+ON CONFLICT (workspace_id, feature, period_start, percent) DO NOTHING RETURNING percent`,
+		c.WorkspaceID, c.Feature, ts(c.PeriodStart), percent).Scan(ctx, &got)
+	if err != nil {
+		return false, fail("mark usage threshold", err, "")
+	}
+	return len(got) == 1, nil
+}

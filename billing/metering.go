@@ -1,0 +1,654 @@
+package billing
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/revopsdev/revops/core"
+)
+
+// UsageEvent is one append-only record of usage. Totals are the sum of
+// events; an event id is stored once per workspace, so a retried write
+// counts once.
+type UsageEvent struct {
+	WorkspaceID int64
+	Feature     string
+	// PeriodStart is the start (UTC) of the metered period the event counts
+	// in; LevelPeriod for Level features.
+	PeriodStart time.Time
+	Quantity    int64
+	EventID     string
+	Metadata    json.RawMessage // a JSON object, or nil
+	CreatedAt   time.Time
+}
+
+// LevelPeriod is the PeriodStart of Level features, which never reset.
+var LevelPeriod = time.Unix(0, 0).UTC()
+
+// Counter names one usage total: a feature of a workspace in a period.
+type Counter struct {
+	WorkspaceID int64
+	Feature     string
+	PeriodStart time.Time
+}
+
+// ConsumeResult is what UsageStore.ConsumeUsage did.
+type ConsumeResult struct {
+	Granted bool
+	// Duplicate: the event id was already stored; nothing was appended.
+	Duplicate bool
+	// Used is the counter's usage after the call.
+	Used int64
+}
+
+// UsageStore keeps usage events and their totals.
+type UsageStore interface {
+	// AppendUsage stores, in one transaction, the events whose (workspace,
+	// event id) is not stored yet, and reports which ones it stored. Events
+	// may belong to several workspaces; a missing workspace is not found.
+	AppendUsage(ctx context.Context, events []UsageEvent) (added []bool, err error)
+	// ConsumeUsage appends e only if its counter's usage plus e.Quantity
+	// stays within limit (Unlimited: always), atomically with respect to
+	// other ConsumeUsage calls on the counter. An event id already stored
+	// appends nothing and reports Duplicate, Granted, and the current usage;
+	// if that stored event is of another feature or quantity, it is a
+	// conflict.
+	ConsumeUsage(ctx context.Context, e *UsageEvent, limit int64) (ConsumeResult, error)
+	// UsageTotals returns the usage of each counter of one workspace, 0
+	// where there is none.
+	UsageTotals(ctx context.Context, workspaceID int64, counters []Counter) ([]int64, error)
+	// RollupUsage folds up to max events into their counters, so totals
+	// read fewer rows, and returns how many it folded. Totals do not change.
+	RollupUsage(ctx context.Context, max int) (int, error)
+	// SetEntitlementOverride sets a workspace's limit of a feature over its
+	// plan's; nil removes the override.
+	SetEntitlementOverride(ctx context.Context, workspaceID int64, feature string, limit *int64) error
+	// EntitlementOverrides returns a workspace's overrides by feature.
+	EntitlementOverrides(ctx context.Context, workspaceID int64) (map[string]int64, error)
+	// MarkThreshold records that a counter reached percent of its limit and
+	// reports whether this call was the first to do so.
+	MarkThreshold(ctx context.Context, c Counter, percent int) (first bool, err error)
+}
+
+// Subject is the workspace usage is checked and counted for.
+type Subject struct {
+	WorkspaceID int64
+	Tier        string
+	Timezone    string // IANA name; "" is UTC
+}
+
+// Status is where a workspace stands on one feature.
+type Status struct {
+	Feature   string
+	Kind      Kind
+	Unit      string
+	Used      int64
+	Limit     int64 // Unlimited or ≥ 0
+	Available int64 // Unlimited when the limit is
+	// ResetAt is when a Metered feature's usage starts again from 0.
+	ResetAt *time.Time
+	// PeriodStart is the start of the current period (LevelPeriod for Level
+	// and Flag features).
+	PeriodStart time.Time
+}
+
+// Percentage is the share of the limit used, rounded to two decimals (0
+// for unlimited features).
+func (s *Status) Percentage() float64 {
+	if s.Limit <= 0 {
+		if s.Limit == 0 && s.Used > 0 {
+			return 100
+		}
+		return 0
+	}
+	return math.Round(float64(s.Used)*10000/float64(s.Limit)) / 100
+}
+
+// Decision answers whether a quantity of a feature may be used.
+type Decision struct {
+	Status
+	Allowed bool
+	// Duplicate: Consume found the event id already counted.
+	Duplicate bool
+}
+
+// ReasonLimitExceeded is the reason of a refused Decision (spec 001).
+const ReasonLimitExceeded = "LIMIT_EXCEEDED"
+
+// Message explains a refused decision (spec 001: "Post limit exceeded.
+// Used: 100, Limit: 100").
+func (d *Decision) Message(f Feature) string {
+	if f.Kind == Flag {
+		return fmt.Sprintf("%s is not included in your plan.", f.Label)
+	}
+	return fmt.Sprintf("%s limit exceeded. Used: %d, Limit: %d", f.Label, d.Used, d.Limit)
+}
+
+// UsageInput is usage to record.
+type UsageInput struct {
+	Feature  string
+	Quantity int64
+	// EventID makes the record idempotent: the same id in the same
+	// workspace counts once. Generated when empty.
+	EventID  string
+	Metadata json.RawMessage
+}
+
+// Threshold is a usage level crossed for the first time in a period.
+type Threshold struct {
+	Status
+	WorkspaceID int64
+	Percent     int
+}
+
+// Thresholds are the percentages of a limit that raise OnThreshold.
+var Thresholds = []int{80, 100}
+
+// Meter checks entitlements and meters usage exactly.
+type Meter struct {
+	store UsageStore
+	cfg   *Config
+	now   func() time.Time
+	// OnThreshold is called once per counter and threshold when Record or
+	// Consume takes usage to 80% or 100% of the limit.
+	OnThreshold func(ctx context.Context, t Threshold)
+
+	batch batcher
+
+	mu        sync.Mutex
+	overrides map[int64]overrideEntry
+	marked    map[markKey]bool
+}
+
+type overrideEntry struct {
+	limits map[string]int64
+	exp    time.Time
+}
+
+type markKey struct {
+	c       Counter
+	percent int
+}
+
+// overrideTTL bounds how long another instance applies an old override.
+const overrideTTL = 10 * time.Second
+
+// NewMeter builds a Meter on a validated Config (see Config.Validate).
+func NewMeter(store UsageStore, cfg *Config, now func() time.Time) (*Meter, error) {
+	if store == nil || cfg == nil {
+		return nil, fmt.Errorf("billing: NewMeter needs a store and a validated config")
+	}
+	if now == nil {
+		now = time.Now
+	}
+	m := &Meter{store: store, cfg: cfg, now: now, overrides: map[int64]overrideEntry{}, marked: map[markKey]bool{}}
+	m.batch = batcher{write: store.AppendUsage, parallel: 2}
+	return m, nil
+}
+
+// Config returns the features and plans the meter applies.
+func (m *Meter) Config() *Config { return m.cfg }
+
+func (m *Meter) feature(key string) (Feature, error) {
+	f, ok := m.cfg.Feature(key)
+	if !ok {
+		return Feature{}, core.Invalid("feature", fmt.Sprintf("Unknown feature %q.", key))
+	}
+	return f, nil
+}
+
+// Limit is a workspace's limit of a feature: its override, else its plan's.
+func (m *Meter) Limit(ctx context.Context, s Subject, feature string) (int64, error) {
+	ov, err := m.overridesOf(ctx, s.WorkspaceID)
+	if err != nil {
+		return 0, err
+	}
+	if v, ok := ov[feature]; ok {
+		return v, nil
+	}
+	return m.cfg.Plans[s.Tier].Limits[feature], nil
+}
+
+func (m *Meter) overridesOf(ctx context.Context, wid int64) (map[string]int64, error) {
+	now := m.now()
+	m.mu.Lock()
+	e, ok := m.overrides[wid]
+	m.mu.Unlock()
+	if ok && now.Before(e.exp) {
+		return e.limits, nil
+	}
+	limits, err := m.store.EntitlementOverrides(ctx, wid)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if len(m.overrides) > 100_000 {
+		clear(m.overrides)
+	}
+	m.overrides[wid] = overrideEntry{limits: limits, exp: now.Add(overrideTTL)}
+	m.mu.Unlock()
+	return limits, nil
+}
+
+// SetOverride gives a workspace its own limit of a feature (nil: back to
+// the plan's). This instance applies it at once, others within 10 s.
+func (m *Meter) SetOverride(ctx context.Context, workspaceID int64, feature string, limit *int64) error {
+	f, err := m.feature(feature)
+	if err != nil {
+		return err
+	}
+	if limit != nil && (*limit < Unlimited || (f.Kind == Flag && *limit > 1)) {
+		return core.Invalid("limit", "The limit must be ≥ 0 (a flag: 0 or 1) or billing.Unlimited.")
+	}
+	if err := m.store.SetEntitlementOverride(ctx, workspaceID, feature, limit); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.overrides, workspaceID)
+	m.mu.Unlock()
+	return nil
+}
+
+// PeriodAt returns the start of the period containing now in loc and the
+// start of the next one (the reset), both in UTC.
+func (f Feature) PeriodAt(now time.Time, loc *time.Location) (start, reset time.Time) {
+	if f.Kind != Metered {
+		return LevelPeriod, time.Time{}
+	}
+	t := now.In(loc)
+	switch f.Period {
+	case Daily:
+		start = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, loc)
+		reset = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc)
+	case Yearly:
+		start = time.Date(t.Year(), 1, 1, 0, 0, 0, 0, loc)
+		reset = time.Date(t.Year()+1, 1, 1, 0, 0, 0, 0, loc)
+	default:
+		start = time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, loc)
+		reset = time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, loc)
+	}
+	return start.UTC(), reset.UTC()
+}
+
+func location(tz string) *time.Location {
+	if tz == "" {
+		return time.UTC
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		// Workspace settings are validated on write; a zone removed from
+		// the tz database since falls back to UTC rather than failing usage.
+		return time.UTC
+	}
+	return loc
+}
+
+// counter returns the counter of f for s now, and its reset time.
+func (m *Meter) counter(s Subject, f Feature) (Counter, *time.Time) {
+	start, reset := f.PeriodAt(m.now(), location(s.Timezone))
+	c := Counter{WorkspaceID: s.WorkspaceID, Feature: f.Key, PeriodStart: start}
+	if reset.IsZero() {
+		return c, nil
+	}
+	return c, &reset
+}
+
+func status(f Feature, c Counter, reset *time.Time, used, limit int64) Status {
+	st := Status{Feature: f.Key, Kind: f.Kind, Unit: f.Unit, Used: used, Limit: limit, ResetAt: reset, PeriodStart: c.PeriodStart}
+	switch {
+	case limit == Unlimited:
+		st.Available = Unlimited
+	case f.Kind == Flag:
+		st.Available = limit
+	default:
+		st.Available = max(0, limit-used)
+	}
+	return st
+}
+
+// Check tells whether s may use quantity more of feature, without using it.
+func (m *Meter) Check(ctx context.Context, s Subject, feature string, quantity int64) (*Decision, error) {
+	f, err := m.feature(feature)
+	if err != nil {
+		return nil, err
+	}
+	if quantity < 1 {
+		return nil, core.Invalid("quantity", "The quantity must be at least 1.")
+	}
+	limit, err := m.Limit(ctx, s, feature)
+	if err != nil {
+		return nil, err
+	}
+	c, reset := m.counter(s, f)
+	var used int64
+	if f.Kind != Flag {
+		totals, err := m.store.UsageTotals(ctx, s.WorkspaceID, []Counter{c})
+		if err != nil {
+			return nil, err
+		}
+		used = totals[0]
+	}
+	d := &Decision{Status: status(f, c, reset, used, limit)}
+	d.Allowed = allowed(f, limit, used, quantity)
+	return d, nil
+}
+
+func allowed(f Feature, limit, used, quantity int64) bool {
+	switch {
+	case f.Kind == Flag:
+		return limit != 0
+	case limit == Unlimited:
+		return true
+	default:
+		return used+quantity <= limit
+	}
+}
+
+// Consume uses quantity of feature for s if, and only if, the limit allows
+// it: concurrent calls never grant more than the limit in total. A non-empty
+// eventID makes it idempotent: a retry finds the first grant and counts
+// nothing again. A refused call (Allowed false) stores nothing.
+func (m *Meter) Consume(ctx context.Context, s Subject, feature string, quantity int64, eventID string) (*Decision, error) {
+	f, err := m.feature(feature)
+	if err != nil {
+		return nil, err
+	}
+	if f.Kind == Flag {
+		return m.Check(ctx, s, feature, 1)
+	}
+	if quantity < 1 {
+		return nil, core.Invalid("quantity", "The quantity must be at least 1.")
+	}
+	limit, err := m.Limit(ctx, s, feature)
+	if err != nil {
+		return nil, err
+	}
+	c, reset := m.counter(s, f)
+	e := &UsageEvent{WorkspaceID: s.WorkspaceID, Feature: f.Key, PeriodStart: c.PeriodStart, Quantity: quantity,
+		EventID: eventID, CreatedAt: m.now().UTC().Truncate(time.Microsecond)}
+	if e.EventID == "" {
+		e.EventID = newEventID()
+	} else if err := checkEventID(e.EventID); err != nil {
+		return nil, err
+	}
+	res, err := m.store.ConsumeUsage(ctx, e, limit)
+	if err != nil {
+		return nil, err
+	}
+	d := &Decision{Status: status(f, c, reset, res.Used, limit), Allowed: res.Granted, Duplicate: res.Duplicate}
+	if res.Granted && !res.Duplicate {
+		m.thresholds(ctx, c, &d.Status, res.Used-quantity)
+	}
+	return d, nil
+}
+
+// Record counts usage that happened, whatever the limit (a limit is
+// enforced by Check or Consume), and returns the feature's status after it.
+// Level features take negative quantities (a post deleted). Concurrent
+// calls are written together, a few transactions for many events.
+func (m *Meter) Record(ctx context.Context, s Subject, in UsageInput) (*Decision, error) {
+	f, c, reset, e, err := m.event(s, in)
+	if err != nil {
+		return nil, err
+	}
+	added, err := m.batch.add(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	limit, err := m.Limit(ctx, s, f.Key)
+	if err != nil {
+		return nil, err
+	}
+	totals, err := m.store.UsageTotals(ctx, s.WorkspaceID, []Counter{c})
+	if err != nil {
+		return nil, err
+	}
+	d := &Decision{Status: status(f, c, reset, totals[0], limit), Allowed: true, Duplicate: !added}
+	if added {
+		m.thresholds(ctx, c, &d.Status, totals[0]-e.Quantity)
+	}
+	return d, nil
+}
+
+// Ingest records many usage events of one workspace in one transaction and
+// reports which were new (false: the event id was already counted). It
+// reads no totals and raises no thresholds: it is the bulk path.
+func (m *Meter) Ingest(ctx context.Context, s Subject, in []UsageInput) ([]bool, error) {
+	events := make([]UsageEvent, len(in))
+	for i := range in {
+		_, _, _, e, err := m.event(s, in[i])
+		if err != nil {
+			return nil, err
+		}
+		events[i] = e
+	}
+	return m.store.AppendUsage(ctx, events)
+}
+
+func (m *Meter) event(s Subject, in UsageInput) (Feature, Counter, *time.Time, UsageEvent, error) {
+	f, err := m.feature(in.Feature)
+	if err != nil {
+		return f, Counter{}, nil, UsageEvent{}, err
+	}
+	switch {
+	case f.Kind == Flag:
+		return f, Counter{}, nil, UsageEvent{}, core.Invalid("feature", fmt.Sprintf("%q is a flag: it has no usage to record.", f.Key))
+	case in.Quantity == 0 || (in.Quantity < 0 && f.Kind == Metered):
+		return f, Counter{}, nil, UsageEvent{}, core.Invalid("quantity", "The quantity must be at least 1 (negative only for level features such as posts).")
+	}
+	if in.EventID != "" {
+		if err := checkEventID(in.EventID); err != nil {
+			return f, Counter{}, nil, UsageEvent{}, err
+		}
+	}
+	if len(in.Metadata) > 0 && (!json.Valid(in.Metadata) || in.Metadata[0] != '{') {
+		return f, Counter{}, nil, UsageEvent{}, core.Invalid("metadata", "The metadata must be a JSON object.")
+	}
+	c, reset := m.counter(s, f)
+	e := UsageEvent{WorkspaceID: s.WorkspaceID, Feature: f.Key, PeriodStart: c.PeriodStart, Quantity: in.Quantity,
+		EventID: in.EventID, Metadata: in.Metadata, CreatedAt: m.now().UTC().Truncate(time.Microsecond)}
+	if e.EventID == "" {
+		e.EventID = newEventID()
+	}
+	return f, c, reset, e, nil
+}
+
+func checkEventID(id string) error {
+	if len(id) > 255 {
+		return core.Invalid("event_id", "The event_id may not be greater than 255 characters.")
+	}
+	return nil
+}
+
+// newEventID names an event recorded without an id of the caller's.
+func newEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "use_" + hex.EncodeToString(b[:])
+}
+
+// Summary returns s's status on every feature, in declaration order.
+func (m *Meter) Summary(ctx context.Context, s Subject) ([]Status, error) {
+	ov, err := m.overridesOf(ctx, s.WorkspaceID)
+	if err != nil {
+		return nil, err
+	}
+	counters := make([]Counter, len(m.cfg.Features))
+	resets := make([]*time.Time, len(m.cfg.Features))
+	for i, f := range m.cfg.Features {
+		counters[i], resets[i] = m.counter(s, f)
+	}
+	totals, err := m.store.UsageTotals(ctx, s.WorkspaceID, counters)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Status, len(m.cfg.Features))
+	for i, f := range m.cfg.Features {
+		limit, ok := ov[f.Key]
+		if !ok {
+			limit = m.cfg.Plans[s.Tier].Limits[f.Key]
+		}
+		out[i] = status(f, counters[i], resets[i], totals[i], limit)
+	}
+	return out, nil
+}
+
+// thresholds raises OnThreshold for each threshold usage went from below
+// to at or above; MarkThreshold makes it once per counter across instances.
+func (m *Meter) thresholds(ctx context.Context, c Counter, st *Status, before int64) {
+	if m.OnThreshold == nil || st.Limit <= 0 {
+		return
+	}
+	for _, pct := range Thresholds {
+		level := (st.Limit*int64(pct) + 99) / 100 // the smallest usage at pct
+		if st.Used < level || before >= level {
+			continue
+		}
+		k := markKey{c, pct}
+		m.mu.Lock()
+		done := m.marked[k]
+		m.mu.Unlock()
+		if done {
+			continue
+		}
+		first, err := m.store.MarkThreshold(ctx, c, pct)
+		if err != nil {
+			continue // a missed notice is better than a failed usage write
+		}
+		m.mu.Lock()
+		if len(m.marked) > 100_000 {
+			clear(m.marked)
+		}
+		m.marked[k] = true
+		m.mu.Unlock()
+		if first {
+			m.OnThreshold(ctx, Threshold{Status: *st, WorkspaceID: c.WorkspaceID, Percent: pct})
+		}
+	}
+}
+
+// Run folds usage events into totals every interval until ctx ends, so
+// reads stay short however many events arrive.
+func (m *Meter) Run(ctx context.Context, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			n, err := m.store.RollupUsage(ctx, rollupBatch)
+			if err != nil {
+				if ctx.Err() == nil && onErr != nil {
+					onErr(err)
+				}
+				break
+			}
+			if n < rollupBatch {
+				break
+			}
+		}
+	}
+}
+
+const rollupBatch = 5000
+
+// batcher writes concurrent single events together: while a write is in
+// flight, new events queue and the next write takes them all (group
+// commit). No goroutine runs when nothing is queued.
+type batcher struct {
+	write    func(context.Context, []UsageEvent) ([]bool, error)
+	parallel int
+
+	mu       sync.Mutex
+	pending  []*batchItem
+	flushing int
+}
+
+type batchItem struct {
+	e     UsageEvent
+	added bool
+	err   error
+	done  chan struct{}
+}
+
+const maxBatch = 500
+
+func (b *batcher) add(ctx context.Context, e UsageEvent) (bool, error) {
+	it := &batchItem{e: e, done: make(chan struct{})}
+	b.mu.Lock()
+	b.pending = append(b.pending, it)
+	lead := b.flushing < b.parallel
+	if lead {
+		b.flushing++
+	}
+	b.mu.Unlock()
+	if lead {
+		b.flush(context.WithoutCancel(ctx))
+	}
+	select {
+	case <-it.done:
+		return it.added, it.err
+	case <-ctx.Done():
+		// The write may still land; a retry with the same event id counts once.
+		return false, ctx.Err()
+	}
+}
+
+func (b *batcher) writeBatch(ctx context.Context, events []UsageEvent) ([]bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return b.write(ctx, events)
+}
+
+// flush writes one batch, then hands what queued meanwhile to a goroutine
+// so that the caller leading this batch is not held up by later ones.
+func (b *batcher) flush(ctx context.Context) {
+	b.mu.Lock()
+	n := min(len(b.pending), maxBatch)
+	items := b.pending[:n:n]
+	b.pending = b.pending[n:]
+	b.mu.Unlock()
+	events := make([]UsageEvent, len(items))
+	for i, it := range items {
+		events[i] = it.e
+	}
+	added, err := b.writeBatch(ctx, events)
+	if err != nil && len(items) > 1 {
+		// One bad event (its workspace just deleted) must not fail the
+		// others: write each alone, so each caller gets its own answer.
+		for i, it := range items {
+			if a, err := b.writeBatch(ctx, events[i:i+1]); err != nil {
+				it.err = err
+			} else {
+				it.added = a[0]
+			}
+			close(it.done)
+		}
+	} else {
+		for i, it := range items {
+			if err != nil {
+				it.err = err
+			} else {
+				it.added = added[i]
+			}
+			close(it.done)
+		}
+	}
+	b.mu.Lock()
+	if len(b.pending) == 0 {
+		b.flushing--
+		b.mu.Unlock()
+		return
+	}
+	b.mu.Unlock()
+	go b.flush(ctx)
+}
