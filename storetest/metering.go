@@ -53,7 +53,7 @@ func testUsageAppend(e *env) {
 	added, err := e.s.AppendUsage(e.ctx, []billing.UsageEvent{
 		ev, usage(a.ID, "api_calls", jan, 7, "e2"), usage(a.ID, "api_calls", feb, 11, "e3"),
 		usage(a.ID, "posts", billing.LevelPeriod, 3, "e4"), usage(a.ID, "posts", billing.LevelPeriod, -1, "e5"),
-		usage(b.ID, "api_calls", jan, 100, "e1"), // same id, other workspace: its own event
+		usage(b.ID, "api_calls", jan, 100, "e1"),  // same id, other workspace: its own event
 		usage(a.ID, "api_calls", jan, 1000, "e2"), // repeated in the batch: skipped
 	})
 	e.must(err, "AppendUsage")
