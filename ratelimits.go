@@ -190,14 +190,22 @@ type tierCache struct {
 }
 
 type tierEntry struct {
-	tier string
-	exp  time.Time
+	tier, tz string
+	exp      time.Time
+	missing  bool // no such workspace (never cached)
 }
 
 const maxTierEntries = 100_000
 
 func (tc *tierCache) get(ctx context.Context, wid int64) (string, error) {
-	def := tc.p.cfg.Tiers[0]
+	e, err := tc.entry(ctx, wid)
+	return e.tier, err
+}
+
+// entry returns a workspace's tier and timezone; a missing workspace has
+// the default tier.
+func (tc *tierCache) entry(ctx context.Context, wid int64) (tierEntry, error) {
+	def := tierEntry{tier: tc.p.cfg.Tiers[0]}
 	if wid == 0 {
 		return def, nil
 	}
@@ -206,22 +214,24 @@ func (tc *tierCache) get(ctx context.Context, wid int64) (string, error) {
 	e, ok := tc.m[wid]
 	tc.mu.Unlock()
 	if ok && now.Before(e.exp) {
-		return e.tier, nil
+		return e, nil
 	}
 	w, err := tc.p.cfg.Store.Workspace(ctx, wid)
 	switch {
 	case errors.Is(err, core.ErrNotFound):
+		def.missing = true
 		return def, nil
 	case err != nil:
-		return "", err
+		return tierEntry{}, err
 	}
+	e = tierEntry{tier: w.Tier, tz: w.Settings.Timezone, exp: now.Add(tc.ttl)}
 	tc.mu.Lock()
 	if len(tc.m) >= maxTierEntries {
 		clear(tc.m)
 	}
-	tc.m[wid] = tierEntry{tier: w.Tier, exp: now.Add(tc.ttl)}
+	tc.m[wid] = e
 	tc.mu.Unlock()
-	return w.Tier, nil
+	return e, nil
 }
 
 func (tc *tierCache) forget(wid int64) {

@@ -205,6 +205,7 @@ type Platform struct {
 	ipPolicies map[string]ratelimit.Policy
 	tiers      *tierCache
 	webhooks   *webhooks.Service
+	meter      *billing.Meter
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -251,6 +252,10 @@ func New(cfg Config) (*Platform, error) {
 		return nil, fmt.Errorf("revops: Config.Webhooks: %w", err)
 	}
 	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter, webhooks: wh}
+	if p.meter, err = billing.NewMeter(cfg.Store, &p.cfg.Billing, cfg.Now); err != nil {
+		return nil, fmt.Errorf("revops: %w", err)
+	}
+	p.meter.OnThreshold = p.onThreshold
 	p.api, err = httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed})
 	if err != nil {
@@ -314,6 +319,9 @@ func (p *Platform) Start(ctx context.Context) error {
 	wg.Go(func() { p.every(ctx, time.Minute, "sweeping rate-limit buckets", p.sweepLimits) })
 	wg.Go(func() { p.every(ctx, 10*time.Minute, "removing expired idempotency keys", p.sweepIdempotency) })
 	wg.Go(func() { p.webhooks.Run(ctx) })
+	wg.Go(func() {
+		p.meter.Run(ctx, time.Second, func(err error) { p.cfg.Logger.Error("revops: rolling up usage", "error", err) })
+	})
 	wg.Wait()
 	return nil
 }

@@ -225,6 +225,7 @@ func (p *Platform) workspaceRoutes() {
 		if err != nil {
 			return nil, err
 		}
+		p.tiers.forget(w.ID) // its timezone sets when usage periods reset
 		return toWorkspace(w), nil
 	}
 	for _, m := range []string{"PATCH", "PUT"} {

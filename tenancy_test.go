@@ -48,7 +48,7 @@ func (e *env) snapshot(f tenantFixture) []byte {
 	var buf bytes.Buffer
 	base := fmt.Sprintf("/workspaces/%d", f.ws)
 	for _, p := range []string{base, base + "/api-keys?sort=id", base + "/members?sort=email", base + "/invitations?sort=id", base + "/join-codes?sort=id", base + "/icon",
-		base + "/webhooks?sort=id", fmt.Sprintf("%s/webhooks/%d/deliveries", base, f.ids["webhook"])} {
+		base + "/webhooks?sort=id", fmt.Sprintf("%s/webhooks/%d/deliveries", base, f.ids["webhook"]), "/entitlements/summary"} {
 		r := e.do("GET", p, f.key, nil).must(e.t, 200)
 		buf.Write(r.Raw)
 	}
@@ -62,6 +62,7 @@ var paramRE = regexp.MustCompile(`\{(\w+)\}`)
 var bodies = map[string]any{
 	"POST /api-keys":                                                            map[string]any{"name": "x"},
 	"POST /api-keys/{id}/rotate":                                                map[string]any{},
+	"POST /entitlements/usage":                                                  map[string]any{"feature": "api_calls", "quantity": 5},
 	"PATCH /workspaces/{id}":                                                    map[string]any{"name": "hijacked"},
 	"PUT /workspaces/{id}":                                                      map[string]any{"name": "hijacked"},
 	"PUT /workspaces/{id}/totp-policy":                                          map[string]any{"policy": "required"},

@@ -164,6 +164,42 @@ type Meter struct {
 	mu        sync.Mutex
 	overrides map[int64]overrideEntry
 	marked    map[markKey]bool
+	lines     map[Counter]*line
+}
+
+// line is the in-process queue of consumers of one counter.
+type line struct {
+	turn    chan struct{} // holds a token while a consumer has its turn
+	waiting int
+}
+
+// queue makes this process's consumers of a counter take turns before
+// they reach the database: there they would all wait on the counter's row
+// lock, and a crowd of waiters woken at each commit costs far more than
+// the turn itself. Other instances still serialize on the row lock.
+func (m *Meter) queue(ctx context.Context, c Counter) (unlock func(), err error) {
+	m.mu.Lock()
+	l := m.lines[c]
+	if l == nil {
+		l = &line{turn: make(chan struct{}, 1)}
+		m.lines[c] = l
+	}
+	l.waiting++
+	m.mu.Unlock()
+	leave := func() {
+		m.mu.Lock()
+		if l.waiting--; l.waiting == 0 {
+			delete(m.lines, c)
+		}
+		m.mu.Unlock()
+	}
+	select {
+	case l.turn <- struct{}{}:
+		return func() { <-l.turn; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	}
 }
 
 type overrideEntry struct {
@@ -187,7 +223,7 @@ func NewMeter(store UsageStore, cfg *Config, now func() time.Time) (*Meter, erro
 	if now == nil {
 		now = time.Now
 	}
-	m := &Meter{store: store, cfg: cfg, now: now, overrides: map[int64]overrideEntry{}, marked: map[markKey]bool{}}
+	m := &Meter{store: store, cfg: cfg, now: now, overrides: map[int64]overrideEntry{}, marked: map[markKey]bool{}, lines: map[Counter]*line{}}
 	m.batch = batcher{write: store.AppendUsage, parallel: 2}
 	return m, nil
 }
@@ -377,7 +413,12 @@ func (m *Meter) Consume(ctx context.Context, s Subject, feature string, quantity
 	} else if err := checkEventID(e.EventID); err != nil {
 		return nil, err
 	}
+	unlock, err := m.queue(ctx, c)
+	if err != nil {
+		return nil, err
+	}
 	res, err := m.store.ConsumeUsage(ctx, e, limit)
+	unlock()
 	if err != nil {
 		return nil, err
 	}

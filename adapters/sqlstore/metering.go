@@ -95,38 +95,58 @@ WHERE workspace_id = ? AND feature = ? AND period_start = ? AND NOT rolled_up`, 
 			return fail("consume usage", err, "")
 		}
 		current := used + pending
-		if dup, err := sameEvent(ctx, tx, e); err != nil || dup {
+		if limit != billing.Unlimited && current+e.Quantity > limit {
+			// Refused, unless this is a retry of an event already granted.
+			dup, err := sameEvent(ctx, tx, e)
 			res = billing.ConsumeResult{Granted: dup, Duplicate: dup, Used: current}
 			return err
 		}
-		if limit != billing.Unlimited && current+e.Quantity > limit {
-			res.Used = current
-			return nil
-		}
-		var ids []int64
-		err = tx.NewRaw(usageEventsInsert+"(?, ?, ?, ?, ?, ?, TRUE, ?) ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING id",
-			e.WorkspaceID, e.Feature, period, e.Quantity, e.EventID, metadataText(e), orNow(e.CreatedAt)).Scan(ctx, &ids)
+		inserted, err := s.insertConsumed(ctx, tx, e, period)
 		if err != nil {
-			return fail("consume usage", err, "")
+			return err
 		}
-		if len(ids) == 0 {
-			// Stored meanwhile by a writer that does not lock this counter
-			// (a Record, or a consumer of another feature).
+		if !inserted {
 			dup, err := sameEvent(ctx, tx, e)
 			if err == nil && !dup {
-				err = core.Conflict("The event_id %q was already used for other usage.", e.EventID)
+				// Gone again: the insert conflicted with a row a concurrent
+				// transaction then rolled back. The caller may retry.
+				err = core.Conflict("The event_id %q is being written by another request; retry.", e.EventID)
 			}
 			res = billing.ConsumeResult{Granted: dup, Duplicate: dup, Used: current}
 			return err
-		}
-		if _, err := tx.NewRaw(`UPDATE revops_usage_counters SET used = used + ? WHERE workspace_id = ? AND feature = ? AND period_start = ?`,
-			e.Quantity, e.WorkspaceID, e.Feature, period).Exec(ctx); err != nil {
-			return fail("consume usage", err, "")
 		}
 		res = billing.ConsumeResult{Granted: true, Used: current + e.Quantity}
 		return nil
 	})
 	return res, err
+}
+
+// insertConsumed stores a granted event and adds it to its (locked)
+// counter, and reports false if the event id was already stored. On
+// PostgreSQL both writes are one statement: the lock is held for fewer
+// round trips.
+func (s *Store) insertConsumed(ctx context.Context, tx bun.Tx, e *billing.UsageEvent, period time.Time) (bool, error) {
+	if s.dialect == DialectPostgres {
+		var got []int64
+		err := tx.NewRaw(`WITH ins AS (`+usageEventsInsert+`(?, ?, ?, ?, ?, ?, TRUE, ?) ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING quantity)
+UPDATE revops_usage_counters c SET used = c.used + ins.quantity FROM ins
+WHERE c.workspace_id = ? AND c.feature = ? AND c.period_start = ? RETURNING c.used`,
+			e.WorkspaceID, e.Feature, period, e.Quantity, e.EventID, metadataText(e), orNow(e.CreatedAt),
+			e.WorkspaceID, e.Feature, period).Scan(ctx, &got)
+		if err != nil {
+			return false, fail("consume usage", err, "")
+		}
+		return len(got) == 1, nil
+	}
+	var ids []int64
+	err := tx.NewRaw(usageEventsInsert+"(?, ?, ?, ?, ?, ?, TRUE, ?) ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING id",
+		e.WorkspaceID, e.Feature, period, e.Quantity, e.EventID, metadataText(e), orNow(e.CreatedAt)).Scan(ctx, &ids)
+	if err != nil || len(ids) == 0 {
+		return false, fail("consume usage", err, "")
+	}
+	_, err = tx.NewRaw(`UPDATE revops_usage_counters SET used = used + ? WHERE workspace_id = ? AND feature = ? AND period_start = ?`,
+		e.Quantity, e.WorkspaceID, e.Feature, period).Exec(ctx)
+	return err == nil, fail("consume usage", err, "")
 }
 
 // sameEvent reports whether e's event id is stored, for the same feature
