@@ -259,7 +259,7 @@ func TestUsagePeriodResetsInWorkspaceTimezone(t *testing.T) {
 }
 
 // platformOn builds a platform on st with a generous rate limit.
-func platformOn(t *testing.T, st *sqlstore.Store) *revops.Platform {
+func platformOn(t testing.TB, st *sqlstore.Store) *revops.Platform {
 	t.Helper()
 	generous := map[string]ratelimit.Policy{}
 	for _, tier := range revops.DefaultTiers {
