@@ -42,6 +42,7 @@ type Store interface {
 	idempotency.Store
 	pixel.Store
 	webhooks.Store
+	billing.AccountStore
 }
 
 // DefaultTiers are spec 001's tiers, default first.
