@@ -80,7 +80,9 @@ type Entry struct {
 }
 
 // LedgerAccount names a billing account in entries.
-func LedgerAccount(accountID int64) string { return "billing_account:" + strconv.FormatInt(accountID, 10) }
+func LedgerAccount(accountID int64) string {
+	return "billing_account:" + strconv.FormatInt(accountID, 10)
+}
 
 // Totals sum an account's transactions.
 type Totals struct {

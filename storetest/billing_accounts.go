@@ -28,7 +28,7 @@ func billingAccountTests() []test {
 	}
 }
 
-func boundID(x billing.BoundAccount) int64 { return x.ID }
+func boundID(x billing.BoundAccount) int64    { return x.ID }
 func billingTxID(x billing.Transaction) int64 { return x.ID }
 
 func (e *env) billingAccount(ownerID int64, name, currency string, bindTo int64) *billing.Account {
@@ -480,31 +480,36 @@ func testBillingIdempotencyRace(e *env) {
 	alice := e.user("alice")
 	a := e.billingAccount(alice.ID, "A", "USD", 0)
 	e.post(a.ID, billing.Credit, 100, "USD", "")
-	const n = 20
-	got := make([]int64, n)
-	replays := make([]bool, n)
-	errs := parallel(n, func(i int) error {
-		t := &billing.Transaction{AccountID: a.ID, Type: billing.Debit, Amount: 60, Currency: "USD", Counter: billing.CounterUsage, IdempotencyKey: "order-7"}
-		r, err := e.s.PostBillingTransaction(e.ctx, t)
-		got[i], replays[i] = t.ID, r
-		return err
-	})
-	fresh := 0
-	for i, err := range errs {
-		e.must(err, fmt.Sprintf("racing post %d", i))
-		if got[i] != got[0] {
-			e.t.Errorf("racing posts of one key returned transactions %v, want one", got)
-			break
+	// Several rounds, one key each: the first warms the connection pool,
+	// so that later rounds really overlap.
+	const rounds, n = 5, 20
+	for r := range rounds {
+		key := fmt.Sprintf("order-%d", r)
+		got := make([]int64, n)
+		replays := make([]bool, n)
+		errs := parallel(n, func(i int) error {
+			t := &billing.Transaction{AccountID: a.ID, Type: billing.Debit, Amount: 10, Currency: "USD", Counter: billing.CounterUsage, IdempotencyKey: key}
+			rep, err := e.s.PostBillingTransaction(e.ctx, t)
+			got[i], replays[i] = t.ID, rep
+			return err
+		})
+		fresh := 0
+		for i, err := range errs {
+			e.must(err, fmt.Sprintf("%s: racing post %d", key, i))
+			if got[i] != got[0] {
+				e.t.Errorf("%s: racing posts of one key returned transactions %v, want one", key, got)
+				break
+			}
+			if !replays[i] {
+				fresh++
+			}
 		}
-		if !replays[i] {
-			fresh++
+		if fresh != 1 {
+			e.t.Errorf("%s: %d racing posts of one key were not replays, want exactly 1", key, fresh)
 		}
 	}
-	if fresh != 1 {
-		e.t.Errorf("%d racing posts of one key were not replays, want exactly 1", fresh)
-	}
-	if bal := e.balance(a.ID); bal != 40 {
-		e.t.Errorf("balance %d after %d racing debits of 60 with one key, want 40", bal, n)
+	if bal := e.balance(a.ID); bal != 100-rounds*10 {
+		e.t.Errorf("balance %d after %d rounds of %d racing debits of 10 (one key a round), want %d", bal, rounds, n, 100-rounds*10)
 	}
 	e.checkLedger("after the race", a.ID)
 }
