@@ -205,6 +205,7 @@ type Platform struct {
 	ipPolicies map[string]ratelimit.Policy
 	tiers      *tierCache
 	webhooks   *webhooks.Service
+	ledger     *billing.Ledger
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -250,7 +251,11 @@ func New(cfg Config) (*Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revops: Config.Webhooks: %w", err)
 	}
-	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter, webhooks: wh}
+	ledger, err := billing.NewLedger(cfg.Store, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("revops: %w", err)
+	}
+	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter, webhooks: wh, ledger: ledger}
 	p.api, err = httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed})
 	if err != nil {
