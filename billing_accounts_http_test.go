@@ -241,7 +241,7 @@ func TestBillingTenancy(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		is := is.New(t)
 		ctx := context.Background()
-		_, aliceKey := e.newUser("alice@example.com")
+		alice, aliceKey := e.newUser("alice@example.com")
 		_, bobKey := e.newUser("bob@example.com")
 		wa := e.do("POST", "/workspaces", aliceKey, map[string]any{"name": "A"}).must(t, 201).id()
 		wb := e.do("POST", "/workspaces", bobKey, map[string]any{"name": "B"}).must(t, 201).id()
@@ -281,7 +281,7 @@ func TestBillingTenancy(t *testing.T) {
 		e.do("POST", billingPath(wa, "/accounts/link"), keyA, map[string]any{"billingAccountId": defB.ID}).must(t, 422, "validation_failed")
 		// A workspace key acts for its creator: its account is alice's, not bob's.
 		mine := e.do("POST", billingPath(wa, "/accounts"), keyA, map[string]any{"name": "A2"}).must(t, 201)
-		is.True(num(mine.data()["owner_user_id"]) != defB.OwnerUserID)
+		is.Equal(num(mine.data()["owner_user_id"]), alice.ID)
 		// A sees only its own.
 		is.Equal(e.do("GET", billingPath(wa, "/balance"), keyA, nil).must(t, 200).data()["amount"], 0.0)
 		is.Equal(len(e.do("GET", billingPath(wa, "/transactions"), keyA, nil).must(t, 200).list()), 0)

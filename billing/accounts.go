@@ -149,6 +149,8 @@ type AccountStore interface {
 	// entries, newest (highest id) first unless sorted by id, created_at or
 	// amount; p.Filter.Status filters by type.
 	ListBillingTransactions(ctx context.Context, accountID int64, p core.ListParams) ([]Transaction, int, error)
+	// BillingTotals sums an account's transactions by type; an unknown
+	// account has zero totals.
 	BillingTotals(ctx context.Context, accountID int64) (*Totals, error)
 }
 

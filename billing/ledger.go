@@ -243,7 +243,8 @@ type Summary struct {
 }
 
 // Summary returns the workspace's default account with its totals and the
-// number of accounts bound to the workspace.
+// number of accounts bound to the workspace. They are read one after
+// another, not as one snapshot: a post in between shows in one, not both.
 func (l *Ledger) Summary(ctx context.Context, workspaceID int64) (*Summary, error) {
 	s := &Summary{}
 	a, err := l.st.WorkspaceBillingAccount(ctx, workspaceID, 0)
