@@ -23,8 +23,6 @@ import (
 	"github.com/uptrace/bun"
 )
 
-func num(v any) int64 { f, _ := v.(float64); return int64(f) }
-
 func TestEntitlementsCheckUsageSummary(t *testing.T) {
 	e := newEnv(t, func(c *revops.Config) { c.Billing.UpgradeURL = "https://example.com/upgrade" })
 	wid, key := e.newWorkspace("Metered")

@@ -43,6 +43,7 @@ type Store interface {
 	pixel.Store
 	webhooks.Store
 	billing.UsageStore
+	billing.AccountStore
 }
 
 // DefaultTiers are spec 001's tiers, default first.
@@ -206,6 +207,7 @@ type Platform struct {
 	tiers      *tierCache
 	webhooks   *webhooks.Service
 	meter      *billing.Meter
+	ledger     *billing.Ledger
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -251,7 +253,11 @@ func New(cfg Config) (*Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revops: Config.Webhooks: %w", err)
 	}
-	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter, webhooks: wh}
+	ledger, err := billing.NewLedger(cfg.Store, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("revops: %w", err)
+	}
+	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter, webhooks: wh, ledger: ledger}
 	if p.meter, err = billing.NewMeter(cfg.Store, &p.cfg.Billing, cfg.Now); err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}

@@ -54,6 +54,9 @@ type (
 		Slug     string      `json:"slug" validate:"omitempty,max=64"`
 		Tier     string      `json:"tier"`
 		Settings *settingsIn `json:"settings"`
+		// BillingAccountID binds an account the creator owns (spec 003);
+		// omitted, the creator's default account is bound.
+		BillingAccountID *int64 `json:"billingAccountId"`
 	}
 	updateWorkspaceIn struct {
 		Name     *string     `json:"name" validate:"omitempty,max=255"`
@@ -201,9 +204,15 @@ func (p *Platform) workspaceRoutes() {
 			if err := needUser(c, "create workspaces"); err != nil {
 				return nil, err
 			}
+			if err := p.checkNewWorkspaceAccount(ctx, c, in.BillingAccountID); err != nil {
+				return nil, err
+			}
 			tz, loc := settingsPatch(in.Settings)
 			w, err := ws.Create(ctx, workspace.CreateInput{Name: in.Name, Slug: in.Slug, Tier: in.Tier, Timezone: deref(tz), Locale: deref(loc)}, c.Principal.UserID)
 			if err != nil {
+				return nil, err
+			}
+			if err := p.bindNewWorkspace(ctx, c, w.ID, in.BillingAccountID); err != nil {
 				return nil, err
 			}
 			return toWorkspace(w), nil

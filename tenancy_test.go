@@ -2,6 +2,7 @@ package revops_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -39,6 +40,15 @@ func (e *env) fixture(name, email string) tenantFixture {
 		e.t.Fatalf("fixture: %d deliveries, want 1", len(ds))
 	}
 	f.ids["delivery"] = int64(ds[0].(map[string]any)["id"].(float64))
+	// A billing account of its own beside the creator's default, with money.
+	f.ids["account"] = e.do("POST", base+"/billing/accounts", key, map[string]any{"name": "victim " + name}).must(e.t, 201).id()
+	def, err := e.p.Ledger().WorkspaceAccount(context.Background(), wid, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.p.Ledger().Credit(context.Background(), def.ID, 500, def.Currency, "fixture", "fixture-"+name); err != nil {
+		e.t.Fatal(err)
+	}
 	return f
 }
 
@@ -48,7 +58,8 @@ func (e *env) snapshot(f tenantFixture) []byte {
 	var buf bytes.Buffer
 	base := fmt.Sprintf("/workspaces/%d", f.ws)
 	for _, p := range []string{base, base + "/api-keys?sort=id", base + "/members?sort=email", base + "/invitations?sort=id", base + "/join-codes?sort=id", base + "/icon",
-		base + "/webhooks?sort=id", fmt.Sprintf("%s/webhooks/%d/deliveries", base, f.ids["webhook"]), "/entitlements/summary"} {
+		base + "/webhooks?sort=id", fmt.Sprintf("%s/webhooks/%d/deliveries", base, f.ids["webhook"]), "/entitlements/summary",
+		base + "/billing/accounts?sort=id", base + "/billing/balance", base + "/billing/transactions", base + "/billing/summary"} {
 		r := e.do("GET", p, f.key, nil).must(e.t, 200)
 		buf.Write(r.Raw)
 	}
@@ -83,6 +94,9 @@ var bodies = map[string]any{
 	"POST /workspaces/{id}/webhooks/{webhookId}/rotate-secret":                  map[string]any{},
 	"POST /workspaces/{id}/webhooks/{webhookId}/test":                           map[string]any{},
 	"POST /workspaces/{id}/webhooks/{webhookId}/deliveries/{delivery_id}/retry": map[string]any{},
+	"POST /workspaces/{id}/billing/accounts":                                    map[string]any{"name": "x"},
+	"POST /workspaces/{id}/billing/accounts/link":                               map[string]any{"billingAccountId": 1},
+	"POST /workspaces/{id}/billing/accounts/{accountId}/default":                map[string]any{},
 }
 
 // fill substitutes path parameters: the workspace parameter with ws, the
@@ -94,7 +108,7 @@ func fill(t *testing.T, rt *revops.Route, ws int64, f tenantFixture) string {
 			return fmt.Sprint(ws)
 		}
 		key := map[string]string{"id": "key", "keyId": "key", "userId": "user", "invitationId": "invitation", "codeId": "code",
-			"webhookId": "webhook", "delivery_id": "delivery"}[name]
+			"webhookId": "webhook", "delivery_id": "delivery", "accountId": "account"}[name]
 		if name == "id" && strings.HasPrefix(rt.Path, "/webhooks/") {
 			key = "webhook"
 		}
@@ -107,7 +121,7 @@ func fill(t *testing.T, rt *revops.Route, ws int64, f tenantFixture) string {
 }
 
 func TestTenantIsolationMatrix(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, withBilling())
 	a := e.fixture("Tenant A", "a@example.com")
 	b := e.fixture("Tenant B", "b@example.com")
 	before := e.snapshot(b)

@@ -30,6 +30,10 @@
 //     deliveries of another workspace's endpoint is not found; update fns
 //     cannot change an ID or WorkspaceID; FinishWebhookAttempt compares
 //     leases at the store's time precision.
+//   - billing: a binding of another workspace is not found; the default
+//     binding cannot be removed (conflict); posts on one account are
+//     serial (no overdraft, one transaction per idempotency key under
+//     races), and every transaction is two entries summing to zero.
 package storetest
 
 import (
@@ -59,6 +63,7 @@ type Store interface {
 	pixel.Store
 	webhooks.Store
 	billing.UsageStore
+	billing.AccountStore
 }
 
 type test struct {
@@ -79,6 +84,7 @@ func tests() []test {
 	all = append(all, pixelTests()...)
 	all = append(all, webhookTests()...)
 	all = append(all, meteringTests()...)
+	all = append(all, billingAccountTests()...)
 	return all
 }
 
