@@ -330,8 +330,8 @@ type flakyStore struct {
 
 var errCut = errors.New("connection reset by peer")
 
-func (s *flakyStore) AppendUsage(ctx context.Context, ev []billing.UsageEvent) ([]bool, error) {
-	added, err := s.Store.AppendUsage(ctx, ev)
+func (s *flakyStore) AppendUsage(ctx context.Context, ev []billing.UsageEvent, fold bool) ([]bool, error) {
+	added, err := s.Store.AppendUsage(ctx, ev, fold)
 	if s.appends.Add(1) == 1 {
 		return nil, errCut
 	}

@@ -52,7 +52,10 @@ type UsageStore interface {
 	// AppendUsage stores, in one transaction, the events whose (workspace,
 	// event id) is not stored yet, and reports which ones it stored. Events
 	// may belong to several workspaces; a missing workspace is not found.
-	AppendUsage(ctx context.Context, events []UsageEvent) (added []bool, err error)
+	// fold adds them to their counters in the same transaction (reads stay
+	// cheap at once, for a short lock on each counter); otherwise they are
+	// pure appends that RollupUsage folds later.
+	AppendUsage(ctx context.Context, events []UsageEvent, fold bool) (added []bool, err error)
 	// ConsumeUsage appends e only if its counter's usage plus e.Quantity
 	// stays within limit (Unlimited: always), atomically with respect to
 	// other ConsumeUsage calls on the counter. An event id already stored
@@ -224,7 +227,9 @@ func NewMeter(store UsageStore, cfg *Config, now func() time.Time) (*Meter, erro
 		now = time.Now
 	}
 	m := &Meter{store: store, cfg: cfg, now: now, overrides: map[int64]overrideEntry{}, marked: map[markKey]bool{}, lines: map[Counter]*line{}}
-	m.batch = batcher{write: store.AppendUsage, parallel: 2}
+	// Single records are written together and folded at once, so the total
+	// each caller reads back is a counter, not a sum over pending events.
+	m.batch = batcher{write: func(ctx context.Context, ev []UsageEvent) ([]bool, error) { return store.AppendUsage(ctx, ev, true) }, parallel: 2}
 	return m, nil
 }
 
@@ -469,7 +474,7 @@ func (m *Meter) Ingest(ctx context.Context, s Subject, in []UsageInput) ([]bool,
 		}
 		events[i] = e
 	}
-	return m.store.AppendUsage(ctx, events)
+	return m.store.AppendUsage(ctx, events, false)
 }
 
 func (m *Meter) event(s Subject, in UsageInput) (Feature, Counter, *time.Time, UsageEvent, error) {

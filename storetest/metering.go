@@ -55,10 +55,10 @@ func testUsageAppend(e *env) {
 		usage(a.ID, "posts", billing.LevelPeriod, 3, "e4"), usage(a.ID, "posts", billing.LevelPeriod, -1, "e5"),
 		usage(b.ID, "api_calls", jan, 100, "e1"),  // same id, other workspace: its own event
 		usage(a.ID, "api_calls", jan, 1000, "e2"), // repeated in the batch: skipped
-	})
+	}, false)
 	e.must(err, "AppendUsage")
 	e.same("added", added, []bool{true, true, true, true, true, true, false})
-	added, err = e.s.AppendUsage(e.ctx, []billing.UsageEvent{usage(a.ID, "api_calls", jan, 1000, "e1"), usage(a.ID, "api_calls", jan, 1, "e6")})
+	added, err = e.s.AppendUsage(e.ctx, []billing.UsageEvent{usage(a.ID, "api_calls", jan, 1000, "e1"), usage(a.ID, "api_calls", jan, 1, "e6")}, true)
 	e.must(err, "AppendUsage again")
 	e.same("added again", added, []bool{false, true})
 	cs := []billing.Counter{cnt(a.ID, "api_calls", jan), cnt(a.ID, "api_calls", feb), cnt(a.ID, "posts", billing.LevelPeriod), cnt(a.ID, "storage", billing.LevelPeriod)}
@@ -68,10 +68,14 @@ func testUsageAppend(e *env) {
 	// counter says.
 	e.same("b asking for a's counter", e.totals(b.ID, cnt(a.ID, "posts", billing.LevelPeriod)), []int64{0})
 	e.same("no counters", e.totals(a.ID), []int64{})
-	if _, err := e.s.AppendUsage(e.ctx, []billing.UsageEvent{usage(999_999, "api_calls", jan, 1, "x")}); !errors.Is(err, core.ErrNotFound) {
+	if _, err := e.s.AppendUsage(e.ctx, []billing.UsageEvent{usage(999_999, "api_calls", jan, 1, "x")}, false); !errors.Is(err, core.ErrNotFound) {
 		e.t.Fatalf("usage of a missing workspace: %v, want not found", err)
 	}
-	added, err = e.s.AppendUsage(e.ctx, nil)
+	if _, err := e.s.AppendUsage(e.ctx, []billing.UsageEvent{usage(a.ID, "api_calls", jan, 1, "y"), usage(999_999, "api_calls", jan, 1, "x")}, true); !errors.Is(err, core.ErrNotFound) {
+		e.t.Fatalf("folded usage of a missing workspace: %v, want not found", err)
+	}
+	e.same("nothing of a failed folded append", e.totals(a.ID, cs[0]), []int64{13})
+	added, err = e.s.AppendUsage(e.ctx, nil, true)
 	e.must(err, "AppendUsage(nil)")
 	e.same("nothing added", added, []bool{})
 }
@@ -81,7 +85,7 @@ func testUsageConsume(e *env) {
 	a := e.workspace("con-a", u.ID)
 	c := cnt(a.ID, "api_calls", jan)
 	// Recorded usage counts against the limit too.
-	_, err := e.s.AppendUsage(e.ctx, []billing.UsageEvent{usage(a.ID, "api_calls", jan, 2, "rec")})
+	_, err := e.s.AppendUsage(e.ctx, []billing.UsageEvent{usage(a.ID, "api_calls", jan, 2, "rec")}, false)
 	e.must(err, "AppendUsage")
 	var granted []bool
 	for i := range 4 {
@@ -176,7 +180,7 @@ func testUsageRollup(e *env) {
 				if j%5 == 0 {
 					ws = b.ID
 				}
-				if _, err := e.s.AppendUsage(e.ctx, []billing.UsageEvent{usage(ws, "api_calls", jan, 2, fmt.Sprintf("w%d-%d", i, j))}); err != nil {
+				if _, err := e.s.AppendUsage(e.ctx, []billing.UsageEvent{usage(ws, "api_calls", jan, 2, fmt.Sprintf("w%d-%d", i, j))}, j%2 == 0); err != nil {
 					return err
 				}
 			}

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -31,8 +32,9 @@ func metadataText(e *billing.UsageEvent) string {
 }
 
 // AppendUsage inserts the new events in one statement; an event id already
-// stored (or repeated in events) is skipped.
-func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent) ([]bool, error) {
+// stored (or repeated in events) is skipped. With fold, the same
+// transaction adds them to their counters.
+func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent, fold bool) ([]bool, error) {
 	added := make([]bool, len(events))
 	if len(events) == 0 {
 		return added, nil
@@ -40,12 +42,16 @@ func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent) ([
 	var b strings.Builder
 	b.WriteString(usageEventsInsert)
 	args := make([]any, 0, len(events)*7)
+	rolled := "FALSE"
+	if fold {
+		rolled = "TRUE"
+	}
 	for i := range events {
 		e := &events[i]
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, FALSE, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, " + rolled + ", ?)")
 		args = append(args, e.WorkspaceID, e.Feature, ts(e.PeriodStart), e.Quantity, e.EventID, metadataText(e), orNow(e.CreatedAt))
 	}
 	b.WriteString(" ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING workspace_id, event_id")
@@ -57,8 +63,35 @@ func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent) ([
 		WorkspaceID int64  `bun:"workspace_id"`
 		EventID     string `bun:"event_id"`
 	}
-	if err := s.conn(ctx).NewRaw(b.String(), args...).Scan(ctx, &rows); err != nil {
-		return nil, fail("append usage", err, "")
+	write := func(ctx context.Context, db bun.IDB) error {
+		rows = rows[:0]
+		if err := db.NewRaw(b.String(), args...).Scan(ctx, &rows); err != nil {
+			return fail("append usage", err, "")
+		}
+		if !fold {
+			return nil
+		}
+		inserted := make(map[key]bool, len(rows))
+		for _, r := range rows {
+			inserted[key{r.WorkspaceID, r.EventID}] = true
+		}
+		sums := map[billing.Counter]int64{}
+		for i := range events {
+			if e := &events[i]; inserted[key{e.WorkspaceID, e.EventID}] {
+				delete(inserted, key{e.WorkspaceID, e.EventID})
+				sums[billing.Counter{WorkspaceID: e.WorkspaceID, Feature: e.Feature, PeriodStart: ts(e.PeriodStart)}] += e.Quantity
+			}
+		}
+		return addToCounters(ctx, db, sums)
+	}
+	var err error
+	if fold {
+		err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error { return write(ctx, tx) })
+	} else {
+		err = write(ctx, s.conn(ctx))
+	}
+	if err != nil {
+		return nil, err
 	}
 	inserted := make(map[key]bool, len(rows))
 	for _, r := range rows {
@@ -72,6 +105,33 @@ func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent) ([
 		}
 	}
 	return added, nil
+}
+
+// addToCounters adds sums to their counters, locking them in one order
+// (workspace, feature, period) so that two writers cannot deadlock.
+func addToCounters(ctx context.Context, db bun.IDB, sums map[billing.Counter]int64) error {
+	keys := make([]billing.Counter, 0, len(sums))
+	for k := range sums {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b billing.Counter) int {
+		if a.WorkspaceID != b.WorkspaceID {
+			return cmp.Compare(a.WorkspaceID, b.WorkspaceID)
+		}
+		if c := strings.Compare(a.Feature, b.Feature); c != 0 {
+			return c
+		}
+		return a.PeriodStart.Compare(b.PeriodStart)
+	})
+	for _, k := range keys {
+		_, err := db.NewRaw(`INSERT INTO revops_usage_counters (workspace_id, feature, period_start, used) VALUES (?, ?, ?, ?)
+ON CONFLICT (workspace_id, feature, period_start) DO UPDATE SET used = revops_usage_counters.used + excluded.used`,
+			k.WorkspaceID, k.Feature, k.PeriodStart, sums[k]).Exec(ctx)
+		if err != nil {
+			return fail("add to usage counters", err, "")
+		}
+	}
+	return nil
 }
 
 // ConsumeUsage: see billing.UsageStore.
@@ -238,27 +298,8 @@ RETURNING workspace_id, feature, period_start, quantity`, max).Scan(ctx, &rows)
 		for _, r := range rows {
 			sums[billing.Counter{WorkspaceID: r.WorkspaceID, Feature: r.Feature, PeriodStart: ts(r.PeriodStart)}] += r.Quantity
 		}
-		keys := make([]billing.Counter, 0, len(sums))
-		for k := range sums {
-			keys = append(keys, k)
-		}
-		// One lock order for every transaction that locks several counters.
-		slices.SortFunc(keys, func(a, b billing.Counter) int {
-			if a.WorkspaceID != b.WorkspaceID {
-				return int(a.WorkspaceID - b.WorkspaceID)
-			}
-			if c := strings.Compare(a.Feature, b.Feature); c != 0 {
-				return c
-			}
-			return a.PeriodStart.Compare(b.PeriodStart)
-		})
-		for _, k := range keys {
-			_, err := tx.NewRaw(`INSERT INTO revops_usage_counters (workspace_id, feature, period_start, used) VALUES (?, ?, ?, ?)
-ON CONFLICT (workspace_id, feature, period_start) DO UPDATE SET used = revops_usage_counters.used + excluded.used`,
-				k.WorkspaceID, k.Feature, k.PeriodStart, sums[k]).Exec(ctx)
-			if err != nil {
-				return fail("roll up usage", err, "")
-			}
+		if err := addToCounters(ctx, tx, sums); err != nil {
+			return err
 		}
 		n = len(rows)
 		return nil
