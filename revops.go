@@ -42,6 +42,7 @@ type Store interface {
 	idempotency.Store
 	pixel.Store
 	webhooks.Store
+	billing.SubscriptionStore
 }
 
 // DefaultTiers are spec 001's tiers, default first.

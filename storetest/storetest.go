@@ -42,6 +42,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revopsdev/revops/billing"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/idempotency"
 	"github.com/revopsdev/revops/keys"
@@ -57,6 +58,7 @@ type Store interface {
 	idempotency.Store
 	pixel.Store
 	webhooks.Store
+	billing.SubscriptionStore
 }
 
 type test struct {
@@ -76,6 +78,7 @@ func tests() []test {
 	all = append(all, idempotencyTests()...)
 	all = append(all, pixelTests()...)
 	all = append(all, webhookTests()...)
+	all = append(all, billingPaymentTests()...)
 	return all
 }
 
