@@ -82,6 +82,8 @@ var bodies = map[string]any{
 	"POST /workspaces/{id}/webhooks/{webhookId}/rotate-secret":                  map[string]any{},
 	"POST /workspaces/{id}/webhooks/{webhookId}/test":                           map[string]any{},
 	"POST /workspaces/{id}/webhooks/{webhookId}/deliveries/{delivery_id}/retry": map[string]any{},
+	"POST /workspaces/{id}/billing/checkout":                                    map[string]any{"tier": "pro"},
+	"POST /workspaces/{id}/billing/portal":                                      map[string]any{},
 }
 
 // fill substitutes path parameters: the workspace parameter with ws, the
