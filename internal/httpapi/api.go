@@ -64,8 +64,8 @@ type API struct {
 	routes []*Route
 	mw     []Middleware
 	off    map[string]any // DisableTag: tag → the body its routes answer
-	begun  http.Handler  // Begin(route), built once
-	mwGen  atomic.Uint64 // bumped by Use: routes rebuild their chains
+	begun  http.Handler   // Begin(route), built once
+	mwGen  atomic.Uint64  // bumped by Use: routes rebuild their chains
 	// fast is the lookup in front of mux (router.go); off for good once a
 	// pattern is beyond it.
 	fast    atomic.Pointer[fastNode]
