@@ -63,6 +63,9 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if other, ok := cfg.Store.(*sqlstore.Store); ok {
+		st = other // withStore: e.g. Postgres
+	}
 	p, err := revops.New(cfg)
 	if err != nil {
 		t.Fatal(err)
