@@ -188,8 +188,8 @@ func (p *Provider) Checkout(ctx context.Context, in billing.CheckoutInput) (*bil
 	}
 	s, err := p.client.V1CheckoutSessions.Create(ctx, sp)
 	if err != nil {
-		// The customer was kept: returning it lets revops store it even
-		// though this session failed.
+		// A customer created above stays in Stripe unlinked; the next
+		// checkout creates another (harmless, and rare: Stripe refused).
 		return nil, fmt.Errorf("stripe: create checkout session for workspace %d: %w", in.WorkspaceID, err)
 	}
 	return &billing.CheckoutSession{URL: s.URL, CustomerID: customer}, nil
