@@ -19,12 +19,17 @@ import (
 type testProvider struct{}
 
 func (testProvider) Name() string { return "test" }
-func (testProvider) Checkout(context.Context, billing.CheckoutInput) (string, error) {
-	return "https://pay.example.test/checkout", nil
+func (testProvider) Checkout(context.Context, billing.CheckoutInput) (*billing.CheckoutSession, error) {
+	return &billing.CheckoutSession{URL: "https://pay.example.test/checkout", CustomerID: "cus_test"}, nil
 }
 func (testProvider) Portal(context.Context, billing.PortalInput) (string, error) {
 	return "https://pay.example.test/portal", nil
 }
+
+func (testProvider) ParseEvent(context.Context, []byte, string) (*billing.ProviderEvent, error) {
+	return nil, billing.ErrInvalidSignature
+}
+func (testProvider) SignatureHeader() string { return "Test-Signature" }
 
 func withBilling() envOpt { return func(c *revops.Config) { c.Billing.Provider = testProvider{} } }
 

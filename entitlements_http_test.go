@@ -415,3 +415,41 @@ func TestUsageCountedOnce(t *testing.T) {
 		})
 	}
 }
+
+func TestUsageOverviewAndBillingStatus(t *testing.T) {
+	clk := testclock.New(time.Date(2026, 2, 10, 12, 0, 0, 0, time.UTC))
+	e := newEnv(t, withBilling(), func(c *revops.Config) { c.Now = clk.Now })
+	wid, key := e.newWorkspace("Overview")
+	e.do("POST", "/entitlements/usage", key, map[string]any{"feature": "api_calls", "quantity": 3}).must(t, 200) // February
+	clk.Advance(28 * 24 * time.Hour)
+	for _, q := range []int{4, 6} { // March
+		e.do("POST", "/entitlements/usage", key, map[string]any{"feature": "api_calls", "quantity": q}).must(t, 200)
+	}
+	e.do("POST", "/entitlements/usage", key, map[string]any{"feature": "posts", "quantity": 2}).must(t, 200)
+	r := e.do("GET", fmt.Sprintf("/workspaces/%d/billing/usage-overview", wid), key, nil).must(t, 200)
+	f := r.data()["features"].(map[string]any)
+	calls := f["api_calls"].(map[string]any)
+	hist := calls["history"].([]any)
+	if num(calls["used"]) != 10 || calls["type"] != "metered" || len(hist) != 6 {
+		t.Fatalf("api_calls: %v", calls)
+	}
+	for i, want := range []struct {
+		start string
+		used  int64
+	}{{"2026-03-01T00:00:00Z", 10}, {"2026-02-01T00:00:00Z", 3}, {"2026-01-01T00:00:00Z", 0}} {
+		h := hist[i].(map[string]any)
+		if h["period_start"] != want.start || num(h["used"]) != want.used {
+			t.Fatalf("history[%d] = %v, want %v", i, h, want)
+		}
+	}
+	if posts := f["posts"].(map[string]any); num(posts["used"]) != 2 || posts["type"] != "level" || posts["history"] != nil {
+		t.Fatalf("posts: %v", posts)
+	}
+	st := e.do("GET", fmt.Sprintf("/workspaces/%d/billing/status", wid), key, nil).must(t, 200).data()
+	if u := st["usage"].(map[string]any)["api_calls"].(map[string]any); num(u["used"]) != 10 || num(u["available"]) != 990 {
+		t.Fatalf("status usage: %v", st["usage"])
+	}
+	if l := st["plan"].(map[string]any)["limits"].(map[string]any); num(l["posts"]) != 100 {
+		t.Fatalf("plan limits: %v", l)
+	}
+}

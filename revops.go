@@ -44,6 +44,7 @@ type Store interface {
 	webhooks.Store
 	billing.UsageStore
 	billing.AccountStore
+	billing.SubscriptionStore
 }
 
 // DefaultTiers are spec 001's tiers, default first.
@@ -177,6 +178,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Billing.Validate(c.Tiers); err != nil {
 		errs = append(errs, fmt.Errorf("revops: Config.Billing: %w", err))
+	}
+	if err := validateProvider(c.Billing.Provider); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -45,6 +45,21 @@ type (
 		ResetAt    *time.Time `json:"reset_at,omitempty"`
 		Unit       string     `json:"unit,omitempty"`
 	}
+	periodUsageOut struct {
+		PeriodStart time.Time `json:"period_start"`
+		Used        int64     `json:"used"`
+	}
+	featureOverviewOut struct {
+		featureUsageOut
+		Kind string `json:"type"` // metered, level or flag
+		// History: the current and past periods of a metered feature, newest first.
+		History []periodUsageOut `json:"history,omitempty"`
+	}
+	usageOverviewOut struct {
+		WorkspaceID int64                         `json:"workspace_id"`
+		Tier        string                        `json:"tier"`
+		Features    map[string]featureOverviewOut `json:"features"`
+	}
 	summaryOut struct {
 		WorkspaceID  int64                      `json:"workspace_id"`
 		Tier         string                     `json:"tier"`
@@ -124,12 +139,44 @@ func (p *Platform) entitlementRoutes() {
 			}
 			out := &summaryOut{WorkspaceID: s.WorkspaceID, Tier: s.Tier, Entitlements: make(map[string]featureUsageOut, len(all))}
 			for i := range all {
-				st := &all[i]
-				out.Entitlements[st.Feature] = featureUsageOut{Used: st.Used, Limit: limitPtr(st.Limit), Available: limitPtr(st.Available),
-					Percentage: st.Percentage(), ResetAt: st.ResetAt, Unit: st.Unit}
+				out.Entitlements[all[i].Feature] = toFeatureUsage(&all[i])
 			}
 			return out, nil
 		})
+
+	httpapi.Handle(p.api, httpapi.Route{Method: "GET", Path: "/workspaces/{id}/billing/usage-overview", Tag: BillingTag,
+		Summary: "Usage of every feature, with the last periods of metered ones", Scope: "billing:read", Tenant: httpapi.TenantPath},
+		func(ctx context.Context, c *Call, _ *NoBody) (*usageOverviewOut, error) {
+			s, err := p.subject(ctx, c.WorkspaceID())
+			if err != nil {
+				return nil, err
+			}
+			all, err := p.meter.Summary(ctx, s)
+			if err != nil {
+				return nil, err
+			}
+			hist, err := p.meter.History(ctx, s, historyPeriods)
+			if err != nil {
+				return nil, err
+			}
+			out := &usageOverviewOut{WorkspaceID: s.WorkspaceID, Tier: s.Tier, Features: make(map[string]featureOverviewOut, len(all))}
+			for i := range all {
+				fo := featureOverviewOut{featureUsageOut: toFeatureUsage(&all[i]), Kind: string(all[i].Kind)}
+				for _, h := range hist[all[i].Feature] {
+					fo.History = append(fo.History, periodUsageOut{PeriodStart: h.PeriodStart, Used: h.Used})
+				}
+				out.Features[all[i].Feature] = fo
+			}
+			return out, nil
+		})
+}
+
+// historyPeriods is how many past periods usage-overview shows.
+const historyPeriods = 6
+
+func toFeatureUsage(st *billing.Status) featureUsageOut {
+	return featureUsageOut{Used: st.Used, Limit: limitPtr(st.Limit), Available: limitPtr(st.Available),
+		Percentage: st.Percentage(), ResetAt: st.ResetAt, Unit: st.Unit}
 }
 
 func (p *Platform) checkOut(d *billing.Decision) *checkOut {

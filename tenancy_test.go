@@ -97,6 +97,8 @@ var bodies = map[string]any{
 	"POST /workspaces/{id}/billing/accounts":                                    map[string]any{"name": "x"},
 	"POST /workspaces/{id}/billing/accounts/link":                               map[string]any{"billingAccountId": 1},
 	"POST /workspaces/{id}/billing/accounts/{accountId}/default":                map[string]any{},
+	"POST /workspaces/{id}/billing/checkout":                                    map[string]any{"tier": "pro"},
+	"POST /workspaces/{id}/billing/portal":                                      map[string]any{},
 }
 
 // fill substitutes path parameters: the workspace parameter with ws, the

@@ -545,6 +545,39 @@ func (m *Meter) Summary(ctx context.Context, s Subject) ([]Status, error) {
 	return out, nil
 }
 
+// PeriodUsage is a metered feature's usage in one period.
+type PeriodUsage struct {
+	PeriodStart time.Time
+	Used        int64
+}
+
+// History returns each metered feature's usage in the current period and
+// the n-1 before it, newest first.
+func (m *Meter) History(ctx context.Context, s Subject, n int) (map[string][]PeriodUsage, error) {
+	loc := location(s.Timezone)
+	var counters []Counter
+	for _, f := range m.cfg.Features {
+		if f.Kind != Metered {
+			continue
+		}
+		at := m.now()
+		for range n {
+			start, _ := f.PeriodAt(at, loc)
+			counters = append(counters, Counter{WorkspaceID: s.WorkspaceID, Feature: f.Key, PeriodStart: start})
+			at = start.Add(-time.Nanosecond)
+		}
+	}
+	totals, err := m.store.UsageTotals(ctx, s.WorkspaceID, counters)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]PeriodUsage{}
+	for i, c := range counters {
+		out[c.Feature] = append(out[c.Feature], PeriodUsage{PeriodStart: c.PeriodStart, Used: totals[i]})
+	}
+	return out, nil
+}
+
 // thresholds raises OnThreshold for each threshold usage went from below
 // to at or above; MarkThreshold makes it once per counter across instances.
 func (m *Meter) thresholds(ctx context.Context, c Counter, st *Status, before int64) {

@@ -64,6 +64,7 @@ type Store interface {
 	webhooks.Store
 	billing.UsageStore
 	billing.AccountStore
+	billing.SubscriptionStore
 }
 
 type test struct {
@@ -85,6 +86,7 @@ func tests() []test {
 	all = append(all, webhookTests()...)
 	all = append(all, meteringTests()...)
 	all = append(all, billingAccountTests()...)
+	all = append(all, billingPaymentTests()...)
 	return all
 }
 

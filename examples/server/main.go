@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +27,8 @@ import (
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/adapters/riverqueue"
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/adapters/stripe"
+	"github.com/revopsdev/revops/billing"
 	"github.com/revopsdev/revops/webhooks"
 )
 
@@ -62,6 +65,32 @@ func redact(s string) string {
 		return u.Redacted()
 	}
 	return s
+}
+
+// stripeProvider is the Stripe payment provider when REVOPS_STRIPE_SECRET_KEY
+// is set (with REVOPS_STRIPE_WEBHOOK_SECRET and
+// REVOPS_STRIPE_PRICES=pro=price_…,agency=price_…), else nil: billing off.
+// REVOPS_STRIPE_SUCCESS_URL, _CANCEL_URL, _RETURN_URL and _API_URL
+// (stripe-mock) are optional.
+func stripeProvider() (billing.Provider, error) {
+	if os.Getenv("REVOPS_STRIPE_SECRET_KEY") == "" {
+		return nil, nil
+	}
+	prices := map[string]string{}
+	for _, kv := range strings.Split(os.Getenv("REVOPS_STRIPE_PRICES"), ",") {
+		if tier, price, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
+			prices[tier] = price
+		} else if kv != "" {
+			return nil, fmt.Errorf("REVOPS_STRIPE_PRICES: %q is not tier=price_id", kv)
+		}
+	}
+	prov, err := stripe.New(stripe.Config{SecretKey: os.Getenv("REVOPS_STRIPE_SECRET_KEY"), WebhookSecret: os.Getenv("REVOPS_STRIPE_WEBHOOK_SECRET"),
+		Prices: prices, SuccessURL: os.Getenv("REVOPS_STRIPE_SUCCESS_URL"), CancelURL: os.Getenv("REVOPS_STRIPE_CANCEL_URL"),
+		ReturnURL: os.Getenv("REVOPS_STRIPE_RETURN_URL"), APIBaseURL: os.Getenv("REVOPS_STRIPE_API_URL")})
+	if err != nil {
+		return nil, err
+	}
+	return prov, nil
 }
 
 func env(name, def string) string {
@@ -117,6 +146,12 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 			return err
 		}
 		cfg.Webhooks.Queue = q
+	}
+	if cfg.Billing.Provider, err = stripeProvider(); err != nil {
+		return err
+	}
+	if cfg.Billing.Provider == nil {
+		log.Info("billing disabled: billing routes answer {\"billingEnabled\": false} (set REVOPS_STRIPE_SECRET_KEY to enable Stripe)")
 	}
 	p, err := revops.New(cfg)
 	if err != nil {

@@ -63,8 +63,9 @@ type API struct {
 	paths  map[string]*pathRoutes
 	routes []*Route
 	mw     []Middleware
-	begun  http.Handler  // Begin(route), built once
-	mwGen  atomic.Uint64 // bumped by Use: routes rebuild their chains
+	off    map[string]any // DisableTag: tag → the body its routes answer
+	begun  http.Handler   // Begin(route), built once
+	mwGen  atomic.Uint64  // bumped by Use: routes rebuild their chains
 	// fast is the lookup in front of mux (router.go); off for good once a
 	// pattern is beyond it.
 	fast    atomic.Pointer[fastNode]
@@ -100,6 +101,33 @@ func (a *API) Use(m ...Middleware) {
 	a.mw = append(a.mw, m...)
 	a.mwGen.Add(1)
 	a.mu.Unlock()
+}
+
+// DisableTag makes every route tagged tag, registered before or after,
+// answer 200 with body as JSON instead of running its handler. The answer
+// comes after authentication, the workspace check and the scope check, and
+// inside the middleware (rate limits, idempotency), so a disabled route
+// tells a caller nothing the enabled one would not. The OpenAPI document
+// gives body as the route's 200 response, beside its own.
+//
+// revops disables the "Billing" routes this way when no payment provider
+// is configured: each answers {"billingEnabled": false}.
+func (a *API) DisableTag(tag string, body any) {
+	a.mu.Lock()
+	if a.off == nil {
+		a.off = map[string]any{}
+	}
+	a.off[tag] = body
+	a.mwGen.Add(1) // routes rebuild their chains
+	a.mu.Unlock()
+}
+
+// disabled returns the body routes tagged tag answer instead, if disabled.
+func (a *API) disabled(tag string) (any, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	body, ok := a.off[tag]
+	return body, ok && tag != ""
 }
 
 // Routes returns the registered routes in registration order.

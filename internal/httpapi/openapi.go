@@ -34,7 +34,7 @@ import (
 // nullable. Named struct types become components.schemas entries; a type used
 // both as a request and as a response gets a separate "…Input" request schema.
 func (a *API) OpenAPI(title, version string, servers ...string) map[string]any {
-	g := &oaGen{bodies: map[oaKey]oaObj{}, index: map[oaKey]int{}}
+	g := &oaGen{api: a, bodies: map[oaKey]oaObj{}, index: map[oaKey]int{}}
 	paths := oaObj{}
 	tagSet := map[string]bool{}
 	opIDs := map[string]bool{}
@@ -136,6 +136,7 @@ type oaKey struct {
 type oaPlaceholder oaKey
 
 type oaGen struct {
+	api    *API
 	bodies map[oaKey]oaObj
 	index  map[oaKey]int // first-seen order, the last tie-break of names
 }
@@ -427,6 +428,22 @@ func (g *oaGen) responses(rt *Route, hasBody bool) oaObj {
 		res[status] = oaObj{"description": desc, "headers": headers(), "content": oaObj{"application/json": oaObj{"schema": g.success(rt)}}}
 	}
 
+	if body, off := g.api.disabled(rt.Tag); off {
+		// DisableTag: the route answers 200 with body instead.
+		alt := g.schema(oaDeref(reflect.TypeOf(body)), false)
+		const note = " The feature is disabled on this server: the route answers 200 with the alternative body."
+		if cur, ok := res["200"].(oaObj); ok {
+			if content, ok := cur["content"].(oaObj); ok {
+				js := content["application/json"].(oaObj)
+				js["schema"] = oaObj{"oneOf": []any{js["schema"], alt}}
+			} else {
+				cur["content"] = oaObj{"application/json": oaObj{"schema": alt}}
+			}
+			cur["description"] = cur["description"].(string) + "." + note
+		} else {
+			res["200"] = oaObj{"description": "OK." + note, "headers": headers(), "content": oaObj{"application/json": oaObj{"schema": alt}}}
+		}
+	}
 	res["400"] = oaRef("responses", "BadRequest")
 	if !rt.Public {
 		res["401"] = oaRef("responses", "Unauthorized")

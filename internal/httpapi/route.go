@@ -170,6 +170,9 @@ func (a *API) chain(rt *Route) http.Handler {
 		c.R = r
 		rt.serve(w, r, c)
 	})
+	if body, off := a.disabled(rt.Tag); off {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { WriteJSON(w, http.StatusOK, body) })
+	}
 	a.mu.RLock()
 	mw := a.mw
 	a.mu.RUnlock()
