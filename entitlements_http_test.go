@@ -396,6 +396,15 @@ func TestUsageCountedOnce(t *testing.T) {
 			if err == nil || used("posts") != 1 {
 				t.Fatalf("after a rolled-back consume: %v, %d posts", err, used("posts"))
 			}
+			err = st.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {
+				if _, err := p.RecordUsage(ctx, wid, billing.UsageInput{Feature: "api_calls", Quantity: 100, EventID: "in-tx"}); err != nil {
+					return err
+				}
+				return errors.New("the host's insert failed")
+			})
+			if err == nil || used("api_calls") != 3 {
+				t.Fatalf("after a rolled-back record: %v, %d api calls", err, used("api_calls"))
+			}
 			if _, err := p.Consume(ctx, wid, "posts", 1, "post-2"); err != nil || used("posts") != 2 {
 				t.Fatalf("retried after rollback: %v, %d posts", err, used("posts"))
 			}

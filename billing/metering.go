@@ -79,6 +79,14 @@ type UsageStore interface {
 	MarkThreshold(ctx context.Context, c Counter, percent int) (first bool, err error)
 }
 
+// TxStore is a UsageStore that can tell whether ctx carries the host's
+// open transaction (see sqlstore.Store.RunInTx). Record then writes
+// through it, so the usage lands or vanishes with the host's own rows,
+// instead of joining other callers' shared write.
+type TxStore interface {
+	InTx(ctx context.Context) bool
+}
+
 // Subject is the workspace usage is checked and counted for.
 type Subject struct {
 	WorkspaceID int64
@@ -443,7 +451,15 @@ func (m *Meter) Record(ctx context.Context, s Subject, in UsageInput) (*Decision
 	if err != nil {
 		return nil, err
 	}
-	added, err := m.batch.add(ctx, e)
+	var added bool
+	if ts, ok := m.store.(TxStore); ok && ts.InTx(ctx) {
+		var a []bool
+		if a, err = m.store.AppendUsage(ctx, []UsageEvent{e}, true); err == nil {
+			added = a[0]
+		}
+	} else {
+		added, err = m.batch.add(ctx, e)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -14,7 +14,10 @@ import (
 	"github.com/revopsdev/revops/core"
 )
 
-var _ billing.UsageStore = (*Store)(nil)
+var (
+	_ billing.UsageStore = (*Store)(nil)
+	_ billing.TxStore    = (*Store)(nil)
+)
 
 // Usage totals are a counter row plus the events not yet rolled into it,
 // always read in ONE statement (one snapshot), so that a rollup committing

@@ -247,6 +247,12 @@ func (s *Store) conn(ctx context.Context) bun.IDB {
 	return s.db
 }
 
+// InTx reports whether ctx carries a transaction of RunInTx on this store.
+func (s *Store) InTx(ctx context.Context) bool {
+	h := hostTxFrom(ctx)
+	return h != nil && h.db == s.db
+}
+
 // hostTx is a transaction RunInTx opened, carried by its ctx.
 type hostTx struct {
 	db    *bun.DB

@@ -177,7 +177,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", p.Handler()))
 	// A plain net/http handler behind the whole pipeline (auth, workspace,
 	// scope, rate limit, idempotency) in one line.
-	mux.Handle("GET /api/v1/posts/export.csv", p.Protect("posts:read", posts.exportCSV(p)))
+	// A plain handler behind the pipeline; RequireFeature counts the call.
+	mux.Handle("GET /api/v1/posts/export.csv", p.Protect("posts:read", p.RequireFeature("api_calls", 1, posts.exportCSV(p))))
 	mux.HandleFunc("GET /api/healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()

@@ -212,6 +212,18 @@ func TestFirstStartBootstrapsAndServes(t *testing.T) {
 	if st, _ = call(t, "DELETE", posts+"/"+pid, key, nil, "X-Workspace-ID", wid); st != 204 {
 		t.Fatalf("delete: %d", st)
 	}
+	// Entitlements: posts held (Hello deleted, Once kept) and API calls
+	// counted — every posts call that reached its handler (7), not the
+	// replayed create, nor the calls refused before it (invalid body,
+	// scope, tenancy).
+	st, body = call(t, "GET", s.base+"/api/v1/entitlements/summary", key, nil, "X-Workspace-ID", wid)
+	if st != 200 {
+		t.Fatalf("summary %d %v", st, body)
+	}
+	ent := body["data"].(map[string]any)["entitlements"].(map[string]any)
+	if p, c := ent["posts"].(map[string]any), ent["api_calls"].(map[string]any); p["used"] != 1.0 || p["limit"] != 100.0 || c["used"] != 7.0 {
+		t.Fatalf("posts %v, api_calls %v", p, c)
+	}
 	s.stop(t)
 
 	// A second start on the same database does not bootstrap again.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/billing"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/uptrace/bun"
@@ -116,6 +117,9 @@ func (s *posts) register(p *revops.Platform) {
 	revops.HandleList(p, revops.Route{Method: "GET", Path: "/posts", Tag: tag, Summary: "List posts", Scope: "posts:read", Tenant: revops.TenantContext,
 		Sort: []string{"id", "title", "status", "created_at", "updated_at"}, Statuses: []string{"draft", "published"}, Search: true},
 		func(ctx context.Context, c *revops.Call, lp core.ListParams) ([]*postOut, int, error) {
+			if err := apiCall(ctx, p, c); err != nil {
+				return nil, 0, err
+			}
 			var rows []post
 			q := s.db.NewSelect().Model(&rows).Where("workspace_id = ?", c.WorkspaceID())
 			f := lp.Filter
@@ -150,6 +154,9 @@ func (s *posts) register(p *revops.Platform) {
 	revops.Handle(p, revops.Route{Method: "POST", Path: "/posts", Tag: tag, Summary: "Create a post", Scope: "posts:write", Tenant: revops.TenantContext,
 		Status: http.StatusCreated, Message: "Post created successfully."},
 		func(ctx context.Context, c *revops.Call, in *postIn) (*postOut, error) {
+			if err := apiCall(ctx, p, c); err != nil {
+				return nil, err
+			}
 			if strings.TrimSpace(in.Title) == "" {
 				return nil, core.Invalid("title", "The title field is required.")
 			}
@@ -159,7 +166,13 @@ func (s *posts) register(p *revops.Platform) {
 			t := now()
 			row := &post{WorkspaceID: c.WorkspaceID(), Title: in.Title, Body: in.Body, Status: in.Status, CreatedAt: t, UpdatedAt: t}
 			err := s.change(ctx, p, c.WorkspaceID(), "post.created", func(ctx context.Context, tx bun.Tx) (any, error) {
-				_, err := tx.NewInsert().Model(row).Returning("id").Exec(ctx)
+				if _, err := tx.NewInsert().Model(row).Returning("id").Exec(ctx); err != nil {
+					return nil, err
+				}
+				// The plan's post limit, checked and used in the post's own
+				// transaction: over the limit (403 feature_limit_reached)
+				// the post is rolled back, and a failed insert uses nothing.
+				_, err := p.Consume(ctx, c.WorkspaceID(), "posts", 1, fmt.Sprintf("post-%d", row.ID))
 				return toPost(row), err
 			})
 			if err != nil {
@@ -169,6 +182,9 @@ func (s *posts) register(p *revops.Platform) {
 		})
 
 	item := func(ctx context.Context, c *revops.Call) (*post, error) {
+		if err := apiCall(ctx, p, c); err != nil {
+			return nil, err
+		}
 		id, err := c.PathID("id")
 		if err != nil {
 			return nil, err
@@ -224,10 +240,21 @@ func (s *posts) register(p *revops.Platform) {
 				return revops.NoBody{}, err
 			}
 			return revops.NoBody{}, s.change(ctx, p, c.WorkspaceID(), "post.deleted", func(ctx context.Context, tx bun.Tx) (any, error) {
-				_, err := tx.NewDelete().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx)
+				if _, err := tx.NewDelete().Model(row).WherePK().Where("workspace_id = ?", c.WorkspaceID()).Exec(ctx); err != nil {
+					return nil, err
+				}
+				// The post is given back to the plan with the delete.
+				_, err := p.RecordUsage(ctx, c.WorkspaceID(), billing.UsageInput{Feature: "posts", Quantity: -1, EventID: fmt.Sprintf("post-%d-deleted", row.ID)})
 				return map[string]any{"id": row.ID}, err
 			})
 		})
+}
+
+// apiCall counts one call against the plan's api_calls (a monthly quota):
+// past it, the answer is 403 feature_limit_reached.
+func apiCall(ctx context.Context, p *revops.Platform, c *revops.Call) error {
+	_, err := p.Consume(ctx, c.WorkspaceID(), "api_calls", 1, "")
+	return err
 }
 
 // exportCSV writes the workspace's posts as CSV. It is an ordinary
