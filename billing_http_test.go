@@ -27,7 +27,6 @@ const stripeSecret = "whsec_revops_test"
 // (scripts/test starts one).
 const stripeMockEnv = "REVOPS_TEST_STRIPE_MOCK_URL"
 
-
 // withStripe configures the Stripe provider; its API is stripe-mock when
 // one is running, else an address nothing answers (event tests need none).
 func withStripe(t testing.TB) envOpt {
