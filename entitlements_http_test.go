@@ -85,6 +85,7 @@ func TestEntitlementsCheckUsageSummary(t *testing.T) {
 		{map[string]any{"quantity": 1}, "feature"},
 		{map[string]any{"feature": "nope"}, "feature"},
 		{map[string]any{"feature": "api_calls", "quantity": -1}, "quantity"},
+		{map[string]any{"feature": "posts", "quantity": -1000}, "quantity"}, // a tenant may not lower its own usage
 		{map[string]any{"feature": "api_calls", "quantity": 0}, "quantity"},
 		{map[string]any{"feature": "custom_domains"}, "feature"},
 		{map[string]any{"feature": "api_calls", "metadata": []int{1}}, "metadata"},
@@ -250,6 +251,12 @@ func TestUsagePeriodResetsInWorkspaceTimezone(t *testing.T) {
 	if s := summary(ny); num(s["used"]) != 2 {
 		t.Fatalf("New York's February: %v", s)
 	}
+	// Moving the workspace to another zone keeps its counter: no fresh quota.
+	e.do("PATCH", fmt.Sprintf("/workspaces/%d", ny), e.key, map[string]any{"settings": map[string]any{"timezone": "Pacific/Kiritimati"}}).must(t, 200)
+	if s := summary(ny); num(s["used"]) != 2 || s["reset_at"] != "2026-02-28T10:00:00Z" {
+		t.Fatalf("after changing the timezone: %v", s)
+	}
+	e.do("PATCH", fmt.Sprintf("/workspaces/%d", ny), e.key, map[string]any{"settings": map[string]any{"timezone": "America/New_York"}}).must(t, 200)
 	clk.Advance(28 * 24 * time.Hour)                                                      // 1 March, 00:30 in New York
 	if s := summary(ny); num(s["used"]) != 0 || s["reset_at"] != "2026-04-01T04:00:00Z" { // daylight saving time since 8 March
 		t.Fatalf("New York in March: %v", s)
@@ -408,6 +415,29 @@ func TestUsageCountedOnce(t *testing.T) {
 			if _, err := p.Consume(ctx, wid, "posts", 1, "post-2"); err != nil || used("posts") != 2 {
 				t.Fatalf("retried after rollback: %v, %d posts", err, used("posts"))
 			}
+			// Two consumes of one counter in a host transaction while another
+			// caller consumes it too: no one waits on anyone forever.
+			tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			outside := make(chan error, 1)
+			err = st.RunInTx(tctx, func(ctx context.Context, _ bun.Tx) error {
+				if _, err := p.Consume(ctx, wid, "posts", 1, "tx-a"); err != nil {
+					return err
+				}
+				go func() { _, err := p.Consume(tctx, wid, "posts", 1, "outside"); outside <- err }()
+				time.Sleep(50 * time.Millisecond) // the outside call is waiting now
+				_, err := p.Consume(ctx, wid, "posts", 1, "tx-b")
+				return err
+			})
+			if err != nil {
+				t.Fatalf("host transaction: %v", err)
+			}
+			if err := <-outside; err != nil {
+				t.Fatalf("outside consume: %v", err)
+			}
+			if got := used("posts"); got != 5 {
+				t.Fatalf("posts %d, want 5", got)
+			}
 			// One event, fifty senders at once.
 			var wg sync.WaitGroup
 			for range 50 {
@@ -460,5 +490,16 @@ func TestUsageOverviewAndBillingStatus(t *testing.T) {
 	}
 	if l := st["plan"].(map[string]any)["limits"].(map[string]any); num(l["posts"]) != 100 {
 		t.Fatalf("plan limits: %v", l)
+	}
+}
+
+// With payments on, a paid tier is bought, not chosen at creation.
+func TestPaidTierNotChosenAtCreation(t *testing.T) {
+	e := newEnv(t, withBilling())
+	if r := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Free ride", "tier": "enterprise"}).must(t, 422, "validation_failed"); r.fieldErr("tier") == "" {
+		t.Fatalf("no error on tier: %s", r.Raw)
+	}
+	if r := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Honest", "tier": "free"}).must(t, 201); r.str("tier") != "free" {
+		t.Fatalf("%s", r.Raw)
 	}
 }

@@ -111,6 +111,9 @@ func (p *Platform) billingRoutes() {
 			if err != nil && !errors.Is(err, core.ErrNotFound) {
 				return nil, err
 			}
+			if sub != nil && billing.Entitled(sub.Status) {
+				return nil, core.Conflict("The workspace already has a %s subscription; change or cancel it in the portal (POST /workspaces/%d/billing/portal).", sub.Status, wid)
+			}
 			var customer string
 			if sub != nil && sub.Provider == prov.Name() {
 				customer = sub.CustomerID

@@ -113,8 +113,10 @@ func (p *Platform) entitlementRoutes() {
 			if in.Quantity != nil {
 				qty = *in.Quantity
 			}
-			if qty == 0 || qty > maxQuantity || qty < -maxQuantity {
-				return nil, core.Invalid("quantity", "The quantity must be a non-zero integer up to 1000000000000 (negative only for level features such as posts).")
+			// Negative usage (a post deleted) is the host's to record: over
+			// the API a tenant could otherwise lower its own usage.
+			if qty < 1 || qty > maxQuantity {
+				return nil, core.Invalid("quantity", "The quantity must be an integer from 1 to 1000000000000.")
 			}
 			if string(in.Metadata) == "null" {
 				in.Metadata = nil

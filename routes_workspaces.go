@@ -3,6 +3,7 @@ package revops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -208,6 +209,10 @@ func (p *Platform) workspaceRoutes() {
 				return nil, err
 			}
 			tz, loc := settingsPatch(in.Settings)
+			if p.cfg.Billing.Provider != nil && in.Tier != "" && in.Tier != p.cfg.Tiers[0] {
+				// Paid tiers are bought through checkout, not chosen.
+				return nil, core.Invalid("tier", fmt.Sprintf("New workspaces start on the %q tier; subscribe to another through POST /workspaces/{id}/billing/checkout.", p.cfg.Tiers[0]))
+			}
 			w, err := ws.Create(ctx, workspace.CreateInput{Name: in.Name, Slug: in.Slug, Tier: in.Tier, Timezone: deref(tz), Locale: deref(loc)}, c.Principal.UserID)
 			if err != nil {
 				return nil, err

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -52,9 +53,9 @@ type UsageStore interface {
 	// AppendUsage stores, in one transaction, the events whose (workspace,
 	// event id) is not stored yet, and reports which ones it stored. Events
 	// may belong to several workspaces; a missing workspace is not found.
-	// fold adds them to their counters in the same transaction (reads stay
-	// cheap at once, for a short lock on each counter); otherwise they are
-	// pure appends that RollupUsage folds later.
+	// fold adds them to their counters in the same transaction (a short
+	// lock on each counter); otherwise their sums are appended as one delta
+	// per counter, which locks nothing and RollupUsage folds later.
 	AppendUsage(ctx context.Context, events []UsageEvent, fold bool) (added []bool, err error)
 	// ConsumeUsage appends e only if its counter's usage plus e.Quantity
 	// stays within limit (Unlimited: always), atomically with respect to
@@ -66,7 +67,7 @@ type UsageStore interface {
 	// UsageTotals returns the usage of each counter of one workspace, 0
 	// where there is none.
 	UsageTotals(ctx context.Context, workspaceID int64, counters []Counter) ([]int64, error)
-	// RollupUsage folds up to max events into their counters, so totals
+	// RollupUsage folds up to max deltas into their counters, so totals
 	// read fewer rows, and returns how many it folded. Totals do not change.
 	RollupUsage(ctx context.Context, max int) (int, error)
 	// SetEntitlementOverride sets a workspace's limit of a feature over its
@@ -338,10 +339,23 @@ func location(tz string) *time.Location {
 	return loc
 }
 
+// periodKey names a period by its calendar date (the local date of its
+// start, written as midnight UTC), not by the instant it starts: changing
+// the workspace's timezone then keeps counting in the same counter rather
+// than starting a fresh one at 0.
+func periodKey(start time.Time, loc *time.Location) time.Time {
+	if start.Equal(LevelPeriod) {
+		return LevelPeriod
+	}
+	l := start.In(loc)
+	return time.Date(l.Year(), l.Month(), l.Day(), 0, 0, 0, 0, time.UTC)
+}
+
 // counter returns the counter of f for s now, and its reset time.
 func (m *Meter) counter(s Subject, f Feature) (Counter, *time.Time) {
-	start, reset := f.PeriodAt(m.now(), location(s.Timezone))
-	c := Counter{WorkspaceID: s.WorkspaceID, Feature: f.Key, PeriodStart: start}
+	loc := location(s.Timezone)
+	start, reset := f.PeriodAt(m.now(), loc)
+	c := Counter{WorkspaceID: s.WorkspaceID, Feature: f.Key, PeriodStart: periodKey(start, loc)}
 	if reset.IsZero() {
 		return c, nil
 	}
@@ -426,9 +440,14 @@ func (m *Meter) Consume(ctx context.Context, s Subject, feature string, quantity
 	} else if err := checkEventID(e.EventID); err != nil {
 		return nil, err
 	}
-	unlock, err := m.queue(ctx, c)
-	if err != nil {
-		return nil, err
+	// No turn-taking inside a host transaction: it keeps the counter's row
+	// lock after ConsumeUsage returns, so a turn waited for while holding
+	// it could wait on itself.
+	unlock := func() {}
+	if ts, ok := m.store.(TxStore); !ok || !ts.InTx(ctx) {
+		if unlock, err = m.queue(ctx, c); err != nil {
+			return nil, err
+		}
 	}
 	res, err := m.store.ConsumeUsage(ctx, e, limit)
 	unlock()
@@ -437,7 +456,7 @@ func (m *Meter) Consume(ctx context.Context, s Subject, feature string, quantity
 	}
 	d := &Decision{Status: status(f, c, reset, res.Used, limit), Allowed: res.Granted, Duplicate: res.Duplicate}
 	if res.Granted && !res.Duplicate {
-		m.thresholds(ctx, c, &d.Status, res.Used-quantity)
+		m.thresholds(ctx, c, &d.Status)
 	}
 	return d, nil
 }
@@ -473,7 +492,7 @@ func (m *Meter) Record(ctx context.Context, s Subject, in UsageInput) (*Decision
 	}
 	d := &Decision{Status: status(f, c, reset, totals[0], limit), Allowed: true, Duplicate: !added}
 	if added {
-		m.thresholds(ctx, c, &d.Status, totals[0]-e.Quantity)
+		m.thresholds(ctx, c, &d.Status)
 	}
 	return d, nil
 }
@@ -579,7 +598,7 @@ func (m *Meter) History(ctx context.Context, s Subject, n int) (map[string][]Per
 		at := m.now()
 		for range n {
 			start, _ := f.PeriodAt(at, loc)
-			counters = append(counters, Counter{WorkspaceID: s.WorkspaceID, Feature: f.Key, PeriodStart: start})
+			counters = append(counters, Counter{WorkspaceID: s.WorkspaceID, Feature: f.Key, PeriodStart: periodKey(start, loc)})
 			at = start.Add(-time.Nanosecond)
 		}
 	}
@@ -596,13 +615,15 @@ func (m *Meter) History(ctx context.Context, s Subject, n int) (map[string][]Per
 
 // thresholds raises OnThreshold for each threshold usage went from below
 // to at or above; MarkThreshold makes it once per counter across instances.
-func (m *Meter) thresholds(ctx context.Context, c Counter, st *Status, before int64) {
+func (m *Meter) thresholds(ctx context.Context, c Counter, st *Status) {
 	if m.OnThreshold == nil || st.Limit <= 0 {
 		return
 	}
 	for _, pct := range Thresholds {
 		level := (st.Limit*int64(pct) + 99) / 100 // the smallest usage at pct
-		if st.Used < level || before >= level {
+		// Not "before < level": callers whose records were written in one
+		// batch all see the batch's total. MarkThreshold says who is first.
+		if st.Used < level {
 			continue
 		}
 		k := markKey{c, pct}
@@ -717,7 +738,7 @@ func (b *batcher) flush(ctx context.Context) {
 		events[i] = it.e
 	}
 	added, err := b.writeBatch(ctx, events)
-	if err != nil && len(items) > 1 {
+	if errors.Is(err, core.ErrNotFound) && len(items) > 1 {
 		// One bad event (its workspace just deleted) must not fail the
 		// others: write each alone, so each caller gets its own answer.
 		for i, it := range items {

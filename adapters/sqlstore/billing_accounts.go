@@ -82,7 +82,7 @@ func billingAccount(ctx context.Context, db bun.IDB, where string, args ...any) 
 }
 
 func (s *Store) BillingAccount(ctx context.Context, id int64) (*billing.Account, error) {
-	return billingAccount(ctx, s.db, "id = ?", id)
+	return billingAccount(ctx, s.conn(ctx), "id = ?", id)
 }
 
 // UserBillingAccount returns the user's oldest account. The user's row lock
@@ -159,7 +159,7 @@ func workspaceBillingAccount(ctx context.Context, db bun.IDB, workspaceID, accou
 }
 
 func (s *Store) WorkspaceBillingAccount(ctx context.Context, workspaceID, accountID int64) (*billing.BoundAccount, error) {
-	return workspaceBillingAccount(ctx, s.db, workspaceID, accountID)
+	return workspaceBillingAccount(ctx, s.conn(ctx), workspaceID, accountID)
 }
 
 // bindAccount binds under the workspace's lock, so that "first binding is
@@ -230,7 +230,7 @@ func (s *Store) ListWorkspaceBillingAccounts(ctx context.Context, workspaceID in
 	}
 	var q listQuery
 	q.add("b.workspace_id = ?", workspaceID)
-	return listRows(ctx, s.db, &boundAccountList, &q, p, "workspace billing accounts", (*boundAccountRow).bound)
+	return listRows(ctx, s.conn(ctx), &boundAccountList, &q, p, "workspace billing accounts", (*boundAccountRow).bound)
 }
 
 // SetDefaultBillingAccount moves the default under the workspace's lock:
@@ -453,11 +453,11 @@ func (s *Store) ListBillingTransactions(ctx context.Context, accountID int64, p 
 	if len(p.Sort) == 0 {
 		p.Sort = []core.Sort{{Field: "id", Desc: true}}
 	}
-	out, total, err := listRows(ctx, s.db, &billingTxList, &q, p, "billing transactions", (*billingTxRow).transaction)
+	out, total, err := listRows(ctx, s.conn(ctx), &billingTxList, &q, p, "billing transactions", (*billingTxRow).transaction)
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := withEntries(ctx, s.db, out); err != nil {
+	if err := withEntries(ctx, s.conn(ctx), out); err != nil {
 		return nil, 0, err
 	}
 	return out, total, nil
@@ -467,7 +467,7 @@ func (s *Store) ListBillingTransactions(ctx context.Context, accountID int64, p 
 // has none (zero totals), like an account without transactions.
 func (s *Store) BillingTotals(ctx context.Context, accountID int64) (*billing.Totals, error) {
 	var t billing.Totals
-	err := s.db.NewRaw(`SELECT
+	err := s.conn(ctx).NewRaw(`SELECT
 CAST(COALESCE(SUM(CASE WHEN type = 'credit' THEN amount ELSE 0 END), 0) AS BIGINT),
 CAST(COALESCE(SUM(CASE WHEN type = 'debit' THEN amount ELSE 0 END), 0) AS BIGINT),
 COUNT(*)

@@ -19,13 +19,15 @@ var (
 	_ billing.TxStore    = (*Store)(nil)
 )
 
-// Usage totals are a counter row plus the events not yet rolled into it,
+// Usage totals are a counter row plus the deltas not yet folded into it,
 // always read in ONE statement (one snapshot), so that a rollup committing
-// in between can neither hide nor double an event. ConsumeUsage locks the
-// counter row first; RollupUsage marks events and adds them to the counter
-// in one transaction, so it cannot commit while a consumer holds the lock.
+// in between can neither hide nor double usage. ConsumeUsage locks the
+// counter row first; RollupUsage deletes deltas and adds them to the
+// counter in one transaction, so it cannot commit while a consumer holds
+// the lock. Events themselves are only ever inserted: they are the dedupe
+// record, never read for totals.
 
-const usageEventsInsert = "INSERT INTO revops_usage_events (workspace_id, feature, period_start, quantity, event_id, metadata, rolled_up, created_at) VALUES "
+const usageEventsInsert = "INSERT INTO revops_usage_events (workspace_id, feature, period_start, quantity, event_id, metadata, created_at) VALUES "
 
 func metadataText(e *billing.UsageEvent) string {
 	if len(e.Metadata) == 0 {
@@ -45,16 +47,12 @@ func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent, fo
 	var b strings.Builder
 	b.WriteString(usageEventsInsert)
 	args := make([]any, 0, len(events)*7)
-	rolled := "FALSE"
-	if fold {
-		rolled = "TRUE"
-	}
 	for i := range events {
 		e := &events[i]
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, " + rolled + ", ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
 		args = append(args, e.WorkspaceID, e.Feature, ts(e.PeriodStart), e.Quantity, e.EventID, metadataText(e), orNow(e.CreatedAt))
 	}
 	b.WriteString(" ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING workspace_id, event_id")
@@ -71,9 +69,6 @@ func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent, fo
 		if err := db.NewRaw(b.String(), args...).Scan(ctx, &rows); err != nil {
 			return fail("append usage", err, "")
 		}
-		if !fold {
-			return nil
-		}
 		inserted := make(map[key]bool, len(rows))
 		for _, r := range rows {
 			inserted[key{r.WorkspaceID, r.EventID}] = true
@@ -85,15 +80,12 @@ func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent, fo
 				sums[billing.Counter{WorkspaceID: e.WorkspaceID, Feature: e.Feature, PeriodStart: ts(e.PeriodStart)}] += e.Quantity
 			}
 		}
-		return addToCounters(ctx, db, sums)
+		if fold {
+			return addToCounters(ctx, db, sums)
+		}
+		return addDeltas(ctx, db, sums)
 	}
-	var err error
-	if fold {
-		err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error { return write(ctx, tx) })
-	} else {
-		err = write(ctx, s.conn(ctx))
-	}
-	if err != nil {
+	if err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error { return write(ctx, tx) }); err != nil {
 		return nil, err
 	}
 	inserted := make(map[key]bool, len(rows))
@@ -108,6 +100,26 @@ func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent, fo
 		}
 	}
 	return added, nil
+}
+
+// addDeltas records sums as deltas, one row per counter: appends that lock
+// nothing, folded into the counters by RollupUsage.
+func addDeltas(ctx context.Context, db bun.IDB, sums map[billing.Counter]int64) error {
+	if len(sums) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("INSERT INTO revops_usage_deltas (workspace_id, feature, period_start, quantity) VALUES ")
+	args := make([]any, 0, len(sums)*4)
+	for c, q := range sums {
+		if len(args) > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?)")
+		args = append(args, c.WorkspaceID, c.Feature, c.PeriodStart, q)
+	}
+	_, err := db.NewRaw(b.String(), args...).Exec(ctx)
+	return fail("add usage deltas", err, "")
 }
 
 // addToCounters adds sums to their counters, locking them in one order
@@ -152,8 +164,8 @@ ON CONFLICT (workspace_id, feature, period_start) DO UPDATE SET used = revops_us
 			return fail("consume usage", err, "")
 		}
 		var pending int64
-		err = tx.NewRaw(`SELECT COALESCE(SUM(quantity), 0) FROM revops_usage_events
-WHERE workspace_id = ? AND feature = ? AND period_start = ? AND NOT rolled_up`, e.WorkspaceID, e.Feature, period).Scan(ctx, &pending)
+		err = tx.NewRaw(`SELECT COALESCE(SUM(quantity), 0) FROM revops_usage_deltas
+WHERE workspace_id = ? AND feature = ? AND period_start = ?`, e.WorkspaceID, e.Feature, period).Scan(ctx, &pending)
 		if err != nil {
 			return fail("consume usage", err, "")
 		}
@@ -191,7 +203,7 @@ WHERE workspace_id = ? AND feature = ? AND period_start = ? AND NOT rolled_up`, 
 func (s *Store) insertConsumed(ctx context.Context, tx bun.Tx, e *billing.UsageEvent, period time.Time) (bool, error) {
 	if s.dialect == DialectPostgres {
 		var got []int64
-		err := tx.NewRaw(`WITH ins AS (`+usageEventsInsert+`(?, ?, ?, ?, ?, ?, TRUE, ?) ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING quantity)
+		err := tx.NewRaw(`WITH ins AS (`+usageEventsInsert+`(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING quantity)
 UPDATE revops_usage_counters c SET used = c.used + ins.quantity FROM ins
 WHERE c.workspace_id = ? AND c.feature = ? AND c.period_start = ? RETURNING c.used`,
 			e.WorkspaceID, e.Feature, period, e.Quantity, e.EventID, metadataText(e), orNow(e.CreatedAt),
@@ -202,7 +214,7 @@ WHERE c.workspace_id = ? AND c.feature = ? AND c.period_start = ? RETURNING c.us
 		return len(got) == 1, nil
 	}
 	var ids []int64
-	err := tx.NewRaw(usageEventsInsert+"(?, ?, ?, ?, ?, ?, TRUE, ?) ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING id",
+	err := tx.NewRaw(usageEventsInsert+"(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, event_id) DO NOTHING RETURNING quantity",
 		e.WorkspaceID, e.Feature, period, e.Quantity, e.EventID, metadataText(e), orNow(e.CreatedAt)).Scan(ctx, &ids)
 	if err != nil || len(ids) == 0 {
 		return false, fail("consume usage", err, "")
@@ -250,7 +262,7 @@ func (s *Store) UsageTotals(ctx context.Context, workspaceID int64, counters []b
 	q := fmt.Sprintf(`SELECT feature, period_start, SUM(n) AS total FROM (
 SELECT feature, period_start, used AS n FROM revops_usage_counters WHERE workspace_id = ? AND (%[1]s)
 UNION ALL
-SELECT feature, period_start, quantity AS n FROM revops_usage_events WHERE workspace_id = ? AND NOT rolled_up AND (%[1]s)
+SELECT feature, period_start, quantity AS n FROM revops_usage_deltas WHERE workspace_id = ? AND (%[1]s)
 ) t GROUP BY feature, period_start`, match.String())
 	args := append(append(append([]any{workspaceID}, margs...), workspaceID), margs...)
 	var rows []struct {
@@ -291,8 +303,7 @@ func (s *Store) RollupUsage(ctx context.Context, max int) (int, error) {
 			PeriodStart time.Time `bun:"period_start"`
 			Quantity    int64     `bun:"quantity"`
 		}
-		err := tx.NewRaw(`UPDATE revops_usage_events SET rolled_up = TRUE
-WHERE NOT rolled_up AND id IN (SELECT id FROM revops_usage_events WHERE NOT rolled_up ORDER BY id LIMIT ?)
+		err := tx.NewRaw(`DELETE FROM revops_usage_deltas WHERE id IN (SELECT id FROM revops_usage_deltas ORDER BY id LIMIT ?)
 RETURNING workspace_id, feature, period_start, quantity`, max).Scan(ctx, &rows)
 		if err != nil {
 			return fail("roll up usage", err, "")

@@ -294,7 +294,9 @@ func (p *Provider) checkoutCompleted(raw []byte, out *billing.ProviderEvent) err
 		return nil // a one-off payment: not revops's
 	}
 	out.Kind = billing.EventCheckoutCompleted
-	out.WorkspaceID = workspaceOf(s.Metadata, s.ClientReferenceID)
+	// Only our metadata names the workspace: client_reference_id can be set
+	// by anyone opening a Payment Link of the same Stripe account.
+	out.WorkspaceID = workspaceOf(s.Metadata, "")
 	out.CustomerID, out.SubscriptionID = string(s.Customer), string(s.Subscription)
 	if _, ok := p.cfg.Prices[s.Metadata[MetaTier]]; ok {
 		out.Tier = s.Metadata[MetaTier]

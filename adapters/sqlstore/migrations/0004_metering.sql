@@ -1,23 +1,30 @@
--- 0004_metering: usage events, their rolled-up totals, entitlement
+-- 0004_metering: usage events, their totals (counters and deltas), entitlement
 -- overrides and the usage thresholds already announced.
 
--- Append-only. event_id is the caller's dedupe key (one per workspace).
--- rolled_up marks events already added to revops_usage_counters; a total is
--- the counter plus the events not rolled up, read in one statement.
+-- Append-only, never updated: the record that an event id was counted
+-- (one per workspace) and what it said. A total is its counter plus the
+-- deltas not yet folded into it, read in one statement: a bulk append adds
+-- one delta row per counter it touches, so folding reads a few rows, not
+-- every event.
 CREATE TABLE revops_usage_events (
+    workspace_id BIGINT NOT NULL REFERENCES revops_workspaces (id) ON DELETE CASCADE,
+    event_id TEXT NOT NULL,
+    feature TEXT NOT NULL,
+    period_start {{timestamp}} NOT NULL,
+    quantity BIGINT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    created_at {{timestamp}} NOT NULL,
+    PRIMARY KEY (workspace_id, event_id)
+);
+
+CREATE TABLE revops_usage_deltas (
     id {{id}},
     workspace_id BIGINT NOT NULL REFERENCES revops_workspaces (id) ON DELETE CASCADE,
     feature TEXT NOT NULL,
     period_start {{timestamp}} NOT NULL,
-    quantity BIGINT NOT NULL,
-    event_id TEXT NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}',
-    rolled_up BOOLEAN NOT NULL DEFAULT FALSE,
-    created_at {{timestamp}} NOT NULL
+    quantity BIGINT NOT NULL
 );
-CREATE UNIQUE INDEX revops_usage_events_event_id_key ON revops_usage_events (workspace_id, event_id);
-CREATE INDEX revops_usage_events_pending_idx ON revops_usage_events (workspace_id, feature, period_start) WHERE NOT rolled_up;
-CREATE INDEX revops_usage_events_created_idx ON revops_usage_events (workspace_id, created_at);
+CREATE INDEX revops_usage_deltas_counter_idx ON revops_usage_deltas (workspace_id, feature, period_start);
 
 CREATE TABLE revops_usage_counters (
     workspace_id BIGINT NOT NULL REFERENCES revops_workspaces (id) ON DELETE CASCADE,
