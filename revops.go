@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/revopsdev/revops/audit"
 	"github.com/revopsdev/revops/auth"
 	"github.com/revopsdev/revops/billing"
 	"github.com/revopsdev/revops/core"
@@ -44,6 +45,7 @@ type Store interface {
 	webhooks.Store
 	billing.UsageStore
 	billing.AccountStore
+	audit.Store
 }
 
 // DefaultTiers are spec 001's tiers, default first.

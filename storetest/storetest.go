@@ -46,6 +46,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revopsdev/revops/audit"
 	"github.com/revopsdev/revops/billing"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/idempotency"
@@ -64,6 +65,7 @@ type Store interface {
 	webhooks.Store
 	billing.UsageStore
 	billing.AccountStore
+	audit.Store
 }
 
 type test struct {
@@ -85,6 +87,7 @@ func tests() []test {
 	all = append(all, webhookTests()...)
 	all = append(all, meteringTests()...)
 	all = append(all, billingAccountTests()...)
+	all = append(all, auditTests()...)
 	return all
 }
 
