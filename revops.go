@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -52,7 +53,7 @@ type Store interface {
 var DefaultTiers = []string{"free", "starter", "pro", "agency", "enterprise"}
 
 // builtinResources are the resources revops's own routes declare scopes on.
-var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks", "entitlements", "billing"}
+var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks", "entitlements", "billing", "audit"}
 
 // Config configures a Platform. Only Store is required.
 type Config struct {
@@ -210,6 +211,7 @@ type Platform struct {
 	webhooks   *webhooks.Service
 	meter      *billing.Meter
 	ledger     *billing.Ledger
+	audit      *audit.Recorder
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -259,7 +261,11 @@ func New(cfg Config) (*Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
-	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter, webhooks: wh, ledger: ledger}
+	rec, err := audit.NewRecorder(cfg.Store, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("revops: %w", err)
+	}
+	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter, webhooks: wh, ledger: ledger, audit: rec}
 	if p.meter, err = billing.NewMeter(cfg.Store, &p.cfg.Billing, cfg.Now); err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
@@ -476,8 +482,12 @@ func (p *Platform) Bootstrap(ctx context.Context, email, workspaceName string) (
 	} else if res.Workspace, err = p.workspaces.Create(ctx, workspace.CreateInput{Name: workspaceName}, u.ID); err != nil {
 		return nil, err
 	}
-	if _, res.Key, err = p.keys.Create(ctx, 0, u.ID, keys.CreateInput{Name: "Bootstrap key", Scopes: []string{scope.All}}, nil); err != nil {
+	k, raw, err := p.keys.Create(ctx, 0, u.ID, keys.CreateInput{Name: "Bootstrap key", Scopes: []string{scope.All}}, nil)
+	if err != nil {
 		return nil, err
 	}
+	res.Key = raw
+	p.writeAudit(ctx, &audit.Event{Actor: audit.Actor{Kind: audit.ActorSystem, Display: "bootstrap"}, Action: audit.APIKeyCreated,
+		TargetType: "api_key", TargetID: strconv.FormatInt(k.ID, 10), Metadata: map[string]any{"name": k.Name, "prefix": k.Prefix, "user_id": u.ID}})
 	return res, nil
 }

@@ -32,6 +32,8 @@ type Principal struct {
 	WorkspaceID int64 // bound workspace of a workspace key
 	Scopes      scope.Set
 	Tier        string // the key's own rate-limit tier, "" for the workspace's
+	// KeyName and KeyPrefix describe the key in the audit trail.
+	KeyName, KeyPrefix string
 	// ExpiresAt is when the key stops working (its expiry or the end of its
 	// rotation grace, whichever is first); nil if never. Keys it creates may
 	// not outlive it.
@@ -90,7 +92,8 @@ func (r *Resolver) Authenticate(ctx context.Context, token string) (*Principal, 
 // key's principal (and a workspace key's access) once per cache fill
 // instead of once per request.
 func KeyView(k *keys.Key) any {
-	p := &Principal{Kind: WorkspaceKey, KeyID: k.ID, UserID: k.UserID, WorkspaceID: k.WorkspaceID, Scopes: k.Scopes, Tier: k.RateLimitTier, ExpiresAt: k.ExpiresAt}
+	p := &Principal{Kind: WorkspaceKey, KeyID: k.ID, UserID: k.UserID, WorkspaceID: k.WorkspaceID, Scopes: k.Scopes, Tier: k.RateLimitTier, ExpiresAt: k.ExpiresAt,
+		KeyName: k.Name, KeyPrefix: k.Prefix}
 	if g := k.GraceEndsAt; g != nil && (p.ExpiresAt == nil || g.Before(*p.ExpiresAt)) {
 		p.ExpiresAt = g
 	}
