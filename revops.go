@@ -29,6 +29,7 @@ import (
 	"github.com/revopsdev/revops/internal/httpapi"
 	"github.com/revopsdev/revops/internal/webhookhttp"
 	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/login"
 	"github.com/revopsdev/revops/pixel"
 	"github.com/revopsdev/revops/ratelimit"
 	"github.com/revopsdev/revops/scope"
@@ -47,6 +48,7 @@ type Store interface {
 	billing.UsageStore
 	billing.AccountStore
 	audit.Store
+	login.Store
 }
 
 // DefaultTiers are spec 001's tiers, default first.

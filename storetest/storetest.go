@@ -51,6 +51,7 @@ import (
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/idempotency"
 	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/login"
 	"github.com/revopsdev/revops/pixel"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
@@ -66,6 +67,7 @@ type Store interface {
 	billing.UsageStore
 	billing.AccountStore
 	audit.Store
+	login.Store
 }
 
 type test struct {
@@ -88,6 +90,7 @@ func tests() []test {
 	all = append(all, meteringTests()...)
 	all = append(all, billingAccountTests()...)
 	all = append(all, auditTests()...)
+	all = append(all, loginTests()...)
 	return all
 }
 
