@@ -18,9 +18,6 @@ import (
 // auditPending are actions of audit.Actions with no route to drive yet, and
 // why. Whoever adds the route moves the action into the drivers below.
 var auditPending = map[string]string{
-	audit.LoginSucceeded:     "no login route yet (issue 6, slice B)",
-	audit.LoginFailed:        "no login route yet (issue 6, slice B)",
-	audit.TokenReuseDetected: "no refresh tokens yet (issue 6, slice B)",
 	audit.MemberRoleChanged:  "no route changes a member's role yet",
 	audit.TOTPEnabled:        "no TOTP enrolment yet (issue 6 item 4)",
 	audit.TOTPDisabled:       "no TOTP enrolment yet (issue 6 item 4)",
@@ -51,6 +48,7 @@ func TestAuditTrailRecordsEveryAction(t *testing.T) {
 		return h
 	}
 	owner := audit.Actor{Kind: audit.ActorUser, ID: e.owner.ID, Display: "admin@localhost"}
+	e.withPassword(e.owner.ID)
 
 	type expect struct {
 		workspace int64
@@ -89,6 +87,21 @@ func TestAuditTrailRecordsEveryAction(t *testing.T) {
 		audit.WorkspaceTOTPPolicyChanged: func(reqID string) expect {
 			e.do("PUT", ws+"/totp-policy", e.key, map[string]any{"policy": "required"}, with(reqID)).must(t, 200)
 			return expect{wid, owner, fmt.Sprintf("workspace:%d", wid)}
+		},
+		audit.LoginSucceeded: func(reqID string) expect {
+			e.login("admin@localhost", testPassword, with(reqID)).must(t, 200)
+			return expect{0, owner, fmt.Sprintf("user:%d", e.owner.ID)}
+		},
+		audit.LoginFailed: func(reqID string) expect {
+			e.login("admin@localhost", "not the password", with(reqID)).must(t, 401)
+			return expect{0, audit.Actor{Kind: audit.ActorAnonymous}, fmt.Sprintf("user:%d", e.owner.ID)}
+		},
+		audit.TokenReuseDetected: func(reqID string) expect {
+			rt := e.login("admin@localhost", testPassword).must(t, 200).str("refresh_token")
+			e.do("POST", "/auth/refresh", "", map[string]any{"refresh_token": rt}).must(t, 200)
+			e.do("POST", "/auth/refresh", "", map[string]any{"refresh_token": rt}, with(reqID)).must(t, 401)
+			list, _, _ := e.p.Audit().List(ctx, audit.Filter{Action: audit.LoginSucceeded}, firstPage)
+			return expect{0, audit.Actor{Kind: audit.ActorAnonymous}, fmt.Sprintf("session:%v", list[0].Metadata["session_id"])}
 		},
 		audit.WorkspaceDeleted: func(reqID string) expect {
 			doomed := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Doomed"}).must(t, 201).id()
