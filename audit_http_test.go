@@ -18,10 +18,10 @@ import (
 // auditPending are actions of audit.Actions with no route to drive yet, and
 // why. Whoever adds the route moves the action into the drivers below.
 var auditPending = map[string]string{
-	audit.MemberRoleChanged:  "no route changes a member's role yet",
-	audit.TOTPEnabled:        "no TOTP enrolment yet (issue 6 item 4)",
-	audit.TOTPDisabled:       "no TOTP enrolment yet (issue 6 item 4)",
-	audit.SecretRevealed:     "no secrets yet (later issues)",
+	audit.MemberRoleChanged: "no route changes a member's role yet",
+	audit.TOTPEnabled:       "no TOTP enrolment yet (issue 6 item 4)",
+	audit.TOTPDisabled:      "no TOTP enrolment yet (issue 6 item 4)",
+	audit.SecretRevealed:    "no secrets yet (later issues)",
 }
 
 // firstPage is the newest ten.
