@@ -25,7 +25,7 @@ var forbiddenInDomain = []string{
 }
 
 // smallLibs are the pure libraries a domain package may import directly.
-var smallLibs = []string{"github.com/go-playground/validator/v10", "golang.org/x/time/rate"}
+var smallLibs = []string{"github.com/go-playground/validator/v10", "golang.org/x/time/rate", "golang.org/x/crypto/argon2"}
 
 func isStd(p string) bool { return !strings.Contains(strings.SplitN(p, "/", 2)[0], ".") }
 

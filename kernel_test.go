@@ -65,7 +65,9 @@ func TestRouteWithoutScopeIsRefused(t *testing.T) {
 
 func TestEveryRouteDeclaresAScope(t *testing.T) {
 	e := newEnv(t)
-	public := map[string]bool{"GET /openapi.json": true, "GET /pixel/config": true, "POST /pixel/track": true}
+	public := map[string]bool{"GET /openapi.json": true, "GET /pixel/config": true, "POST /pixel/track": true,
+		// Login takes credentials, not a key; the JWK Set is public by nature.
+		"POST /auth/login": true, "POST /auth/refresh": true, "POST /auth/logout": true, "GET /.well-known/jwks.json": true}
 	n := 0
 	for _, rt := range e.p.Routes() {
 		n++

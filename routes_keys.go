@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/revopsdev/revops/audit"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/httpapi"
 	"github.com/revopsdev/revops/keys"
@@ -109,6 +110,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 			tier, err := p.tiers.get(ctx, c.WorkspaceID())
 			out := toKey(k, tier, now())
 			p.emit(ctx, c.WorkspaceID(), "api_key.created", out) // before the key is set
+			p.record(ctx, c, c.WorkspaceID(), audit.APIKeyCreated, target{"api_key", k.ID}, keyMeta(k))
 			out.Key = raw
 			return out, err
 		})
@@ -128,6 +130,9 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 			out := toKey(k, tier, now())
 			out.GracePeriodEndsAt = &graceEnds
 			p.emit(ctx, c.WorkspaceID(), "api_key.rotated", map[string]any{"api_key": out, "previous_key_id": id})
+			meta := keyMeta(k)
+			meta["previous_key_id"], meta["grace_period_ends_at"] = id, graceEnds.UTC().Format(time.RFC3339)
+			p.record(ctx, c, c.WorkspaceID(), audit.APIKeyRotated, target{"api_key", k.ID}, meta)
 			out.Key = raw
 			return out, err
 		})
@@ -143,6 +148,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 				return NoBody{}, err
 			}
 			p.emit(ctx, c.WorkspaceID(), "api_key.revoked", map[string]any{"id": id})
+			p.record(ctx, c, c.WorkspaceID(), audit.APIKeyRevoked, target{"api_key", id}, nil)
 			return NoBody{}, nil
 		})
 }
@@ -190,6 +196,7 @@ func (p *Platform) personalKeyRoutes() {
 			if err != nil {
 				return nil, err
 			}
+			p.record(ctx, c, 0, audit.APIKeyCreated, target{"api_key", k.ID}, keyMeta(k))
 			out := toKey(k, "", now())
 			out.Key = raw
 			return out, nil
@@ -205,7 +212,11 @@ func (p *Platform) personalKeyRoutes() {
 			if err != nil {
 				return NoBody{}, err
 			}
-			return NoBody{}, ks.RevokePersonal(ctx, c.Principal.UserID, id)
+			if err := ks.RevokePersonal(ctx, c.Principal.UserID, id); err != nil {
+				return NoBody{}, err
+			}
+			p.record(ctx, c, 0, audit.APIKeyRevoked, target{"api_key", id}, nil)
+			return NoBody{}, nil
 		})
 }
 
@@ -218,6 +229,8 @@ func (p *Platform) routes() {
 	p.entitlementRoutes()
 	p.billingAccountRoutes()
 	p.billingRoutes()
+	p.auditRoutes()
+	p.authRoutes()
 	httpapi.Handle(p.api, httpapi.Route{Method: "GET", Path: "/openapi.json", Tag: "Meta", Summary: "This API's OpenAPI 3.1 document", Public: true, Bare: true},
 		func(ctx context.Context, c *Call, _ *NoBody) (any, error) {
 			return p.api.OpenAPI(p.cfg.Title, p.cfg.Version, httpapi.MountPrefix(c.R)), nil
@@ -227,4 +240,13 @@ func (p *Platform) routes() {
 // inWindow applies strict created/updated filters (zero bounds are open).
 func inWindow(t, after, before time.Time) bool {
 	return (after.IsZero() || t.After(after)) && (before.IsZero() || t.Before(before))
+}
+
+// keyMeta is what the audit trail keeps about a key: never the key itself.
+func keyMeta(k *keys.Key) map[string]any {
+	m := map[string]any{"name": k.Name, "prefix": k.Prefix, "scopes": k.Scopes}
+	if k.WorkspaceID == 0 {
+		m["user_id"] = k.UserID
+	}
+	return m
 }

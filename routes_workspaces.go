@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/revopsdev/revops/audit"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/httpapi"
 	"github.com/revopsdev/revops/scope"
@@ -253,19 +254,34 @@ func (p *Platform) workspaceRoutes() {
 			if c.Access.Role != "" && c.Access.Role != scope.Owner {
 				return NoBody{}, core.E(core.CodeAccessDenied, "Only an owner can delete a workspace. Required scope: workspaces:delete")
 			}
+			w, err := st.Workspace(ctx, c.WorkspaceID())
+			if err != nil {
+				return NoBody{}, err
+			}
 			if err := st.DeleteWorkspace(ctx, c.WorkspaceID()); err != nil {
 				return NoBody{}, err
 			}
 			p.verifier.InvalidateWorkspace(c.WorkspaceID())
+			// Kept in the deleted workspace's trail (events outlive it) for
+			// the host's operators; its ids are never reused.
+			p.record(ctx, c, w.ID, audit.WorkspaceDeleted, target{"workspace", w.ID}, map[string]any{"name": w.Name, "slug": w.Slug})
 			return NoBody{}, nil
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "PUT", Path: "/workspaces/{id}/totp-policy", Tag: tag, Summary: "Set the two-factor policy", Scope: "workspaces:write",
 		Tenant: httpapi.TenantPath, Message: "TOTP policy updated successfully."},
 		func(ctx context.Context, c *Call, in *totpIn) (*totpOut, error) {
+			before, err := st.Workspace(ctx, c.WorkspaceID())
+			if err != nil {
+				return nil, err
+			}
 			w, err := ws.SetTOTPPolicy(ctx, c.WorkspaceID(), in.Policy)
 			if err != nil {
 				return nil, err
+			}
+			if before.TOTPPolicy != w.TOTPPolicy {
+				p.record(ctx, c, w.ID, audit.WorkspaceTOTPPolicyChanged, target{"workspace", w.ID},
+					map[string]any{"from": before.TOTPPolicy, "to": w.TOTPPolicy})
 			}
 			return &totpOut{Policy: w.TOTPPolicy}, nil
 		})
@@ -325,6 +341,7 @@ func (p *Platform) workspaceRoutes() {
 				return nil, err
 			}
 			p.emit(ctx, m.WorkspaceID, "member.added", map[string]any{"user_id": m.UserID, "role": m.Role, "via": "join_code"})
+			p.record(ctx, c, m.WorkspaceID, audit.MemberAdded, target{"user", m.UserID}, map[string]any{"role": m.Role, "via": "join_code"})
 			w, err := st.Workspace(ctx, m.WorkspaceID)
 			if err != nil {
 				return nil, err
@@ -382,6 +399,7 @@ func (p *Platform) memberRoutes() {
 			}
 			if err == nil {
 				p.emit(ctx, c.WorkspaceID(), "member.removed", map[string]any{"user_id": uid, "role": m.Role})
+				p.record(ctx, c, c.WorkspaceID(), audit.MemberRemoved, target{"user", uid}, map[string]any{"role": m.Role, "email": m.Email})
 			}
 			return NoBody{}, err
 		})
@@ -423,6 +441,7 @@ func (p *Platform) memberRoutes() {
 				return nil, err
 			}
 			p.emit(ctx, m.WorkspaceID, "member.added", map[string]any{"user_id": m.UserID, "role": m.Role, "via": "invitation"})
+			p.record(ctx, c, m.WorkspaceID, audit.MemberAdded, target{"user", m.UserID}, map[string]any{"role": m.Role, "via": "invitation"})
 			w, err := st.Workspace(ctx, m.WorkspaceID)
 			if err != nil {
 				return nil, err

@@ -59,7 +59,8 @@ func (e *env) snapshot(f tenantFixture) []byte {
 	base := fmt.Sprintf("/workspaces/%d", f.ws)
 	for _, p := range []string{base, base + "/api-keys?sort=id", base + "/members?sort=email", base + "/invitations?sort=id", base + "/join-codes?sort=id", base + "/icon",
 		base + "/webhooks?sort=id", fmt.Sprintf("%s/webhooks/%d/deliveries", base, f.ids["webhook"]), "/entitlements/summary",
-		base + "/billing/accounts?sort=id", base + "/billing/balance", base + "/billing/transactions", base + "/billing/summary"} {
+		base + "/billing/accounts?sort=id", base + "/billing/balance", base + "/billing/transactions", base + "/billing/summary",
+		base + "/audit/events"} {
 		r := e.do("GET", p, f.key, nil).must(e.t, 200)
 		buf.Write(r.Raw)
 	}

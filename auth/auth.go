@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/revopsdev/revops/core"
@@ -22,6 +23,7 @@ type Kind string
 const (
 	WorkspaceKey Kind = "workspace_key"
 	PersonalKey  Kind = "personal_key"
+	UserToken    Kind = "user_token" // an access token from POST /auth/login
 )
 
 // Principal is who is calling.
@@ -32,6 +34,10 @@ type Principal struct {
 	WorkspaceID int64 // bound workspace of a workspace key
 	Scopes      scope.Set
 	Tier        string // the key's own rate-limit tier, "" for the workspace's
+	// SessionID is a user token's login session (0 for keys).
+	SessionID int64
+	// KeyName and KeyPrefix describe the key in the audit trail.
+	KeyName, KeyPrefix string
 	// ExpiresAt is when the key stops working (its expiry or the end of its
 	// rotation grace, whichever is first); nil if never. Keys it creates may
 	// not outlive it.
@@ -58,12 +64,26 @@ type Access struct {
 // Allows reports whether the access grants required.
 func (a *Access) Allows(required string) bool { return a.Grant.Allows(required) }
 
-// Resolver authenticates keys and resolves workspace access.
-type Resolver struct {
-	keys  *keys.Verifier
-	ws    workspace.Store
-	roles func(string) (scope.Role, bool)
+// TokenVerifier turns an access token into its user's principal.
+type TokenVerifier interface {
+	VerifyToken(ctx context.Context, token string) (*Principal, error)
 }
+
+// Resolver authenticates keys and access tokens and resolves workspace access.
+type Resolver struct {
+	keys   *keys.Verifier
+	ws     workspace.Store
+	roles  func(string) (scope.Role, bool)
+	tokens TokenVerifier
+}
+
+// SetTokens makes the resolver accept access tokens (JWTs) wherever keys
+// are accepted. Call it before serving.
+func (r *Resolver) SetTokens(v TokenVerifier) { r.tokens = v }
+
+// looksLikeJWT tells a compact JWS from an API key without a lookup: keys
+// never contain dots.
+func looksLikeJWT(s string) bool { return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2 }
 
 // NewResolver returns a Resolver.
 func NewResolver(v *keys.Verifier, ws workspace.Store, roles func(string) (scope.Role, bool)) (*Resolver, error) {
@@ -76,6 +96,9 @@ func NewResolver(v *keys.Verifier, ws workspace.Store, roles func(string) (scope
 // Authenticate verifies a bearer token. The principal is built once per
 // key cache fill (see KeyView) and shared: callers must not modify it.
 func (r *Resolver) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	if r.tokens != nil && looksLikeJWT(token) {
+		return r.tokens.VerifyToken(ctx, token)
+	}
 	k, view, err := r.keys.VerifyView(ctx, token)
 	if err != nil {
 		return nil, err
@@ -90,7 +113,8 @@ func (r *Resolver) Authenticate(ctx context.Context, token string) (*Principal, 
 // key's principal (and a workspace key's access) once per cache fill
 // instead of once per request.
 func KeyView(k *keys.Key) any {
-	p := &Principal{Kind: WorkspaceKey, KeyID: k.ID, UserID: k.UserID, WorkspaceID: k.WorkspaceID, Scopes: k.Scopes, Tier: k.RateLimitTier, ExpiresAt: k.ExpiresAt}
+	p := &Principal{Kind: WorkspaceKey, KeyID: k.ID, UserID: k.UserID, WorkspaceID: k.WorkspaceID, Scopes: k.Scopes, Tier: k.RateLimitTier, ExpiresAt: k.ExpiresAt,
+		KeyName: k.Name, KeyPrefix: k.Prefix}
 	if g := k.GraceEndsAt; g != nil && (p.ExpiresAt == nil || g.Before(*p.ExpiresAt)) {
 		p.ExpiresAt = g
 	}

@@ -157,9 +157,12 @@ const (
 )
 
 // DefaultRoles: owners do everything; admins everything but deleting the
-// workspace; members read everything and write what is not administration.
+// workspace; members read everything but the audit trail and write what is
+// not administration.
 func DefaultRoles() map[string]Role {
-	admin := Set{"workspaces:write", "workspaces:delete", "members:write", "members:delete", "api-keys:write", "api-keys:delete"}
+	// Members may not read the audit trail: it shows who did what, from
+	// which address, across the workspace.
+	admin := Set{"workspaces:write", "workspaces:delete", "members:write", "members:delete", "api-keys:write", "api-keys:delete", "audit:read"}
 	return map[string]Role{
 		Owner:  {Allow: Set{All}},
 		Admin:  {Allow: Set{All}, Deny: Set{"workspaces:delete"}},

@@ -46,10 +46,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/revopsdev/revops/audit"
 	"github.com/revopsdev/revops/billing"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/idempotency"
 	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/login"
 	"github.com/revopsdev/revops/pixel"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
@@ -65,6 +67,8 @@ type Store interface {
 	billing.UsageStore
 	billing.AccountStore
 	billing.SubscriptionStore
+	audit.Store
+	login.Store
 }
 
 type test struct {
@@ -87,6 +91,8 @@ func tests() []test {
 	all = append(all, meteringTests()...)
 	all = append(all, billingAccountTests()...)
 	all = append(all, billingPaymentTests()...)
+	all = append(all, auditTests()...)
+	all = append(all, loginTests()...)
 	return all
 }
 

@@ -318,6 +318,9 @@ func (g *oaGen) operation(rt *Route, pathParams []oaPathParam, id string) oaObj 
 			params = append(params, oaIncludeParam(rt.Include))
 		}
 	}
+	for _, q := range rt.Query {
+		params = append(params, oaObj{"name": q.Name, "in": "query", "description": q.Description, "schema": oaObj{"type": "string"}})
+	}
 	if len(params) > 0 {
 		op["parameters"] = params
 	}

@@ -54,6 +54,9 @@ type Route struct {
 	Include  []string
 	Statuses []string
 	Search   bool
+	// Query documents string query parameters the handler reads itself
+	// (beyond the list parameters the kernel parses).
+	Query []QueryParam
 	// MaxBodyBytes lowers the API's request body limit for this route.
 	MaxBodyBytes int64
 	// RawBody names the media types of a raw (non-JSON) request body;
@@ -67,6 +70,9 @@ type Route struct {
 	serve   func(w http.ResponseWriter, r *http.Request, c *Call)
 	chain   *atomic.Pointer[builtChain] // set by register (Route is passed by value)
 }
+
+// QueryParam is a route-specific query parameter, for the OpenAPI document.
+type QueryParam struct{ Name, Description string }
 
 // In and Out return the request body and result types (nil when none).
 func (rt *Route) In() reflect.Type  { return rt.in }

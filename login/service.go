@@ -1,0 +1,265 @@
+// Package login signs users in with email and password and keeps their
+// sessions: a short-lived access token (package token) and a long-lived,
+// rotating refresh token stored only as its SHA-256. Each login starts a
+// session (a refresh-token family); presenting an already used refresh token
+// revokes the whole family and every access token issued in it (RFC 9700
+// §4.14.2), since either the client or an attacker holds a stolen copy.
+package login
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/token"
+	"github.com/revopsdev/revops/workspace"
+)
+
+// Session is a refresh-token family: one login and its rotations.
+type Session struct {
+	ID        int64
+	UserID    int64
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// RefreshToken is one refresh token of a session; Hash is the hex SHA-256 of
+// the token, which is shown once.
+type RefreshToken struct {
+	ID        int64
+	SessionID int64
+	UserID    int64
+	Hash      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// Store persists credentials and sessions. Contract, checked by storetest:
+//   - UserCredentials finds a user by lower-case email, with its password
+//     hash ("" when it has none); unknown: not found;
+//   - SetUserPassword on a missing user: not found;
+//   - UseRefreshToken marks the unused token with hash used and returns it:
+//     of concurrent callers exactly one succeeds; an already used token is
+//     returned WITH an error that errors.Is core.ErrConflict (so the caller
+//     can revoke its session); an unknown hash is not found;
+//   - RevokeSession is idempotent (the first revocation time is kept).
+type Store interface {
+	UserCredentials(ctx context.Context, email string) (*workspace.User, string, error)
+	User(ctx context.Context, id int64) (*workspace.User, error)
+	SetUserPassword(ctx context.Context, userID int64, hash string) error
+	CreateSession(ctx context.Context, s *Session) error
+	Session(ctx context.Context, id int64) (*Session, error)
+	RevokeSession(ctx context.Context, id int64, at time.Time) error
+	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
+	UseRefreshToken(ctx context.Context, hash string, now time.Time) (*RefreshToken, error)
+}
+
+// Config configures a Service.
+type Config struct {
+	Store      Store
+	Signer     *token.Signer
+	RefreshTTL time.Duration
+	Now        func() time.Time
+	// Memberships lists the user's workspaces and roles for the token's
+	// workspace claims.
+	Memberships func(ctx context.Context, userID int64) ([]token.WorkspaceClaim, error)
+}
+
+// Service logs users in and out and rotates their tokens.
+type Service struct{ cfg Config }
+
+// NewService checks cfg.
+func NewService(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Signer == nil || cfg.RefreshTTL <= 0 || cfg.Now == nil || cfg.Memberships == nil {
+		return nil, errors.New("login: NewService needs a store, a signer, a refresh TTL, a clock and memberships")
+	}
+	return &Service{cfg: cfg}, nil
+}
+
+// Tokens are what a login or a refresh returns. Refresh is shown once.
+type Tokens struct {
+	Access           string
+	AccessExpiresAt  time.Time
+	Refresh          string
+	RefreshExpiresAt time.Time
+	User             *workspace.User
+	SessionID        int64
+}
+
+// ErrBadCredentials is the one answer to an unknown email, a wrong password
+// or an account without one: it never says which.
+func ErrBadCredentials() error {
+	return core.E(core.CodeUnauthorized, "Invalid email or password.")
+}
+
+// ErrInvalidRefresh is the one answer to an unknown, expired, used or
+// revoked refresh token.
+func ErrInvalidRefresh() error {
+	return core.E(core.CodeUnauthorized, "Invalid or expired refresh token.")
+}
+
+// ReuseError reports a refresh token presented twice; its session has been
+// revoked. It is an ErrInvalidRefresh to the client.
+type ReuseError struct{ SessionID, UserID int64 }
+
+func (e *ReuseError) Error() string { return "login: refresh token reused; session revoked" }
+
+// Failure says why a login failed, for the audit trail (never the client).
+type Failure struct {
+	UserID int64  // 0 when the email is unknown
+	Reason string // "unknown_email", "no_password", "wrong_password"
+}
+
+func (f *Failure) Error() string { return "login failed: " + f.Reason }
+
+// NormalizeEmail is how emails are compared.
+func NormalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// SetPassword sets a user's password after checking it.
+func (s *Service) SetPassword(ctx context.Context, userID int64, password string) error {
+	if err := CheckPassword(password); err != nil {
+		return core.Invalid("password", "The password must be "+strings.TrimPrefix(err.Error(), "a password is ")+".")
+	}
+	h, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return s.cfg.Store.SetUserPassword(ctx, userID, h)
+}
+
+// Login checks email and password and starts a session. On failure the
+// error is ErrBadCredentials, joined with a *Failure for the audit trail.
+// Every failure costs one argon2id verification, so timing does not tell
+// whether the email exists.
+func (s *Service) Login(ctx context.Context, email, password string) (*Tokens, error) {
+	u, hash, err := s.cfg.Store.UserCredentials(ctx, NormalizeEmail(email))
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		VerifyPassword(password, dummyHash)
+		return nil, errors.Join(ErrBadCredentials(), &Failure{Reason: "unknown_email"})
+	case err != nil:
+		return nil, err
+	case hash == "":
+		VerifyPassword(password, dummyHash)
+		return nil, errors.Join(ErrBadCredentials(), &Failure{UserID: u.ID, Reason: "no_password"})
+	case len(password) > MaxPassword || !VerifyPassword(password, hash):
+		return nil, errors.Join(ErrBadCredentials(), &Failure{UserID: u.ID, Reason: "wrong_password"})
+	}
+	now := s.clock()
+	sess := &Session{UserID: u.ID, CreatedAt: now}
+	if err := s.cfg.Store.CreateSession(ctx, sess); err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, u, sess.ID)
+}
+
+// Refresh rotates a refresh token: the presented one is spent and a new one
+// and a new access token are returned. A token presented a second time
+// revokes its session and returns a *ReuseError joined with
+// ErrInvalidRefresh.
+func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
+	now := s.clock()
+	t, err := s.cfg.Store.UseRefreshToken(ctx, HashToken(raw), now)
+	switch {
+	case errors.Is(err, core.ErrConflict) && t != nil:
+		if err := s.cfg.Store.RevokeSession(ctx, t.SessionID, now); err != nil {
+			return nil, err
+		}
+		return nil, errors.Join(ErrInvalidRefresh(), &ReuseError{SessionID: t.SessionID, UserID: t.UserID})
+	case errors.Is(err, core.ErrNotFound):
+		return nil, ErrInvalidRefresh()
+	case err != nil:
+		return nil, err
+	case !now.Before(t.ExpiresAt):
+		return nil, ErrInvalidRefresh()
+	}
+	sess, err := s.cfg.Store.Session(ctx, t.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	if sess.RevokedAt != nil {
+		return nil, ErrInvalidRefresh()
+	}
+	u, err := s.cfg.Store.User(ctx, t.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return s.issue(ctx, u, sess.ID)
+}
+
+// Logout revokes the session of a refresh token (used or not), and with it
+// every access token issued in it. An unknown token is not an error.
+func (s *Service) Logout(ctx context.Context, raw string) (sessionID int64, err error) {
+	now := s.clock()
+	t, err := s.cfg.Store.UseRefreshToken(ctx, HashToken(raw), now)
+	if errors.Is(err, core.ErrNotFound) {
+		return 0, nil
+	}
+	if t == nil {
+		return 0, err
+	}
+	return t.SessionID, s.cfg.Store.RevokeSession(ctx, t.SessionID, now)
+}
+
+// RevokeSession revokes a session by id (logout with an access token).
+func (s *Service) RevokeSession(ctx context.Context, id int64) error {
+	return s.cfg.Store.RevokeSession(ctx, id, s.clock())
+}
+
+// Verify checks an access token and that its session is not revoked.
+func (s *Service) Verify(ctx context.Context, tok string) (*token.Claims, error) {
+	c, err := s.cfg.Signer.Verify(tok)
+	if err != nil {
+		return nil, core.Unauthorized()
+	}
+	sess, err := s.cfg.Store.Session(ctx, c.Session)
+	if errors.Is(err, core.ErrNotFound) || (err == nil && (sess.RevokedAt != nil || sess.UserID != c.UserID())) {
+		return nil, core.Unauthorized()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Service) issue(ctx context.Context, u *workspace.User, sessionID int64) (*Tokens, error) {
+	ms, err := s.cfg.Memberships(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	access, claims, err := s.cfg.Signer.Issue(token.Claims{Subject: strconv.FormatInt(u.ID, 10), Session: sessionID, Scope: "*", Workspaces: ms})
+	if err != nil {
+		return nil, err
+	}
+	raw := newRefreshToken()
+	rt := &RefreshToken{SessionID: sessionID, UserID: u.ID, Hash: HashToken(raw), CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}
+	if err := s.cfg.Store.CreateRefreshToken(ctx, rt); err != nil {
+		return nil, err
+	}
+	return &Tokens{Access: access, AccessExpiresAt: time.Unix(claims.ExpiresAt, 0).UTC(), Refresh: raw, RefreshExpiresAt: rt.ExpiresAt,
+		User: u, SessionID: sessionID}, nil
+}
+
+func (s *Service) clock() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+// newRefreshToken is "rt_" and 256 random bits.
+func newRefreshToken() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return "rt_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// HashToken is how refresh tokens are stored: hex SHA-256.
+func HashToken(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,267 @@
+package revops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/revopsdev/revops/audit"
+	"github.com/revopsdev/revops/auth"
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/internal/httpapi"
+	"github.com/revopsdev/revops/login"
+	"github.com/revopsdev/revops/ratelimit"
+	"github.com/revopsdev/revops/scope"
+	"github.com/revopsdev/revops/token"
+	"github.com/revopsdev/revops/workspace"
+)
+
+// Wire shapes of login and tokens.
+type (
+	loginIn struct {
+		Email    string `json:"email" validate:"required,max=254"`
+		Password string `json:"password" validate:"required,max=256"`
+	}
+	refreshIn struct {
+		RefreshToken string `json:"refresh_token" validate:"required,max=255"`
+	}
+	tokensOut struct {
+		AccessToken           string    `json:"access_token"`
+		TokenType             string    `json:"token_type"` // Bearer
+		ExpiresIn             int64     `json:"expires_in"` // seconds
+		ExpiresAt             time.Time `json:"expires_at"`
+		RefreshToken          string    `json:"refresh_token"`
+		RefreshTokenExpiresAt time.Time `json:"refresh_token_expires_at"`
+		User                  userOut   `json:"user"`
+	}
+	membershipOut struct {
+		WorkspaceID int64    `json:"workspace_id"`
+		Name        string   `json:"name"`
+		Slug        string   `json:"slug"`
+		Role        string   `json:"role"`
+		Permissions []string `json:"permissions"` // the caller's scopes ∩ the role, expanded
+	}
+	meOut struct {
+		User        userOut         `json:"user"`
+		Principal   string          `json:"principal"` // user_token, personal_key
+		Scopes      []string        `json:"scopes"`
+		Memberships []membershipOut `json:"memberships"`
+	}
+	jwksOut struct {
+		Keys []token.JWK `json:"keys"`
+	}
+)
+
+// initLogin builds the token signer and the login service.
+func (p *Platform) initLogin() error {
+	tc := p.cfg.Tokens
+	signer, err := token.NewSigner(token.Config{Keys: tc.SigningKeys, Issuer: tc.Issuer, TTL: tc.AccessTTL, Leeway: 30 * time.Second, Now: p.cfg.Now})
+	if err != nil {
+		return fmt.Errorf("revops: Config.Tokens: %w", err)
+	}
+	p.login, err = login.NewService(login.Config{Store: p.cfg.Store, Signer: signer, RefreshTTL: tc.RefreshTTL, Now: p.cfg.Now,
+		Memberships: p.membershipClaims})
+	if err != nil {
+		return fmt.Errorf("revops: %w", err)
+	}
+	p.signer = signer
+	return nil
+}
+
+// maxMemberships bounds the workspaces listed in a token and by /auth/me.
+const maxMemberships = 100
+
+// memberships lists the user's workspaces with their role in each.
+func (p *Platform) memberships(ctx context.Context, userID int64) ([]workspace.Workspace, []string, error) {
+	ws, _, err := p.cfg.Store.ListWorkspaces(ctx, workspace.ListFilter{MemberUserID: userID}, core.ListParams{Page: 1, PerPage: maxMemberships, Sort: []core.Sort{{Field: "id"}}})
+	if err != nil {
+		return nil, nil, err
+	}
+	roles := make([]string, len(ws))
+	for i := range ws {
+		m, err := p.cfg.Store.Member(ctx, ws[i].ID, userID)
+		if err != nil {
+			return nil, nil, err
+		}
+		roles[i] = m.Role
+	}
+	return ws, roles, nil
+}
+
+func (p *Platform) membershipClaims(ctx context.Context, userID int64) ([]token.WorkspaceClaim, error) {
+	ws, roles, err := p.memberships(ctx, userID)
+	out := make([]token.WorkspaceClaim, len(ws))
+	for i := range ws {
+		out[i] = token.WorkspaceClaim{ID: ws[i].ID, Role: roles[i]}
+	}
+	return out, err
+}
+
+// VerifyToken implements auth.TokenVerifier: a valid access token of a live
+// session is its user, with the token's scopes (a request's permission in a
+// workspace is then those scopes ∩ the user's role there, as for personal
+// keys). The token's workspace claims are informational: membership is
+// checked on every request.
+func (p *Platform) VerifyToken(ctx context.Context, tok string) (*auth.Principal, error) {
+	c, err := p.login.Verify(ctx, tok)
+	if err != nil {
+		return nil, err
+	}
+	// ExpiresAt stays nil: keys a signed-in user creates are not bound to
+	// the lifetime of the access token that created them.
+	return &auth.Principal{Kind: auth.UserToken, UserID: c.UserID(), Scopes: c.Scopes(), SessionID: c.Session,
+		Ref: "user:" + strconv.FormatInt(c.UserID(), 10)}, nil
+}
+
+// SetPassword sets a user's password (argon2id), for host code and the
+// reference server's bootstrap user.
+func (p *Platform) SetPassword(ctx context.Context, userID int64, password string) error {
+	return p.login.SetPassword(ctx, userID, password)
+}
+
+// throttleLogin spends one attempt from the email's and the client IP's
+// login buckets; either empty is 429. Unknown emails have buckets too, so
+// the answer never tells whether an account exists.
+func (p *Platform) throttleLogin(ctx context.Context, c *Call, email string) error {
+	tc := p.cfg.Tokens
+	for _, b := range []struct {
+		key string
+		pol ratelimit.Policy
+	}{
+		{"login:account:" + login.NormalizeEmail(email), tc.LoginPerAccount},
+		{"login:ip:" + p.clientIP(c.R), tc.LoginPerIP},
+	} {
+		d, err := p.limiter.Allow(ctx, b.key, b.pol)
+		if err != nil {
+			return err
+		}
+		if !d.Allowed {
+			return p.rateLimited(http.Header{}, b.pol, d)
+		}
+	}
+	return nil
+}
+
+func (p *Platform) toTokens(t *login.Tokens) *tokensOut {
+	return &tokensOut{AccessToken: t.Access, TokenType: "Bearer", ExpiresIn: int64(p.cfg.Tokens.AccessTTL / time.Second), ExpiresAt: t.AccessExpiresAt,
+		RefreshToken: t.Refresh, RefreshTokenExpiresAt: t.RefreshExpiresAt, User: userOut{ID: t.User.ID, Email: t.User.Email, Name: t.User.Name}}
+}
+
+// recordAs writes an audit event with an explicit actor (login routes are
+// public: the call has no principal).
+func (p *Platform) recordAs(ctx context.Context, c *Call, actor audit.Actor, action string, tg target, meta map[string]any) {
+	e := &audit.Event{Actor: actor, Action: action, Metadata: meta, RequestID: c.RequestID, IP: p.clientIP(c.R), UserAgent: c.R.UserAgent()}
+	if tg.typ != "" {
+		e.TargetType, e.TargetID = tg.typ, strconv.FormatInt(tg.id, 10)
+	}
+	p.writeAudit(ctx, e)
+}
+
+func (p *Platform) authRoutes() {
+	a := p.api
+	const tag = "Auth"
+
+	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/auth/login", Tag: tag, Public: true,
+		Summary: "Exchange email and password for an access token (EdDSA JWT) and a refresh token (shown once)"},
+		func(ctx context.Context, c *Call, in *loginIn) (*tokensOut, error) {
+			if err := p.throttleLogin(ctx, c, in.Email); err != nil {
+				var ce *core.Error
+				if errors.As(err, &ce) && ce.Code == core.CodeRateLimited {
+					p.recordAs(ctx, c, audit.Actor{Kind: audit.ActorAnonymous}, audit.LoginFailed, target{},
+						map[string]any{"email": login.NormalizeEmail(in.Email), "reason": "throttled"})
+				}
+				return nil, err
+			}
+			t, err := p.login.Login(ctx, in.Email, in.Password)
+			var f *login.Failure
+			if errors.As(err, &f) {
+				tg := target{}
+				if f.UserID != 0 {
+					tg = target{"user", f.UserID}
+				}
+				p.recordAs(ctx, c, audit.Actor{Kind: audit.ActorAnonymous}, audit.LoginFailed, tg,
+					map[string]any{"email": login.NormalizeEmail(in.Email), "reason": f.Reason})
+				return nil, login.ErrBadCredentials()
+			}
+			if err != nil {
+				return nil, err
+			}
+			p.recordAs(ctx, c, audit.Actor{Kind: audit.ActorUser, ID: t.User.ID, Display: t.User.Email}, audit.LoginSucceeded,
+				target{"user", t.User.ID}, map[string]any{"session_id": t.SessionID})
+			return p.toTokens(t), nil
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/auth/refresh", Tag: tag, Public: true,
+		Summary: "Rotate a refresh token: returns a new access token and a new refresh token; presenting a used one revokes its session"},
+		func(ctx context.Context, c *Call, in *refreshIn) (*tokensOut, error) {
+			t, err := p.login.Refresh(ctx, in.RefreshToken)
+			var reuse *login.ReuseError
+			if errors.As(err, &reuse) {
+				u, _ := p.cfg.Store.User(ctx, reuse.UserID)
+				actor := audit.Actor{Kind: audit.ActorAnonymous}
+				meta := map[string]any{"session_id": reuse.SessionID, "user_id": reuse.UserID}
+				if u != nil {
+					meta["email"] = u.Email
+				}
+				p.recordAs(ctx, c, actor, audit.TokenReuseDetected, target{"session", reuse.SessionID}, meta)
+				return nil, login.ErrInvalidRefresh()
+			}
+			if err != nil {
+				return nil, err
+			}
+			return p.toTokens(t), nil
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/auth/logout", Tag: tag, Public: true, Status: http.StatusNoContent,
+		Summary: "Revoke the session of a refresh token: it and every access token of the session stop working"},
+		func(ctx context.Context, c *Call, in *refreshIn) (NoBody, error) {
+			_, err := p.login.Logout(ctx, in.RefreshToken)
+			return NoBody{}, err
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: "/auth/me", Tag: tag, Scope: "workspaces:read",
+		Summary: "The signed-in user, their memberships and effective permissions in each workspace"},
+		func(ctx context.Context, c *Call, _ *NoBody) (*meOut, error) {
+			if err := needUser(c, "have a user profile"); err != nil {
+				return nil, err
+			}
+			u, err := p.cfg.Store.User(ctx, c.Principal.UserID)
+			if err != nil {
+				return nil, err
+			}
+			ws, roles, err := p.memberships(ctx, u.ID)
+			if err != nil {
+				return nil, err
+			}
+			out := &meOut{User: userOut{ID: u.ID, Email: u.Email, Name: u.Name}, Principal: string(c.Principal.Kind),
+				Scopes: append([]string{}, c.Principal.Scopes...), Memberships: []membershipOut{}}
+			for i := range ws {
+				role, _ := p.workspaces.Role(roles[i])
+				out.Memberships = append(out.Memberships, membershipOut{WorkspaceID: ws[i].ID, Name: ws[i].Name, Slug: ws[i].Slug, Role: roles[i],
+					Permissions: p.permissions(scope.Grant{c.Principal.Scopes, role})})
+			}
+			return out, nil
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: "/.well-known/jwks.json", Tag: tag, Public: true, Bare: true,
+		Summary: "The public keys that verify access tokens (JWK Set, Ed25519)"},
+		func(ctx context.Context, c *Call, _ *NoBody) (*jwksOut, error) {
+			return &jwksOut{Keys: p.signer.JWKS()}, nil
+		})
+}
+
+// permissions expands a grant into every concrete resource:action it allows.
+func (p *Platform) permissions(g scope.Grant) []string {
+	out := []string{}
+	for _, r := range p.catalog.Resources() {
+		for _, act := range scope.Actions {
+			if s := r + ":" + act; g.Allows(s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,91 @@
+package storetest
+
+import (
+	"errors"
+	"time"
+
+	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/login"
+)
+
+func loginTests() []test {
+	return []test{
+		{"Login/Credentials", testLoginCredentials},
+		{"Login/RefreshTokens", testLoginRefreshTokens},
+		{"Login/RefreshRace", testLoginRefreshRace},
+	}
+}
+
+func testLoginCredentials(e *env) {
+	u := e.user("cred")
+	got, hash, err := e.s.UserCredentials(e.ctx, u.Email)
+	e.must(err, "UserCredentials")
+	if got.ID != u.ID || hash != "" {
+		e.t.Fatalf("a new user: %+v hash %q, want no password", got, hash)
+	}
+	e.must(e.s.SetUserPassword(e.ctx, u.ID, "$argon2id$x"), "SetUserPassword")
+	if _, hash, _ = e.s.UserCredentials(e.ctx, u.Email); hash != "$argon2id$x" {
+		e.t.Fatalf("hash %q after SetUserPassword", hash)
+	}
+	_, _, err = e.s.UserCredentials(e.ctx, "nobody@example.test")
+	e.notFound(err, "UserCredentials of an unknown email")
+	e.notFound(e.s.SetUserPassword(e.ctx, 999_999, "x"), "SetUserPassword of a missing user")
+}
+
+func testLoginRefreshTokens(e *env) {
+	u := e.user("rt")
+	sess := &login.Session{UserID: u.ID, CreatedAt: at(0)}
+	e.must(e.s.CreateSession(e.ctx, sess), "CreateSession")
+	rt := &login.RefreshToken{SessionID: sess.ID, UserID: u.ID, Hash: e.hash(), CreatedAt: at(0), ExpiresAt: at(time.Hour)}
+	e.must(e.s.CreateRefreshToken(e.ctx, rt), "CreateRefreshToken")
+	e.conflict(e.s.CreateRefreshToken(e.ctx, &login.RefreshToken{SessionID: sess.ID, UserID: u.ID, Hash: rt.Hash, ExpiresAt: at(time.Hour)}), "a duplicate hash")
+
+	used, err := e.s.UseRefreshToken(e.ctx, rt.Hash, at(time.Minute))
+	e.must(err, "UseRefreshToken")
+	if used.ID != rt.ID || used.SessionID != sess.ID || used.UsedAt == nil || !used.UsedAt.Equal(at(time.Minute)) || !used.ExpiresAt.Equal(at(time.Hour)) {
+		e.t.Fatalf("used token %+v", used)
+	}
+	again, err := e.s.UseRefreshToken(e.ctx, rt.Hash, at(2*time.Minute))
+	if !errors.Is(err, core.ErrConflict) || again == nil || again.SessionID != sess.ID || !again.UsedAt.Equal(at(time.Minute)) {
+		e.t.Fatalf("second use: %+v %v, want the token and a conflict, first use time kept", again, err)
+	}
+	_, err = e.s.UseRefreshToken(e.ctx, e.hash(), at(0))
+	e.notFound(err, "UseRefreshToken of an unknown hash")
+
+	e.must(e.s.RevokeSession(e.ctx, sess.ID, at(3*time.Minute)), "RevokeSession")
+	e.must(e.s.RevokeSession(e.ctx, sess.ID, at(4*time.Minute)), "RevokeSession again")
+	got, err := e.s.Session(e.ctx, sess.ID)
+	e.must(err, "Session")
+	if got.UserID != u.ID || got.RevokedAt == nil || !got.RevokedAt.Equal(at(3*time.Minute)) || !got.CreatedAt.Equal(at(0)) {
+		e.t.Fatalf("revoked session %+v, want the first revocation time", got)
+	}
+	e.notFound(e.s.RevokeSession(e.ctx, 999_999, at(0)), "RevokeSession of a missing session")
+	_, err = e.s.Session(e.ctx, 999_999)
+	e.notFound(err, "Session missing")
+	e.notFound(e.s.CreateSession(e.ctx, &login.Session{UserID: 999_999}), "a session of a missing user")
+}
+
+// testLoginRefreshRace: of many concurrent rotations of one token exactly one wins.
+func testLoginRefreshRace(e *env) {
+	u := e.user("race")
+	sess := &login.Session{UserID: u.ID}
+	e.must(e.s.CreateSession(e.ctx, sess), "CreateSession")
+	rt := &login.RefreshToken{SessionID: sess.ID, UserID: u.ID, Hash: e.hash(), ExpiresAt: at(time.Hour)}
+	e.must(e.s.CreateRefreshToken(e.ctx, rt), "CreateRefreshToken")
+	errs := parallel(16, func(int) error {
+		_, err := e.s.UseRefreshToken(e.ctx, rt.Hash, at(time.Minute))
+		return err
+	})
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, core.ErrConflict):
+			e.t.Errorf("a losing rotation: %v, want a conflict", err)
+		}
+	}
+	if wins != 1 {
+		e.t.Fatalf("%d rotations of one refresh token succeeded, want exactly 1", wins)
+	}
+}
