@@ -24,11 +24,11 @@ import (
 //   - record: Platform.RecordUsage, one event per call, as POST
 //     /entitlements/usage does (concurrent calls share a transaction) — it
 //     also reads the new total for its answer;
-//   - ingest: Meter.Ingest, 100 events per call, the bulk path.
+//   - ingest: Meter.Ingest, 500 events per call, the bulk path.
 //
 // BenchmarkEntitlementCheck reports the latency of CheckFeature.
 //
-//	REVOPS_TEST_POSTGRES_URL=… go test -run x -bench 'UsageIngestion|EntitlementCheck' -benchtime 20000x .
+//	REVOPS_TEST_POSTGRES_URL=… go test -run x -bench 'UsageIngestion|EntitlementCheck' -benchtime 200000x .
 func BenchmarkUsageIngestion(b *testing.B) {
 	for _, db := range []struct {
 		name string
@@ -86,14 +86,14 @@ func benchIngest(b *testing.B, st *sqlstore.Store, mode string) {
 			return err
 		})
 	case "ingest":
-		const batch = 100
+		const batch = 500
 		events := (b.N + batch - 1) / batch
 		b.N = events * batch
 		next.Store(0)
 		var calls atomic.Int64
 		elapsed = run(func(i int64) error {
 			if i%batch != 0 {
-				return nil // one writer takes each batch of 100
+				return nil // one writer takes each batch
 			}
 			in := make([]billing.UsageInput, batch)
 			for j := range in {
