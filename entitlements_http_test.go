@@ -263,6 +263,13 @@ func TestUsagePeriodResetsInWorkspaceTimezone(t *testing.T) {
 	}
 }
 
+// testDBs are the stores usage tests run on (Postgres skipped without
+// REVOPS_TEST_POSTGRES_URL, which scripts/test sets).
+var testDBs = []struct {
+	name string
+	open func(t testing.TB) *sqlstore.Store
+}{{"sqlite", sqltest.SQLite}, {"postgres", sqltest.Postgres}}
+
 // platformOn builds a platform on st with a generous rate limit.
 func platformOn(t testing.TB, st *sqlstore.Store) *revops.Platform {
 	t.Helper()
@@ -280,10 +287,7 @@ func platformOn(t testing.TB, st *sqlstore.Store) *revops.Platform {
 // TestConsumeNeverOverGrants: 10,000 concurrent check-and-consume calls
 // against a limit grant exactly the limit, on SQLite and on Postgres.
 func TestConsumeNeverOverGrants(t *testing.T) {
-	for _, db := range []struct {
-		name string
-		open func(t testing.TB) *sqlstore.Store
-	}{{"sqlite", sqltest.SQLite}, {"postgres", sqltest.Postgres}} {
+	for _, db := range testDBs {
 		t.Run(db.name, func(t *testing.T) {
 			st := db.open(t)
 			st.DB().SetMaxOpenConns(32)
@@ -357,10 +361,7 @@ func (s *flakyStore) ConsumeUsage(ctx context.Context, e *billing.UsageEvent, li
 // write rolled back with the host's transaction, and the same event sent
 // by many callers at once are each counted exactly once.
 func TestUsageCountedOnce(t *testing.T) {
-	for _, db := range []struct {
-		name string
-		open func(t testing.TB) *sqlstore.Store
-	}{{"sqlite", sqltest.SQLite}, {"postgres", sqltest.Postgres}} {
+	for _, db := range testDBs {
 		t.Run(db.name, func(t *testing.T) {
 			st := db.open(t)
 			st.DB().SetMaxOpenConns(16)

@@ -30,10 +30,7 @@ import (
 //
 //	REVOPS_TEST_POSTGRES_URL=… go test -run x -bench 'UsageIngestion|EntitlementCheck' -benchtime 200000x .
 func BenchmarkUsageIngestion(b *testing.B) {
-	for _, db := range []struct {
-		name string
-		open func(testing.TB) *sqlstore.Store
-	}{{"postgres", sqltest.Postgres}, {"sqlite", sqltest.SQLite}} {
+	for _, db := range testDBs {
 		b.Run(db.name, func(b *testing.B) {
 			for _, mode := range []string{"record", "ingest"} {
 				b.Run(mode, func(b *testing.B) { benchIngest(b, db.open(b), mode) })
@@ -134,10 +131,7 @@ func benchIngest(b *testing.B, st *sqlstore.Store, mode string) {
 }
 
 func BenchmarkEntitlementCheck(b *testing.B) {
-	for _, db := range []struct {
-		name string
-		open func(testing.TB) *sqlstore.Store
-	}{{"postgres", sqltest.Postgres}, {"sqlite", sqltest.SQLite}} {
+	for _, db := range testDBs {
 		b.Run(db.name, func(b *testing.B) {
 			st := db.open(b)
 			p := platformOn(b, st)
