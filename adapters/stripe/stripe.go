@@ -266,11 +266,8 @@ func (r *ref) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-func workspaceOf(meta map[string]string, fallback string) int64 {
+func workspaceOf(meta map[string]string) int64 {
 	s := meta[MetaWorkspaceID]
-	if s == "" {
-		s = fallback
-	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n <= 0 {
 		return 0
@@ -280,12 +277,11 @@ func workspaceOf(meta map[string]string, fallback string) int64 {
 
 func (p *Provider) checkoutCompleted(raw []byte, out *billing.ProviderEvent) error {
 	var s struct {
-		Mode              string            `json:"mode"`
-		Customer          ref               `json:"customer"`
-		Subscription      ref               `json:"subscription"`
-		ClientReferenceID string            `json:"client_reference_id"`
-		PaymentStatus     string            `json:"payment_status"`
-		Metadata          map[string]string `json:"metadata"`
+		Mode          string            `json:"mode"`
+		Customer      ref               `json:"customer"`
+		Subscription  ref               `json:"subscription"`
+		PaymentStatus string            `json:"payment_status"`
+		Metadata      map[string]string `json:"metadata"`
 	}
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return err
@@ -296,7 +292,7 @@ func (p *Provider) checkoutCompleted(raw []byte, out *billing.ProviderEvent) err
 	out.Kind = billing.EventCheckoutCompleted
 	// Only our metadata names the workspace: client_reference_id can be set
 	// by anyone opening a Payment Link of the same Stripe account.
-	out.WorkspaceID = workspaceOf(s.Metadata, "")
+	out.WorkspaceID = workspaceOf(s.Metadata)
 	out.CustomerID, out.SubscriptionID = string(s.Customer), string(s.Subscription)
 	if _, ok := p.cfg.Prices[s.Metadata[MetaTier]]; ok {
 		out.Tier = s.Metadata[MetaTier]
@@ -334,7 +330,7 @@ func (p *Provider) subscriptionChanged(raw []byte, out *billing.ProviderEvent, d
 	if deleted {
 		out.Kind = billing.EventSubscriptionDeleted
 	}
-	out.WorkspaceID = workspaceOf(s.Metadata, "")
+	out.WorkspaceID = workspaceOf(s.Metadata)
 	out.CustomerID, out.SubscriptionID, out.Status = string(s.Customer), s.ID, s.Status
 	out.CancelAtPeriodEnd = s.CancelAtPeriodEnd
 	end := s.CurrentPeriodEnd
@@ -371,6 +367,6 @@ func paymentFailed(raw []byte, out *billing.ProviderEvent) error {
 	}
 	out.Kind = billing.EventPaymentFailed
 	out.CustomerID, out.SubscriptionID = string(in.Customer), sub
-	out.WorkspaceID = workspaceOf(in.Parent.SubscriptionDetails.Metadata, "")
+	out.WorkspaceID = workspaceOf(in.Parent.SubscriptionDetails.Metadata)
 	return nil
 }
