@@ -205,13 +205,8 @@ func (p *Platform) billingStatus(ctx context.Context, wid int64) (*billingStatus
 	for _, f := range p.cfg.Billing.Features {
 		out.Plan.Limits[f.Key] = limitPtr(p.cfg.Billing.Plans[w.Tier].Limits[f.Key])
 	}
-	all, err := p.meter.Summary(ctx, billing.Subject{WorkspaceID: wid, Tier: w.Tier, Timezone: w.Settings.Timezone})
-	if err != nil {
+	if _, out.Usage, err = p.featureUsage(ctx, billing.Subject{WorkspaceID: wid, Tier: w.Tier, Timezone: w.Settings.Timezone}); err != nil {
 		return nil, err
-	}
-	out.Usage = make(map[string]featureUsageOut, len(all))
-	for i := range all {
-		out.Usage[all[i].Feature] = toFeatureUsage(&all[i])
 	}
 	sub, err := p.cfg.Store.Subscription(ctx, wid)
 	switch {

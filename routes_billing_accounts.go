@@ -97,7 +97,7 @@ func (p *Platform) Ledger() *billing.Ledger { return p.ledger }
 // payment provider is configured.
 func (p *Platform) billingAccountRoutes() {
 	a, l := p.api, p.ledger
-	const tag, base = "Billing", "/workspaces/{id}/billing"
+	const tag, base = BillingTag, "/workspaces/{id}/billing"
 	accountID := func(c *Call) (int64, error) { return c.PathID("accountId") }
 
 	httpapi.HandleList(a, httpapi.Route{Method: "GET", Path: base + "/accounts", Tag: tag,

@@ -135,15 +135,11 @@ func (p *Platform) entitlementRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			all, err := p.meter.Summary(ctx, s)
+			_, usage, err := p.featureUsage(ctx, s)
 			if err != nil {
 				return nil, err
 			}
-			out := &summaryOut{WorkspaceID: s.WorkspaceID, Tier: s.Tier, Entitlements: make(map[string]featureUsageOut, len(all))}
-			for i := range all {
-				out.Entitlements[all[i].Feature] = toFeatureUsage(&all[i])
-			}
-			return out, nil
+			return &summaryOut{WorkspaceID: s.WorkspaceID, Tier: s.Tier, Entitlements: usage}, nil
 		})
 
 	httpapi.Handle(p.api, httpapi.Route{Method: "GET", Path: "/workspaces/{id}/billing/usage-overview", Tag: BillingTag,
@@ -153,7 +149,7 @@ func (p *Platform) entitlementRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			all, err := p.meter.Summary(ctx, s)
+			all, usage, err := p.featureUsage(ctx, s)
 			if err != nil {
 				return nil, err
 			}
@@ -163,7 +159,7 @@ func (p *Platform) entitlementRoutes() {
 			}
 			out := &usageOverviewOut{WorkspaceID: s.WorkspaceID, Tier: s.Tier, Features: make(map[string]featureOverviewOut, len(all))}
 			for i := range all {
-				fo := featureOverviewOut{featureUsageOut: toFeatureUsage(&all[i]), Kind: string(all[i].Kind)}
+				fo := featureOverviewOut{featureUsageOut: usage[all[i].Feature], Kind: string(all[i].Kind)}
 				for _, h := range hist[all[i].Feature] {
 					fo.History = append(fo.History, periodUsageOut{PeriodStart: h.PeriodStart, Used: h.Used})
 				}
@@ -176,9 +172,19 @@ func (p *Platform) entitlementRoutes() {
 // historyPeriods is how many past periods usage-overview shows.
 const historyPeriods = 6
 
-func toFeatureUsage(st *billing.Status) featureUsageOut {
-	return featureUsageOut{Used: st.Used, Limit: limitPtr(st.Limit), Available: limitPtr(st.Available),
-		Percentage: st.Percentage(), ResetAt: st.ResetAt, Unit: st.Unit}
+// featureUsage is s's status on every feature, also in the wire shape by
+// feature (GET /entitlements/summary, the billing status and overview).
+func (p *Platform) featureUsage(ctx context.Context, s billing.Subject) ([]billing.Status, map[string]featureUsageOut, error) {
+	all, err := p.meter.Summary(ctx, s)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make(map[string]featureUsageOut, len(all))
+	for _, st := range all {
+		out[st.Feature] = featureUsageOut{Used: st.Used, Limit: limitPtr(st.Limit), Available: limitPtr(st.Available),
+			Percentage: st.Percentage(), ResetAt: st.ResetAt, Unit: st.Unit}
+	}
+	return all, out, nil
 }
 
 func (p *Platform) checkOut(d *billing.Decision) *checkOut {

@@ -242,9 +242,6 @@ func NewMeter(store UsageStore, cfg *Config, now func() time.Time) (*Meter, erro
 	return m, nil
 }
 
-// Config returns the features and plans the meter applies.
-func (m *Meter) Config() *Config { return m.cfg }
-
 func (m *Meter) feature(key string) (Feature, error) {
 	f, ok := m.cfg.Feature(key)
 	if !ok {
@@ -649,8 +646,8 @@ func (m *Meter) thresholds(ctx context.Context, c Counter, st *Status) {
 	}
 }
 
-// Run folds usage events into totals every interval until ctx ends, so
-// reads stay short however many events arrive.
+// Run folds the deltas bulk Ingest appends into their counters every
+// interval until ctx ends, so totals read a few rows however much arrives.
 func (m *Meter) Run(ctx context.Context, interval time.Duration, onErr func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
