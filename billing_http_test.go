@@ -199,6 +199,7 @@ func TestBillingCheckoutAndPortal(t *testing.T) {
 		r = e.do("POST", base+"/checkout", key, map[string]any{"tier": "free"}).must(t, 422, "validation_failed")
 		is.True(strings.Contains(r.fieldErr("tier"), "cannot be bought"))
 		e.do("POST", base+"/checkout", key, map[string]any{"tier": "pro", "success_url": "not a url"}).must(t, 422, "validation_failed")
+		e.do("POST", base+"/checkout", key, map[string]any{"tier": "pro", "cancel_url": "ftp://app.test/x"}).must(t, 422, "validation_failed") // Stripe would refuse it: not a 500
 
 		// Checkout answers {"url": …} as the whole body and keeps the new customer.
 		r = e.do("POST", base+"/checkout", key, map[string]any{"tier": "pro", "cancel_url": "https://app.test/cancel"}).must(t, 200)

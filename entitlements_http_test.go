@@ -357,6 +357,28 @@ func (s *flakyStore) ConsumeUsage(ctx context.Context, e *billing.UsageEvent, li
 	return res, err
 }
 
+// panicStore's usage writes panic.
+type panicStore struct{ *sqlstore.Store }
+
+func (panicStore) AppendUsage(context.Context, []billing.UsageEvent, bool) ([]bool, error) {
+	panic("driver bug")
+}
+
+// A store that panics fails the record instead of leaving callers waiting.
+func TestRecordSurvivesAPanickingStore(t *testing.T) {
+	st := sqltest.SQLite(t)
+	p, err := revops.New(revops.Config{Store: panicStore{st}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wid := sqltest.Workspace(t, st)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.RecordUsage(ctx, wid, billing.UsageInput{Feature: "api_calls", Quantity: 1}); err == nil || ctx.Err() != nil {
+		t.Fatalf("record on a panicking store: %v (ctx %v)", err, ctx.Err())
+	}
+}
+
 // TestUsageCountedOnce: a retried write whose first answer was lost, a
 // write rolled back with the host's transaction, and the same event sent
 // by many callers at once are each counted exactly once.

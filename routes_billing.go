@@ -49,11 +49,11 @@ type (
 	}
 	checkoutIn struct {
 		Tier       string `json:"tier" validate:"required"`
-		SuccessURL string `json:"success_url" validate:"omitempty,url"`
-		CancelURL  string `json:"cancel_url" validate:"omitempty,url"`
+		SuccessURL string `json:"success_url" validate:"omitempty,http_url"`
+		CancelURL  string `json:"cancel_url" validate:"omitempty,http_url"`
 	}
 	portalIn struct {
-		ReturnURL string `json:"return_url" validate:"omitempty,url"`
+		ReturnURL string `json:"return_url" validate:"omitempty,http_url"`
 	}
 	sessionURLOut struct {
 		URL string `json:"url"`

@@ -716,7 +716,13 @@ func (b *batcher) add(ctx context.Context, e UsageEvent) (bool, error) {
 	}
 }
 
-func (b *batcher) writeBatch(ctx context.Context, events []UsageEvent) ([]bool, error) {
+func (b *batcher) writeBatch(ctx context.Context, events []UsageEvent) (added []bool, err error) {
+	// A panicking store must not leave the batch's callers waiting forever.
+	defer func() {
+		if v := recover(); v != nil {
+			added, err = nil, fmt.Errorf("billing: writing usage panicked: %v", v)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return b.write(ctx, events)
