@@ -236,10 +236,54 @@ func NewMeter(store UsageStore, cfg *Config, now func() time.Time) (*Meter, erro
 		now = time.Now
 	}
 	m := &Meter{store: store, cfg: cfg, now: now, overrides: map[int64]overrideEntry{}, marked: map[markKey]bool{}, lines: map[Counter]*line{}}
-	// Single records are written together and folded at once, so the total
-	// each caller reads back is a counter, not a sum over pending events.
-	m.batch = batcher{write: func(ctx context.Context, ev []UsageEvent) ([]bool, error) { return store.AppendUsage(ctx, ev, true) }, parallel: 2}
+	// Single records are written together and folded at once, and their
+	// totals are read back once per workspace of the batch, not once per
+	// caller: a read per event would cost what the batching saved.
+	m.batch = batcher{write: func(ctx context.Context, ev []UsageEvent) ([]bool, []int64, error) {
+		added, err := store.AppendUsage(ctx, ev, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		return added, m.batchTotals(ctx, ev), nil
+	}, parallel: 2}
 	return m, nil
+}
+
+// batchTotals reads the total of each event's counter after a batch, with
+// one query per workspace. On error it returns nil: the events are
+// counted, and each caller reads its own total.
+func (m *Meter) batchTotals(ctx context.Context, ev []UsageEvent) []int64 {
+	totals := make([]int64, len(ev))
+	done := make([]bool, len(ev))
+	for i := range ev {
+		if done[i] {
+			continue
+		}
+		wid := ev[i].WorkspaceID
+		var counters []Counter
+		at := map[Counter]int{}
+		for j := i; j < len(ev); j++ {
+			if ev[j].WorkspaceID != wid {
+				continue
+			}
+			c := Counter{WorkspaceID: wid, Feature: ev[j].Feature, PeriodStart: ev[j].PeriodStart}
+			if _, ok := at[c]; !ok {
+				at[c] = len(counters)
+				counters = append(counters, c)
+			}
+		}
+		got, err := m.store.UsageTotals(ctx, wid, counters)
+		if err != nil || len(got) != len(counters) {
+			return nil
+		}
+		for j := i; j < len(ev); j++ {
+			if ev[j].WorkspaceID == wid {
+				totals[j] = got[at[Counter{WorkspaceID: wid, Feature: ev[j].Feature, PeriodStart: ev[j].PeriodStart}]]
+				done[j] = true
+			}
+		}
+	}
+	return totals
 }
 
 func (m *Meter) feature(key string) (Feature, error) {
@@ -467,14 +511,17 @@ func (m *Meter) Record(ctx context.Context, s Subject, in UsageInput) (*Decision
 	if err != nil {
 		return nil, err
 	}
-	var added bool
+	var (
+		added bool
+		total *int64
+	)
 	if ts, ok := m.store.(TxStore); ok && ts.InTx(ctx) {
 		var a []bool
 		if a, err = m.store.AppendUsage(ctx, []UsageEvent{e}, true); err == nil {
 			added = a[0]
 		}
 	} else {
-		added, err = m.batch.add(ctx, e)
+		added, total, err = m.batch.add(ctx, e)
 	}
 	if err != nil {
 		return nil, err
@@ -483,11 +530,14 @@ func (m *Meter) Record(ctx context.Context, s Subject, in UsageInput) (*Decision
 	if err != nil {
 		return nil, err
 	}
-	totals, err := m.store.UsageTotals(ctx, s.WorkspaceID, []Counter{c})
-	if err != nil {
-		return nil, err
+	if total == nil {
+		totals, err := m.store.UsageTotals(ctx, s.WorkspaceID, []Counter{c})
+		if err != nil {
+			return nil, err
+		}
+		total = &totals[0]
 	}
-	d := &Decision{Status: status(f, c, reset, totals[0], limit), Allowed: true, Duplicate: !added}
+	d := &Decision{Status: status(f, c, reset, *total, limit), Allowed: true, Duplicate: !added}
 	if added {
 		m.thresholds(ctx, c, &d.Status)
 	}
@@ -678,7 +728,7 @@ const rollupBatch = 5000
 // flight, new events queue and the next write takes them all (group
 // commit). No goroutine runs when nothing is queued.
 type batcher struct {
-	write    func(context.Context, []UsageEvent) ([]bool, error)
+	write    func(context.Context, []UsageEvent) (added []bool, totals []int64, err error)
 	parallel int
 
 	mu       sync.Mutex
@@ -689,13 +739,14 @@ type batcher struct {
 type batchItem struct {
 	e     UsageEvent
 	added bool
+	total *int64 // the counter's total after the batch; nil: not read
 	err   error
 	done  chan struct{}
 }
 
 const maxBatch = 500
 
-func (b *batcher) add(ctx context.Context, e UsageEvent) (bool, error) {
+func (b *batcher) add(ctx context.Context, e UsageEvent) (bool, *int64, error) {
 	it := &batchItem{e: e, done: make(chan struct{})}
 	b.mu.Lock()
 	b.pending = append(b.pending, it)
@@ -709,18 +760,18 @@ func (b *batcher) add(ctx context.Context, e UsageEvent) (bool, error) {
 	}
 	select {
 	case <-it.done:
-		return it.added, it.err
+		return it.added, it.total, it.err
 	case <-ctx.Done():
 		// The write may still land; a retry with the same event id counts once.
-		return false, ctx.Err()
+		return false, nil, ctx.Err()
 	}
 }
 
-func (b *batcher) writeBatch(ctx context.Context, events []UsageEvent) (added []bool, err error) {
+func (b *batcher) writeBatch(ctx context.Context, events []UsageEvent) (added []bool, totals []int64, err error) {
 	// A panicking store must not leave the batch's callers waiting forever.
 	defer func() {
 		if v := recover(); v != nil {
-			added, err = nil, fmt.Errorf("billing: writing usage panicked: %v", v)
+			added, totals, err = nil, nil, fmt.Errorf("billing: writing usage panicked: %v", v)
 		}
 	}()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -740,15 +791,18 @@ func (b *batcher) flush(ctx context.Context) {
 	for i, it := range items {
 		events[i] = it.e
 	}
-	added, err := b.writeBatch(ctx, events)
+	added, totals, err := b.writeBatch(ctx, events)
 	if errors.Is(err, core.ErrNotFound) && len(items) > 1 {
 		// One bad event (its workspace just deleted) must not fail the
 		// others: write each alone, so each caller gets its own answer.
 		for i, it := range items {
-			if a, err := b.writeBatch(ctx, events[i:i+1]); err != nil {
+			if a, t, err := b.writeBatch(ctx, events[i:i+1]); err != nil {
 				it.err = err
 			} else {
 				it.added = a[0]
+				if t != nil {
+					it.total = &t[0]
+				}
 			}
 			close(it.done)
 		}
@@ -758,6 +812,9 @@ func (b *batcher) flush(ctx context.Context) {
 				it.err = err
 			} else {
 				it.added = added[i]
+				if totals != nil {
+					it.total = &totals[i]
+				}
 			}
 			close(it.done)
 		}
