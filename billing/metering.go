@@ -171,7 +171,8 @@ type Meter struct {
 	// Consume takes usage to 80% or 100% of the limit.
 	OnThreshold func(ctx context.Context, t Threshold)
 
-	batch batcher
+	batch  batcher // single records
+	ingest batcher // bulk calls
 
 	mu        sync.Mutex
 	overrides map[int64]overrideEntry
@@ -245,7 +246,14 @@ func NewMeter(store UsageStore, cfg *Config, now func() time.Time) (*Meter, erro
 			return nil, nil, err
 		}
 		return added, m.batchTotals(ctx, ev), nil
-	}, parallel: 2}
+	}, parallel: 2, max: 500}
+	// Bulk calls are written together too: a few large statements at a
+	// time insert faster than many callers contending for the same index
+	// pages.
+	m.ingest = batcher{write: func(ctx context.Context, ev []UsageEvent) ([]bool, []int64, error) {
+		added, err := store.AppendUsage(ctx, ev, false)
+		return added, nil, err
+	}, parallel: 2, max: 5000}
 	return m, nil
 }
 
@@ -512,16 +520,16 @@ func (m *Meter) Record(ctx context.Context, s Subject, in UsageInput) (*Decision
 		return nil, err
 	}
 	var (
-		added bool
+		added []bool
 		total *int64
 	)
-	if ts, ok := m.store.(TxStore); ok && ts.InTx(ctx) {
-		var a []bool
-		if a, err = m.store.AppendUsage(ctx, []UsageEvent{e}, true); err == nil {
-			added = a[0]
-		}
+	if m.inHostTx(ctx) {
+		added, err = m.store.AppendUsage(ctx, []UsageEvent{e}, true)
 	} else {
-		added, total, err = m.batch.add(ctx, e)
+		var totals []int64
+		if added, totals, err = m.batch.add(ctx, []UsageEvent{e}); err == nil && totals != nil {
+			total = &totals[0]
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -537,16 +545,17 @@ func (m *Meter) Record(ctx context.Context, s Subject, in UsageInput) (*Decision
 		}
 		total = &totals[0]
 	}
-	d := &Decision{Status: status(f, c, reset, *total, limit), Allowed: true, Duplicate: !added}
-	if added {
+	d := &Decision{Status: status(f, c, reset, *total, limit), Allowed: true, Duplicate: !added[0]}
+	if added[0] {
 		m.thresholds(ctx, c, &d.Status)
 	}
 	return d, nil
 }
 
-// Ingest records many usage events of one workspace in one transaction and
-// reports which were new (false: the event id was already counted). It
-// reads no totals and raises no thresholds: it is the bulk path.
+// Ingest records many usage events of one workspace atomically and reports
+// which were new (false: the event id was already counted). It reads no
+// totals and raises no thresholds: it is the bulk path. Concurrent calls
+// are written together, each whole or not at all.
 func (m *Meter) Ingest(ctx context.Context, s Subject, in []UsageInput) ([]bool, error) {
 	events := make([]UsageEvent, len(in))
 	for i := range in {
@@ -556,7 +565,21 @@ func (m *Meter) Ingest(ctx context.Context, s Subject, in []UsageInput) ([]bool,
 		}
 		events[i] = e
 	}
-	return m.store.AppendUsage(ctx, events, false)
+	if len(events) == 0 {
+		return []bool{}, nil
+	}
+	if m.inHostTx(ctx) {
+		return m.store.AppendUsage(ctx, events, false)
+	}
+	added, _, err := m.ingest.add(ctx, events)
+	return added, err
+}
+
+// inHostTx tells whether ctx carries the host's transaction: writes then
+// join it, and must not be batched with other callers' writes.
+func (m *Meter) inHostTx(ctx context.Context) bool {
+	ts, ok := m.store.(TxStore)
+	return ok && ts.InTx(ctx)
 }
 
 func (m *Meter) event(s Subject, in UsageInput) (Feature, Counter, *time.Time, UsageEvent, error) {
@@ -724,12 +747,13 @@ func (m *Meter) Run(ctx context.Context, interval time.Duration, onErr func(erro
 
 const rollupBatch = 5000
 
-// batcher writes concurrent single events together: while a write is in
-// flight, new events queue and the next write takes them all (group
-// commit). No goroutine runs when nothing is queued.
+// batcher writes concurrent calls together: while a write is in flight,
+// new calls queue and the next write takes them all (group commit), up to
+// max events. No goroutine runs when nothing is queued.
 type batcher struct {
 	write    func(context.Context, []UsageEvent) (added []bool, totals []int64, err error)
-	parallel int
+	parallel int // writes in flight at once
+	max      int // events per write; a larger call is written alone
 
 	mu       sync.Mutex
 	pending  []*batchItem
@@ -737,17 +761,15 @@ type batcher struct {
 }
 
 type batchItem struct {
-	e     UsageEvent
-	added bool
-	total *int64 // the counter's total after the batch; nil: not read
-	err   error
-	done  chan struct{}
+	events []UsageEvent
+	added  []bool
+	totals []int64 // each event's counter total after the write; nil: not read
+	err    error
+	done   chan struct{}
 }
 
-const maxBatch = 500
-
-func (b *batcher) add(ctx context.Context, e UsageEvent) (bool, *int64, error) {
-	it := &batchItem{e: e, done: make(chan struct{})}
+func (b *batcher) add(ctx context.Context, events []UsageEvent) ([]bool, []int64, error) {
+	it := &batchItem{events: events, done: make(chan struct{})}
 	b.mu.Lock()
 	b.pending = append(b.pending, it)
 	lead := b.flushing < b.parallel
@@ -760,10 +782,10 @@ func (b *batcher) add(ctx context.Context, e UsageEvent) (bool, *int64, error) {
 	}
 	select {
 	case <-it.done:
-		return it.added, it.total, it.err
+		return it.added, it.totals, it.err
 	case <-ctx.Done():
-		// The write may still land; a retry with the same event id counts once.
-		return false, nil, ctx.Err()
+		// The write may still land; a retry with the same event ids counts once.
+		return nil, nil, ctx.Err()
 	}
 }
 
@@ -783,39 +805,47 @@ func (b *batcher) writeBatch(ctx context.Context, events []UsageEvent) (added []
 // so that the caller leading this batch is not held up by later ones.
 func (b *batcher) flush(ctx context.Context) {
 	b.mu.Lock()
-	n := min(len(b.pending), maxBatch)
+	if len(b.pending) == 0 { // another leader took them
+		b.flushing--
+		b.mu.Unlock()
+		return
+	}
+	n, size := 1, len(b.pending[0].events)
+	for n < len(b.pending) && size+len(b.pending[n].events) <= b.max {
+		size += len(b.pending[n].events)
+		n++
+	}
 	items := b.pending[:n:n]
 	b.pending = b.pending[n:]
 	b.mu.Unlock()
-	events := make([]UsageEvent, len(items))
-	for i, it := range items {
-		events[i] = it.e
+	events := items[0].events
+	if n > 1 {
+		events = make([]UsageEvent, 0, size)
+		for _, it := range items {
+			events = append(events, it.events...)
+		}
 	}
 	added, totals, err := b.writeBatch(ctx, events)
 	if errors.Is(err, core.ErrNotFound) && len(items) > 1 {
-		// One bad event (its workspace just deleted) must not fail the
+		// One bad call (its workspace just deleted) must not fail the
 		// others: write each alone, so each caller gets its own answer.
-		for i, it := range items {
-			if a, t, err := b.writeBatch(ctx, events[i:i+1]); err != nil {
-				it.err = err
-			} else {
-				it.added = a[0]
-				if t != nil {
-					it.total = &t[0]
-				}
-			}
+		for _, it := range items {
+			it.added, it.totals, it.err = b.writeBatch(ctx, it.events)
 			close(it.done)
 		}
 	} else {
-		for i, it := range items {
+		at := 0
+		for _, it := range items {
+			k := len(it.events)
 			if err != nil {
 				it.err = err
 			} else {
-				it.added = added[i]
+				it.added = added[at : at+k : at+k]
 				if totals != nil {
-					it.total = &totals[i]
+					it.totals = totals[at : at+k : at+k]
 				}
 			}
+			at += k
 			close(it.done)
 		}
 	}
