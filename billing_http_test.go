@@ -1,10 +1,13 @@
 package revops_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -29,14 +32,16 @@ const stripeMockEnv = "REVOPS_TEST_STRIPE_MOCK_URL"
 
 // withStripe configures the Stripe provider; its API is stripe-mock when
 // one is running, else an address nothing answers (event tests need none).
-func withStripe(t testing.TB) envOpt {
+func withStripe(t testing.TB) envOpt { return withStripeVia(t, http.DefaultTransport) }
+
+func withStripeVia(t testing.TB, rt http.RoundTripper) envOpt {
 	api := os.Getenv(stripeMockEnv)
 	if api == "" {
 		api = "http://127.0.0.1:1"
 	}
 	prov, err := stripe.New(stripe.Config{SecretKey: "sk_test_revops", WebhookSecret: stripeSecret,
 		Prices:     map[string]string{"pro": "price_pro", "agency": "price_agency"},
-		SuccessURL: "https://app.test/billing/done", APIBaseURL: api, HTTPClient: &http.Client{Timeout: 10 * time.Second}})
+		SuccessURL: "https://app.test/billing/done", APIBaseURL: api, HTTPClient: &http.Client{Transport: rt, Timeout: 10 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,6 +177,15 @@ func TestBillingProviderEvents(t *testing.T) {
 		is.Equal(r.data()["result"], "ignored")
 		is.Equal(e.billingFields(wid), beforeStale)
 
+		// The bystander's metadata naming Payer's customer: acknowledged
+		// (a redelivery cannot fix it) and nothing changes anywhere.
+		stolen := fmt.Sprintf(`{"id":"sub_B","object":"subscription","customer":"cus_A","status":"active",
+			"metadata":{"revops_workspace_id":"%d","revops_tier":"pro"},"items":{"data":[{"price":{"id":"price_pro"}}]}}`, other)
+		r = e.stripeEvent(stripeSecret, "evt_5b", "customer.subscription.updated", t0.Add(3*time.Second), stolen).must(t, 200)
+		is.Equal(r.data()["result"], "ignored")
+		is.Equal(e.billingFields(wid), beforeStale)
+		is.Equal(e.billingState(other), otherBefore)
+
 		// Deletion moves the workspace back to the default tier.
 		r = e.stripeEvent(stripeSecret, "evt_6", "customer.subscription.deleted", t0.Add(4*time.Second), deleted).must(t, 200)
 		is.Equal(r.data()["result"], "applied")
@@ -220,6 +234,52 @@ func TestBillingCheckoutAndPortal(t *testing.T) {
 		r = e.do("POST", base+"/portal", key, map[string]any{"return_url": "https://app.test/settings"}).must(t, 200)
 		is.True(strings.HasPrefix(r.Body["url"].(string), "https://"))
 		is.Equal(len(r.Body), 1)
+	})
+}
+
+// deletedCustomer answers what Stripe answers for a deleted customer to any
+// request naming cus_gone, and passes the rest to stripe-mock (which keeps
+// no state, so nothing can be deleted there).
+type deletedCustomer struct{}
+
+func (deletedCustomer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(b))
+		if v, _ := url.ParseQuery(string(b)); v.Get("customer") == "cus_gone" {
+			return &http.Response{StatusCode: 400, Header: http.Header{"Content-Type": {"application/json"}}, Request: r,
+				Body: io.NopCloser(strings.NewReader(`{"error":{"code":"resource_missing","param":"customer","type":"invalid_request_error","message":"No such customer: 'cus_gone'"}}`))}, nil
+		}
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A customer deleted in Stripe: the portal answers 409 saying what to do,
+// and checkout makes a new customer and keeps it in place of the old.
+func TestBillingDeletedCustomer(t *testing.T) {
+	needStripeMock(t)
+	stores(t, func(t *testing.T, st *sqlstore.Store) {
+		is := is.New(t)
+		e := newEnv(t, withStore(st), withStripeVia(t, deletedCustomer{}))
+		wid, key := e.newWorkspace("Deleted")
+		base := fmt.Sprintf("/workspaces/%d/billing", wid)
+		_, err := e.store.UpdateSubscription(context.Background(), wid, func(s *billing.Subscription) error {
+			s.Provider, s.CustomerID, s.Status = "stripe", "cus_gone", billing.StatusCanceled
+			return nil
+		})
+		is.NoErr(err)
+
+		r := e.do("POST", base+"/portal", key, map[string]any{}).must(t, 409, "conflict")
+		is.True(strings.Contains(r.Body["message"].(string), "no longer exists"))
+
+		e.do("POST", base+"/checkout", key, map[string]any{"tier": "pro"}).must(t, 200)
+		sub, err := e.store.Subscription(context.Background(), wid)
+		is.NoErr(err)
+		is.True(sub.CustomerID != "cus_gone" && strings.HasPrefix(sub.CustomerID, "cus_")) // replaced
+		e.do("POST", base+"/portal", key, map[string]any{}).must(t, 200)
 	})
 }
 

@@ -130,9 +130,11 @@ func (p *Platform) billingRoutes() {
 				return nil, err
 			}
 			if cs.CustomerID != "" && cs.CustomerID != customer {
-				// Kept now, so that the next checkout and the portal reuse it.
+				// Kept now, so that the next checkout and the portal reuse it;
+				// it replaces the one passed in, which the provider no longer
+				// knows (deleted there), unless another request changed it.
 				_, err := st.UpdateSubscription(ctx, wid, func(s *billing.Subscription) error {
-					if s.CustomerID == "" || s.Provider != prov.Name() {
+					if s.CustomerID == "" || s.Provider != prov.Name() || s.CustomerID == customer {
 						s.Provider, s.CustomerID = prov.Name(), cs.CustomerID
 					}
 					return nil
@@ -286,6 +288,12 @@ func (p *Platform) applyProviderEvent(ctx context.Context, provider string, ev *
 	switch {
 	case errors.Is(err, core.ErrNotFound):
 		log.WarnContext(ctx, "revops: payment provider event for a deleted workspace; ignored", "workspace_id", wid)
+		return eventIgnored, nil
+	case errors.Is(err, core.ErrConflict):
+		// The customer is another workspace's: a redelivery cannot fix
+		// that, so it is acknowledged, and left to a person.
+		log.ErrorContext(ctx, "revops: payment provider event names a customer another workspace holds; ignored, check the customer's metadata",
+			"workspace_id", wid, "customer_id", ev.CustomerID)
 		return eventIgnored, nil
 	case err != nil:
 		return "", err

@@ -17,8 +17,8 @@ type Provider interface {
 	Name() string
 	// Checkout starts a hosted checkout and returns the page's URL and the
 	// provider's customer of the workspace (created when in.CustomerID is
-	// empty), which revops stores so that the next checkout and the portal
-	// reuse it.
+	// empty, or names a customer the provider no longer has), which revops
+	// stores so that the next checkout and the portal reuse it.
 	Checkout(ctx context.Context, in CheckoutInput) (*CheckoutSession, error)
 	// Portal opens the customer's self-service portal and returns its URL.
 	Portal(ctx context.Context, in PortalInput) (url string, err error)

@@ -28,6 +28,9 @@ const (
 	CodeTooLarge         Code = "payload_too_large"
 	CodeMethodNotAllowed Code = "method_not_allowed"
 	CodeUnsupportedMedia Code = "unsupported_media_type"
+	// CodeUnavailable: a dependency (the database under overload, the
+	// payment provider) cannot serve now; retrying later may succeed.
+	CodeUnavailable Code = "service_unavailable"
 )
 
 // Error is the only error type revops returns across package boundaries.

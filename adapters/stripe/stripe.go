@@ -152,8 +152,7 @@ func (p *Provider) SignatureHeader() string { return "Stripe-Signature" }
 // Checkout creates a subscription-mode Checkout Session for the tier's
 // price, creating the workspace's customer first when it has none.
 func (p *Provider) Checkout(ctx context.Context, in billing.CheckoutInput) (*billing.CheckoutSession, error) {
-	price, ok := p.cfg.Prices[in.Tier]
-	if !ok {
+	if _, ok := p.cfg.Prices[in.Tier]; !ok {
 		return nil, core.Invalid("tier", fmt.Sprintf("Tier %q cannot be bought: subscribe to one of %s.", in.Tier, strings.Join(slices.Sorted(maps.Keys(p.cfg.Prices)), ", ")))
 	}
 	success, cancel := or(in.SuccessURL, p.cfg.SuccessURL), or(in.CancelURL, p.cfg.CancelURL)
@@ -169,10 +168,23 @@ func (p *Provider) Checkout(ctx context.Context, in billing.CheckoutInput) (*bil
 		}
 		c, err := p.client.V1Customers.Create(ctx, cp)
 		if err != nil {
-			return nil, fmt.Errorf("stripe: create customer for workspace %d: %w", in.WorkspaceID, err)
+			return nil, apiError(fmt.Sprintf("create customer for workspace %d", in.WorkspaceID), err)
 		}
 		customer = c.ID
 	}
+	cs, err := p.checkoutSession(ctx, in, customer, success, cancel)
+	if missingCustomer(err) && in.CustomerID != "" {
+		// The workspace's customer was deleted in Stripe: a new one, and
+		// the caller keeps its id (CheckoutSession.CustomerID).
+		in.CustomerID = ""
+		return p.Checkout(ctx, in)
+	}
+	return cs, err
+}
+
+func (p *Provider) checkoutSession(ctx context.Context, in billing.CheckoutInput, customer, success, cancel string) (*billing.CheckoutSession, error) {
+	price := p.cfg.Prices[in.Tier]
+	wid := strconv.FormatInt(in.WorkspaceID, 10)
 	meta := map[string]string{MetaWorkspaceID: wid, MetaTier: in.Tier}
 	sp := &sg.CheckoutSessionCreateParams{
 		Mode:              sg.String(string(sg.CheckoutSessionModeSubscription)),
@@ -190,7 +202,7 @@ func (p *Provider) Checkout(ctx context.Context, in billing.CheckoutInput) (*bil
 	if err != nil {
 		// A customer created above stays in Stripe unlinked; the next
 		// checkout creates another (harmless, and rare: Stripe refused).
-		return nil, fmt.Errorf("stripe: create checkout session for workspace %d: %w", in.WorkspaceID, err)
+		return nil, apiError(fmt.Sprintf("create checkout session for workspace %d", in.WorkspaceID), err)
 	}
 	return &billing.CheckoutSession{URL: s.URL, CustomerID: customer}, nil
 }
@@ -202,10 +214,35 @@ func (p *Provider) Portal(ctx context.Context, in billing.PortalInput) (string, 
 		bp.ReturnURL = sg.String(ret)
 	}
 	s, err := p.client.V1BillingPortalSessions.Create(ctx, bp)
+	if missingCustomer(err) {
+		return "", &core.Error{Code: core.CodeConflict, Cause: err, Message: fmt.Sprintf(
+			"The workspace's Stripe customer no longer exists: start a new subscription with POST /workspaces/%d/billing/checkout.", in.WorkspaceID)}
+	}
 	if err != nil {
-		return "", fmt.Errorf("stripe: create billing portal session for workspace %d: %w", in.WorkspaceID, err)
+		return "", apiError(fmt.Sprintf("create billing portal session for workspace %d", in.WorkspaceID), err)
 	}
 	return s.URL, nil
+}
+
+// missingCustomer tells whether Stripe refused a request because the
+// customer it names does not exist (deleted in the dashboard, or made
+// with other API keys).
+func missingCustomer(err error) bool {
+	var se *sg.Error
+	return errors.As(err, &se) && se.Code == sg.ErrorCodeResourceMissing && se.Param == "customer"
+}
+
+// apiError wraps a failed Stripe call. Stripe unreachable, failing or
+// rate limiting is service_unavailable (503: retry later); anything else
+// it refused is this server's configuration (a price id, a key) and stays
+// internal, its cause logged.
+func apiError(doing string, err error) error {
+	var se *sg.Error
+	if !errors.As(err, &se) || se.HTTPStatusCode >= 500 || se.HTTPStatusCode == http.StatusTooManyRequests || se.Type == sg.ErrorTypeAPI {
+		return &core.Error{Code: core.CodeUnavailable, Message: "The payment provider cannot be reached right now; try again shortly.",
+			Cause: fmt.Errorf("stripe: %s: %w", doing, err)}
+	}
+	return fmt.Errorf("stripe: %s: %w", doing, err)
 }
 
 func or(a, b string) string {

@@ -37,10 +37,13 @@ func mockURL(t *testing.T) string {
 	return u
 }
 
-// recorder keeps the form bodies sent to Stripe, by path.
+// recorder keeps the form bodies sent to Stripe, by path. A request naming
+// the customer gone gets Stripe's answer for a deleted customer (stripe-mock
+// keeps no state, so it cannot delete one).
 type recorder struct {
 	mu   sync.Mutex
 	sent map[string][]url.Values
+	gone string
 }
 
 func (rec *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -54,6 +57,11 @@ func (rec *recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 		rec.mu.Lock()
 		rec.sent[r.URL.Path] = append(rec.sent[r.URL.Path], v)
 		rec.mu.Unlock()
+		if rec.gone != "" && v.Get("customer") == rec.gone {
+			body := fmt.Sprintf(`{"error":{"code":"resource_missing","param":"customer","type":"invalid_request_error","message":"No such customer: '%s'"}}`, rec.gone)
+			return &http.Response{StatusCode: http.StatusBadRequest, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+		}
 	}
 	return http.DefaultTransport.RoundTrip(r)
 }
@@ -201,6 +209,28 @@ func TestPortal(t *testing.T) {
 	}
 }
 
+func TestDeletedCustomer(t *testing.T) {
+	p, rec := newMocked(t)
+	rec.gone = "cus_gone"
+	ctx := context.Background()
+	// Checkout replaces it with a new customer, which the caller stores.
+	cs, err := p.Checkout(ctx, billing.CheckoutInput{WorkspaceID: 9, Tier: "pro", CustomerID: "cus_gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.CustomerID == "cus_gone" || !strings.HasPrefix(cs.CustomerID, "cus_") || rec.count("/v1/customers") != 1 {
+		t.Fatalf("checkout for a deleted customer = %+v with %d customers created, want one new customer", cs, rec.count("/v1/customers"))
+	}
+	if got := rec.last(t, "/v1/checkout/sessions").Get("customer"); got != cs.CustomerID {
+		t.Errorf("the retried session named customer %q, want %q", got, cs.CustomerID)
+	}
+	// The portal cannot open for it: a conflict saying what to do.
+	_, err = p.Portal(ctx, billing.PortalInput{WorkspaceID: 9, CustomerID: "cus_gone"})
+	if e := core.As(err); e == nil || e.Code != core.CodeConflict || !strings.Contains(e.Message, "/workspaces/9/billing/checkout") {
+		t.Fatalf("portal for a deleted customer = %v, want a conflict pointing to checkout", err)
+	}
+}
+
 func TestStripeErrorsAreWrapped(t *testing.T) {
 	cfg := validConfig()
 	cfg.APIBaseURL = "http://127.0.0.1:1" // nothing listens
@@ -210,8 +240,8 @@ func TestStripeErrorsAreWrapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = p.Portal(context.Background(), billing.PortalInput{WorkspaceID: 7, CustomerID: "cus_7"})
-	if err == nil || !strings.Contains(err.Error(), "stripe: create billing portal session for workspace 7") || core.As(err).Code != core.CodeInternal {
-		t.Fatalf("Portal against a dead API = %v, want a wrapped internal error", err)
+	if err == nil || !strings.Contains(err.Error(), "stripe: create billing portal session for workspace 7") || core.As(err).Code != core.CodeUnavailable {
+		t.Fatalf("Portal against a dead API = %v, want a wrapped service_unavailable error", err)
 	}
 }
 

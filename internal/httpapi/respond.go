@@ -27,6 +27,7 @@ var statusOf = map[core.Code]int{
 	core.CodeTooLarge:         http.StatusRequestEntityTooLarge,
 	core.CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	core.CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
+	core.CodeUnavailable:      http.StatusServiceUnavailable,
 }
 
 // StatusOf returns the HTTP status of an error code; unknown codes are
