@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/revopsdev/revops/core"
 )
 
 // TestBatcherGroupsCalls drives the batcher with many concurrent calls of
@@ -18,7 +20,7 @@ func TestBatcherGroupsCalls(t *testing.T) {
 		mu     sync.Mutex
 		writes [][]UsageEvent
 	)
-	b := batcher{parallel: 2, max: 50, write: func(_ context.Context, ev []UsageEvent) ([]bool, []int64, error) {
+	b := batcher{parallel: 2, max: 50, limit: 1 << 20, write: func(_ context.Context, ev []UsageEvent) ([]bool, []int64, error) {
 		mu.Lock()
 		writes = append(writes, ev)
 		mu.Unlock()
@@ -94,4 +96,52 @@ func TestBatcherGroupsCalls(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Error("after all calls the batcher still flushes")
+}
+
+// TestBatcherRefusesBeyondLimit: while the store stalls, calls queue up to
+// the limit; the next is refused at once, and the queued ones complete
+// when the store comes back.
+func TestBatcherRefusesBeyondLimit(t *testing.T) {
+	release := make(chan struct{})
+	b := batcher{parallel: 1, max: 10, limit: 30, write: func(_ context.Context, ev []UsageEvent) ([]bool, []int64, error) {
+		<-release
+		return make([]bool, len(ev)), nil, nil
+	}}
+	call := func(n int) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := b.add(context.Background(), make([]UsageEvent, n))
+			done <- err
+		}()
+		return done
+	}
+	waitQueued := func(want int) {
+		t.Helper()
+		for range 2000 {
+			b.mu.Lock()
+			q := b.queued
+			b.mu.Unlock()
+			if q == want {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatalf("queued never reached %d", want)
+	}
+	first := call(10) // taken by the stalled write
+	waitQueued(0)
+	var queued []chan error
+	for range 3 {
+		queued = append(queued, call(10))
+	}
+	waitQueued(30)
+	if err := <-call(1); err == nil || core.As(err).Code != core.CodeUnavailable {
+		t.Fatalf("a call beyond the limit = %v, want service_unavailable", err)
+	}
+	close(release)
+	for _, c := range append(queued, first) {
+		if err := <-c; err != nil {
+			t.Errorf("a queued call failed: %v", err)
+		}
+	}
 }

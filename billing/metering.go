@@ -246,14 +246,14 @@ func NewMeter(store UsageStore, cfg *Config, now func() time.Time) (*Meter, erro
 			return nil, nil, err
 		}
 		return added, m.batchTotals(ctx, ev), nil
-	}, parallel: 2, max: 500}
+	}, parallel: 2, max: 500, limit: 50_000}
 	// Bulk calls are written together too: a few large statements at a
 	// time insert faster than many callers contending for the same index
 	// pages.
 	m.ingest = batcher{write: func(ctx context.Context, ev []UsageEvent) ([]bool, []int64, error) {
 		added, err := store.AppendUsage(ctx, ev, false)
 		return added, nil, err
-	}, parallel: 2, max: 5000}
+	}, parallel: 2, max: 5000, limit: 200_000}
 	return m, nil
 }
 
@@ -754,9 +754,13 @@ type batcher struct {
 	write    func(context.Context, []UsageEvent) (added []bool, totals []int64, err error)
 	parallel int // writes in flight at once
 	max      int // events per write; a larger call is written alone
+	// limit bounds the events queued: when the database stalls, callers
+	// are refused at once (service_unavailable) rather than piling up.
+	limit int
 
 	mu       sync.Mutex
 	pending  []*batchItem
+	queued   int // events in pending
 	flushing int
 }
 
@@ -771,6 +775,11 @@ type batchItem struct {
 func (b *batcher) add(ctx context.Context, events []UsageEvent) ([]bool, []int64, error) {
 	it := &batchItem{events: events, done: make(chan struct{})}
 	b.mu.Lock()
+	if b.queued > 0 && b.queued+len(events) > b.limit {
+		b.mu.Unlock()
+		return nil, nil, core.E(core.CodeUnavailable, "Usage is arriving faster than it can be stored; nothing was recorded, retry shortly.")
+	}
+	b.queued += len(events)
 	b.pending = append(b.pending, it)
 	lead := b.flushing < b.parallel
 	if lead {
@@ -817,6 +826,7 @@ func (b *batcher) flush(ctx context.Context) {
 	}
 	items := b.pending[:n:n]
 	b.pending = b.pending[n:]
+	b.queued -= size
 	b.mu.Unlock()
 	events := items[0].events
 	if n > 1 {
