@@ -178,9 +178,10 @@ type SubscriptionStore interface {
 // defaultTier is where an ended subscription leaves the workspace.
 //
 // Providers may deliver late and out of order: an event older than the
-// newest one applied only fills in missing ids, and an event about another
-// subscription than the current one may start a new subscription but not
-// end the current one.
+// newest one applied only fills in missing ids, an ended subscription is
+// not revived by an update of it (whatever its time), and an event about
+// another subscription than the current one may start a new subscription
+// but not end the current one.
 func Apply(sub *Subscription, ev *ProviderEvent, defaultTier string) (tier string) {
 	if sub.CustomerID == "" {
 		sub.CustomerID = ev.CustomerID
@@ -189,6 +190,13 @@ func Apply(sub *Subscription, ev *ProviderEvent, defaultTier string) (tier strin
 	other := sub.SubscriptionID != "" && ev.SubscriptionID != "" && ev.SubscriptionID != sub.SubscriptionID
 	if other && (ev.Kind != EventSubscriptionUpdated && ev.Kind != EventCheckoutCompleted || !Entitled(ev.Status) && ev.Status != "") {
 		return "" // an older subscription ending or failing; the current one stands
+	}
+	// A canceled (or expired) subscription never comes back at the
+	// provider: an update of the same subscription arriving after its end
+	// was sent before it, even when both carry the same second.
+	if !other && sub.SubscriptionID != "" && ev.SubscriptionID == sub.SubscriptionID &&
+		(sub.Status == StatusCanceled || sub.Status == StatusIncompleteExpired) && ev.Kind != EventSubscriptionDeleted {
+		stale = true
 	}
 	if stale {
 		if sub.SubscriptionID == "" {
