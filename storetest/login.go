@@ -13,6 +13,7 @@ func loginTests() []test {
 		{"Login/Credentials", testLoginCredentials},
 		{"Login/RefreshTokens", testLoginRefreshTokens},
 		{"Login/RefreshRace", testLoginRefreshRace},
+		{"Login/RefreshLookup", testLoginRefreshLookup},
 	}
 }
 
@@ -87,5 +88,40 @@ func testLoginRefreshRace(e *env) {
 	}
 	if wins != 1 {
 		e.t.Fatalf("%d rotations of one refresh token succeeded, want exactly 1", wins)
+	}
+}
+
+// testLoginRefreshLookup: RefreshToken reads a token, used or not, without
+// spending it; DeleteRefreshToken removes exactly one token.
+func testLoginRefreshLookup(e *env) {
+	u := e.user("lookup")
+	sess := &login.Session{UserID: u.ID, CreatedAt: at(0)}
+	e.must(e.s.CreateSession(e.ctx, sess), "CreateSession")
+	rt := &login.RefreshToken{SessionID: sess.ID, UserID: u.ID, Hash: e.hash(), CreatedAt: at(0), ExpiresAt: at(time.Hour)}
+	e.must(e.s.CreateRefreshToken(e.ctx, rt), "CreateRefreshToken")
+	other := &login.RefreshToken{SessionID: sess.ID, UserID: u.ID, Hash: e.hash(), CreatedAt: at(0), ExpiresAt: at(time.Hour)}
+	e.must(e.s.CreateRefreshToken(e.ctx, other), "CreateRefreshToken")
+
+	got, err := e.s.RefreshToken(e.ctx, rt.Hash)
+	e.must(err, "RefreshToken")
+	if got.ID != rt.ID || got.SessionID != sess.ID || got.UserID != u.ID || got.Hash != rt.Hash || got.UsedAt != nil ||
+		!got.CreatedAt.Equal(at(0)) || !got.ExpiresAt.Equal(at(time.Hour)) {
+		e.t.Fatalf("RefreshToken: %+v, want %+v", got, rt)
+	}
+	// Reading does not spend it: the one rotation still wins.
+	_, err = e.s.UseRefreshToken(e.ctx, rt.Hash, at(time.Minute))
+	e.must(err, "UseRefreshToken after RefreshToken")
+	if got, err = e.s.RefreshToken(e.ctx, rt.Hash); err != nil || got.UsedAt == nil || !got.UsedAt.Equal(at(time.Minute)) {
+		e.t.Fatalf("a used token: %+v %v, want it with its use time", got, err)
+	}
+	_, err = e.s.RefreshToken(e.ctx, e.hash())
+	e.notFound(err, "RefreshToken of an unknown hash")
+
+	e.must(e.s.DeleteRefreshToken(e.ctx, rt.Hash), "DeleteRefreshToken")
+	_, err = e.s.RefreshToken(e.ctx, rt.Hash)
+	e.notFound(err, "RefreshToken after DeleteRefreshToken")
+	e.notFound(e.s.DeleteRefreshToken(e.ctx, rt.Hash), "DeleteRefreshToken twice")
+	if _, err := e.s.RefreshToken(e.ctx, other.Hash); err != nil {
+		e.t.Fatalf("DeleteRefreshToken removed another token of the session: %v", err)
 	}
 }
