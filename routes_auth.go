@@ -12,6 +12,7 @@ import (
 	"github.com/revopsdev/revops/auth"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/httpapi"
+	"github.com/revopsdev/revops/internal/oauth"
 	"github.com/revopsdev/revops/login"
 	"github.com/revopsdev/revops/ratelimit"
 	"github.com/revopsdev/revops/scope"
@@ -55,15 +56,20 @@ type (
 	}
 )
 
-// initLogin builds the token signer and the login service.
+// initLogin builds the token signer, the fosite provider that mints and
+// rotates tokens, and the login service.
 func (p *Platform) initLogin() error {
 	tc := p.cfg.Tokens
 	signer, err := token.NewSigner(token.Config{Keys: tc.SigningKeys, Issuer: tc.Issuer, TTL: tc.AccessTTL, Leeway: 30 * time.Second, Now: p.cfg.Now})
 	if err != nil {
 		return fmt.Errorf("revops: Config.Tokens: %w", err)
 	}
-	p.login, err = login.NewService(login.Config{Store: p.cfg.Store, Signer: signer, RefreshTTL: tc.RefreshTTL, Now: p.cfg.Now,
+	issuer, err := oauth.New(oauth.Config{Store: p.cfg.Store, Signer: signer, RefreshTTL: tc.RefreshTTL, Now: p.cfg.Now,
 		Memberships: p.membershipClaims})
+	if err != nil {
+		return fmt.Errorf("revops: %w", err)
+	}
+	p.login, err = login.NewService(login.Config{Store: p.cfg.Store, Signer: signer, Issuer: issuer, Now: p.cfg.Now})
 	if err != nil {
 		return fmt.Errorf("revops: %w", err)
 	}
