@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"time"
 
@@ -14,6 +16,8 @@ func loginTests() []test {
 		{"Login/RefreshTokens", testLoginRefreshTokens},
 		{"Login/RefreshRace", testLoginRefreshRace},
 		{"Login/RefreshLookup", testLoginRefreshLookup},
+		{"Login/SharedSigningKey", testSharedSigningKey},
+		{"Login/SharedSigningKeyRace", testSharedSigningKeyRace},
 	}
 }
 
@@ -123,5 +127,53 @@ func testLoginRefreshLookup(e *env) {
 	e.notFound(e.s.DeleteRefreshToken(e.ctx, rt.Hash), "DeleteRefreshToken twice")
 	if _, err := e.s.RefreshToken(e.ctx, other.Hash); err != nil {
 		e.t.Fatalf("DeleteRefreshToken removed another token of the session: %v", err)
+	}
+}
+
+// testSharedSigningKey: the first candidate is kept; later and concurrent
+// callers all get that one key back, whole (it signs what the first signs).
+func testSharedSigningKey(e *env) {
+	newKey := func() ed25519.PrivateKey {
+		_, k, err := ed25519.GenerateKey(nil)
+		e.must(err, "GenerateKey")
+		return k
+	}
+	first := newKey()
+	got, err := e.s.SharedSigningKey(e.ctx, first)
+	e.must(err, "SharedSigningKey")
+	if !bytes.Equal(got, first) {
+		e.t.Fatal("the first SharedSigningKey did not keep its candidate")
+	}
+	again, err := e.s.SharedSigningKey(e.ctx, newKey())
+	e.must(err, "SharedSigningKey again")
+	if !bytes.Equal(again, first) {
+		e.t.Fatal("a second SharedSigningKey replaced the stored key")
+	}
+	msg := []byte("signed by one, verified by the other")
+	if !ed25519.Verify(first.Public().(ed25519.PublicKey), msg, ed25519.Sign(again, msg)) {
+		e.t.Fatal("the returned key does not sign like the stored one")
+	}
+	if _, err := e.s.SharedSigningKey(e.ctx, ed25519.PrivateKey("short")); err == nil {
+		e.t.Fatal("SharedSigningKey accepted a malformed candidate")
+	}
+}
+
+// testSharedSigningKeyRace: instances starting at once on an empty store
+// end up with one key.
+func testSharedSigningKeyRace(e *env) {
+	keys := make([]ed25519.PrivateKey, 8)
+	errs := parallel(len(keys), func(i int) error {
+		_, cand, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return err
+		}
+		keys[i], err = e.s.SharedSigningKey(e.ctx, cand)
+		return err
+	})
+	for i, err := range errs {
+		e.must(err, "SharedSigningKey in a race")
+		if !bytes.Equal(keys[i], keys[0]) {
+			e.t.Fatalf("racing instances got different keys (%d and 0)", i)
+		}
 	}
 }

@@ -6,6 +6,7 @@
 package token
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,6 +25,15 @@ import (
 type Key struct {
 	Private   ed25519.PrivateKey
 	RetiredAt time.Time // zero: active
+}
+
+// KeyStore keeps the signing key generated when none is configured, so that
+// every instance sharing a store signs and verifies with the same key.
+// Contract, checked by storetest: SharedSigningKey stores candidate unless a
+// key is already stored and returns the stored key; of concurrent callers
+// with different candidates, all get the same one.
+type KeyStore interface {
+	SharedSigningKey(ctx context.Context, candidate ed25519.PrivateKey) (ed25519.PrivateKey, error)
 }
 
 // KeyID is the key's RFC 7638 JWK thumbprint (base64url SHA-256 of its
