@@ -2,6 +2,7 @@ package revops
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/revopsdev/revops/auth"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/httpapi"
+	"github.com/revopsdev/revops/internal/oauth"
 	"github.com/revopsdev/revops/login"
 	"github.com/revopsdev/revops/ratelimit"
 	"github.com/revopsdev/revops/scope"
@@ -55,15 +57,36 @@ type (
 	}
 )
 
-// initLogin builds the token signer and the login service.
+// initLogin builds the token signer, the fosite provider that mints and
+// rotates tokens, and the login service.
 func (p *Platform) initLogin() error {
 	tc := p.cfg.Tokens
-	signer, err := token.NewSigner(token.Config{Keys: tc.SigningKeys, Issuer: tc.Issuer, TTL: tc.AccessTTL, Leeway: 30 * time.Second, Now: p.cfg.Now})
+	keys := tc.SigningKeys
+	if len(keys) == 0 {
+		// None configured: the store's shared key (created by the first
+		// instance, loaded by the others).
+		_, candidate, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		shared, err := p.cfg.Store.SharedSigningKey(ctx, candidate)
+		if err != nil {
+			return fmt.Errorf("revops: the shared signing key: %w", err)
+		}
+		keys = []token.Key{{Private: shared}}
+	}
+	signer, err := token.NewSigner(token.Config{Keys: keys, Issuer: tc.Issuer, TTL: tc.AccessTTL, Leeway: 30 * time.Second, Now: p.cfg.Now})
 	if err != nil {
 		return fmt.Errorf("revops: Config.Tokens: %w", err)
 	}
-	p.login, err = login.NewService(login.Config{Store: p.cfg.Store, Signer: signer, RefreshTTL: tc.RefreshTTL, Now: p.cfg.Now,
+	issuer, err := oauth.New(oauth.Config{Store: p.cfg.Store, Signer: signer, RefreshTTL: tc.RefreshTTL, Now: p.cfg.Now,
 		Memberships: p.membershipClaims})
+	if err != nil {
+		return fmt.Errorf("revops: %w", err)
+	}
+	p.login, err = login.NewService(login.Config{Store: p.cfg.Store, Signer: signer, Issuer: issuer, Now: p.cfg.Now})
 	if err != nil {
 		return fmt.Errorf("revops: %w", err)
 	}

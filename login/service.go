@@ -1,19 +1,18 @@
 // Package login signs users in with email and password and keeps their
 // sessions: a short-lived access token (package token) and a long-lived,
-// rotating refresh token stored only as its SHA-256. Each login starts a
+// rotating refresh token stored only as a signature. Each login starts a
 // session (a refresh-token family); presenting an already used refresh token
 // revokes the whole family and every access token issued in it (RFC 9700
 // §4.14.2), since either the client or an attacker holds a stolen copy.
+//
+// The tokens themselves are minted, rotated and revoked by an Issuer; the
+// root package wires one over ory/fosite (internal/oauth), which keeps that
+// framework out of this domain package.
 package login
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,8 +29,9 @@ type Session struct {
 	RevokedAt *time.Time
 }
 
-// RefreshToken is one refresh token of a session; Hash is the hex SHA-256 of
-// the token, which is shown once.
+// RefreshToken is one refresh token of a session. Hash is what the token
+// strategy derives from the token to look it up (fosite's HMAC signature);
+// the token itself is shown once and never stored.
 type RefreshToken struct {
 	ID        int64
 	SessionID int64
@@ -50,6 +50,8 @@ type RefreshToken struct {
 //     of concurrent callers exactly one succeeds; an already used token is
 //     returned WITH an error that errors.Is core.ErrConflict (so the caller
 //     can revoke its session); an unknown hash is not found;
+//   - RefreshToken finds a token by hash, used or not; DeleteRefreshToken
+//     removes one; an unknown hash is not found for both;
 //   - RevokeSession is idempotent (the first revocation time is kept).
 type Store interface {
 	UserCredentials(ctx context.Context, email string) (*workspace.User, string, error)
@@ -60,17 +62,29 @@ type Store interface {
 	RevokeSession(ctx context.Context, id int64, at time.Time) error
 	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
 	UseRefreshToken(ctx context.Context, hash string, now time.Time) (*RefreshToken, error)
+	RefreshToken(ctx context.Context, hash string) (*RefreshToken, error)
+	DeleteRefreshToken(ctx context.Context, hash string) error
+}
+
+// Issuer mints, rotates and revokes a session's tokens. Contract:
+//   - Issue mints the first access and refresh tokens of a new session;
+//   - Refresh spends a refresh token and returns the next pair; an unknown,
+//     expired or revoked token is ErrInvalidRefresh; a spent one revokes its
+//     session and is a *ReuseError joined with ErrInvalidRefresh;
+//   - Revoke revokes the session of a refresh token, used or not, and
+//     returns its id (0 and no error for an unknown token).
+type Issuer interface {
+	Issue(ctx context.Context, u *workspace.User, sessionID int64) (*Tokens, error)
+	Refresh(ctx context.Context, refresh string) (*Tokens, error)
+	Revoke(ctx context.Context, refresh string) (sessionID int64, err error)
 }
 
 // Config configures a Service.
 type Config struct {
-	Store      Store
-	Signer     *token.Signer
-	RefreshTTL time.Duration
-	Now        func() time.Time
-	// Memberships lists the user's workspaces and roles for the token's
-	// workspace claims.
-	Memberships func(ctx context.Context, userID int64) ([]token.WorkspaceClaim, error)
+	Store  Store
+	Signer *token.Signer // verifies access tokens
+	Issuer Issuer
+	Now    func() time.Time
 }
 
 // Service logs users in and out and rotates their tokens.
@@ -78,8 +92,8 @@ type Service struct{ cfg Config }
 
 // NewService checks cfg.
 func NewService(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Signer == nil || cfg.RefreshTTL <= 0 || cfg.Now == nil || cfg.Memberships == nil {
-		return nil, errors.New("login: NewService needs a store, a signer, a refresh TTL, a clock and memberships")
+	if cfg.Store == nil || cfg.Signer == nil || cfg.Issuer == nil || cfg.Now == nil {
+		return nil, errors.New("login: NewService needs a store, a signer, an issuer and a clock")
 	}
 	return &Service{cfg: cfg}, nil
 }
@@ -158,7 +172,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (*Tokens, e
 	if err := s.cfg.Store.CreateSession(ctx, sess); err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, u, sess.ID)
+	return s.cfg.Issuer.Issue(ctx, u, sess.ID)
 }
 
 // Refresh rotates a refresh token: the presented one is spent and a new one
@@ -166,47 +180,13 @@ func (s *Service) Login(ctx context.Context, email, password string) (*Tokens, e
 // revokes its session and returns a *ReuseError joined with
 // ErrInvalidRefresh.
 func (s *Service) Refresh(ctx context.Context, raw string) (*Tokens, error) {
-	now := s.clock()
-	t, err := s.cfg.Store.UseRefreshToken(ctx, HashToken(raw), now)
-	switch {
-	case errors.Is(err, core.ErrConflict) && t != nil:
-		if err := s.cfg.Store.RevokeSession(ctx, t.SessionID, now); err != nil {
-			return nil, err
-		}
-		return nil, errors.Join(ErrInvalidRefresh(), &ReuseError{SessionID: t.SessionID, UserID: t.UserID})
-	case errors.Is(err, core.ErrNotFound):
-		return nil, ErrInvalidRefresh()
-	case err != nil:
-		return nil, err
-	case !now.Before(t.ExpiresAt):
-		return nil, ErrInvalidRefresh()
-	}
-	sess, err := s.cfg.Store.Session(ctx, t.SessionID)
-	if err != nil {
-		return nil, err
-	}
-	if sess.RevokedAt != nil {
-		return nil, ErrInvalidRefresh()
-	}
-	u, err := s.cfg.Store.User(ctx, t.UserID)
-	if err != nil {
-		return nil, err
-	}
-	return s.issue(ctx, u, sess.ID)
+	return s.cfg.Issuer.Refresh(ctx, raw)
 }
 
 // Logout revokes the session of a refresh token (used or not), and with it
 // every access token issued in it. An unknown token is not an error.
 func (s *Service) Logout(ctx context.Context, raw string) (sessionID int64, err error) {
-	now := s.clock()
-	t, err := s.cfg.Store.UseRefreshToken(ctx, HashToken(raw), now)
-	if errors.Is(err, core.ErrNotFound) {
-		return 0, nil
-	}
-	if t == nil {
-		return 0, err
-	}
-	return t.SessionID, s.cfg.Store.RevokeSession(ctx, t.SessionID, now)
+	return s.cfg.Issuer.Revoke(ctx, raw)
 }
 
 // RevokeSession revokes a session by id (logout with an access token).
@@ -230,36 +210,4 @@ func (s *Service) Verify(ctx context.Context, tok string) (*token.Claims, error)
 	return c, nil
 }
 
-func (s *Service) issue(ctx context.Context, u *workspace.User, sessionID int64) (*Tokens, error) {
-	ms, err := s.cfg.Memberships(ctx, u.ID)
-	if err != nil {
-		return nil, err
-	}
-	now := s.clock()
-	access, claims, err := s.cfg.Signer.Issue(token.Claims{Subject: strconv.FormatInt(u.ID, 10), Session: sessionID, Scope: "*", Workspaces: ms})
-	if err != nil {
-		return nil, err
-	}
-	raw := newRefreshToken()
-	rt := &RefreshToken{SessionID: sessionID, UserID: u.ID, Hash: HashToken(raw), CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTTL)}
-	if err := s.cfg.Store.CreateRefreshToken(ctx, rt); err != nil {
-		return nil, err
-	}
-	return &Tokens{Access: access, AccessExpiresAt: time.Unix(claims.ExpiresAt, 0).UTC(), Refresh: raw, RefreshExpiresAt: rt.ExpiresAt,
-		User: u, SessionID: sessionID}, nil
-}
-
 func (s *Service) clock() time.Time { return s.cfg.Now().UTC().Truncate(time.Microsecond) }
-
-// newRefreshToken is "rt_" and 256 random bits.
-func newRefreshToken() string {
-	var b [32]byte
-	rand.Read(b[:])
-	return "rt_" + base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// HashToken is how refresh tokens are stored: hex SHA-256.
-func HashToken(raw string) string {
-	sum := sha256.Sum256([]byte(raw))
-	return hex.EncodeToString(sum[:])
-}

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"time"
 
@@ -13,6 +15,9 @@ func loginTests() []test {
 		{"Login/Credentials", testLoginCredentials},
 		{"Login/RefreshTokens", testLoginRefreshTokens},
 		{"Login/RefreshRace", testLoginRefreshRace},
+		{"Login/RefreshLookup", testLoginRefreshLookup},
+		{"Login/SharedSigningKey", testSharedSigningKey},
+		{"Login/SharedSigningKeyRace", testSharedSigningKeyRace},
 	}
 }
 
@@ -87,5 +92,88 @@ func testLoginRefreshRace(e *env) {
 	}
 	if wins != 1 {
 		e.t.Fatalf("%d rotations of one refresh token succeeded, want exactly 1", wins)
+	}
+}
+
+// testLoginRefreshLookup: RefreshToken reads a token, used or not, without
+// spending it; DeleteRefreshToken removes exactly one token.
+func testLoginRefreshLookup(e *env) {
+	u := e.user("lookup")
+	sess := &login.Session{UserID: u.ID, CreatedAt: at(0)}
+	e.must(e.s.CreateSession(e.ctx, sess), "CreateSession")
+	rt := &login.RefreshToken{SessionID: sess.ID, UserID: u.ID, Hash: e.hash(), CreatedAt: at(0), ExpiresAt: at(time.Hour)}
+	e.must(e.s.CreateRefreshToken(e.ctx, rt), "CreateRefreshToken")
+	other := &login.RefreshToken{SessionID: sess.ID, UserID: u.ID, Hash: e.hash(), CreatedAt: at(0), ExpiresAt: at(time.Hour)}
+	e.must(e.s.CreateRefreshToken(e.ctx, other), "CreateRefreshToken")
+
+	got, err := e.s.RefreshToken(e.ctx, rt.Hash)
+	e.must(err, "RefreshToken")
+	if got.ID != rt.ID || got.SessionID != sess.ID || got.UserID != u.ID || got.Hash != rt.Hash || got.UsedAt != nil ||
+		!got.CreatedAt.Equal(at(0)) || !got.ExpiresAt.Equal(at(time.Hour)) {
+		e.t.Fatalf("RefreshToken: %+v, want %+v", got, rt)
+	}
+	// Reading does not spend it: the one rotation still wins.
+	_, err = e.s.UseRefreshToken(e.ctx, rt.Hash, at(time.Minute))
+	e.must(err, "UseRefreshToken after RefreshToken")
+	if got, err = e.s.RefreshToken(e.ctx, rt.Hash); err != nil || got.UsedAt == nil || !got.UsedAt.Equal(at(time.Minute)) {
+		e.t.Fatalf("a used token: %+v %v, want it with its use time", got, err)
+	}
+	_, err = e.s.RefreshToken(e.ctx, e.hash())
+	e.notFound(err, "RefreshToken of an unknown hash")
+
+	e.must(e.s.DeleteRefreshToken(e.ctx, rt.Hash), "DeleteRefreshToken")
+	_, err = e.s.RefreshToken(e.ctx, rt.Hash)
+	e.notFound(err, "RefreshToken after DeleteRefreshToken")
+	e.notFound(e.s.DeleteRefreshToken(e.ctx, rt.Hash), "DeleteRefreshToken twice")
+	if _, err := e.s.RefreshToken(e.ctx, other.Hash); err != nil {
+		e.t.Fatalf("DeleteRefreshToken removed another token of the session: %v", err)
+	}
+}
+
+// testSharedSigningKey: the first candidate is kept; later and concurrent
+// callers all get that one key back, whole (it signs what the first signs).
+func testSharedSigningKey(e *env) {
+	newKey := func() ed25519.PrivateKey {
+		_, k, err := ed25519.GenerateKey(nil)
+		e.must(err, "GenerateKey")
+		return k
+	}
+	first := newKey()
+	got, err := e.s.SharedSigningKey(e.ctx, first)
+	e.must(err, "SharedSigningKey")
+	if !bytes.Equal(got, first) {
+		e.t.Fatal("the first SharedSigningKey did not keep its candidate")
+	}
+	again, err := e.s.SharedSigningKey(e.ctx, newKey())
+	e.must(err, "SharedSigningKey again")
+	if !bytes.Equal(again, first) {
+		e.t.Fatal("a second SharedSigningKey replaced the stored key")
+	}
+	msg := []byte("signed by one, verified by the other")
+	if !ed25519.Verify(first.Public().(ed25519.PublicKey), msg, ed25519.Sign(again, msg)) {
+		e.t.Fatal("the returned key does not sign like the stored one")
+	}
+	if _, err := e.s.SharedSigningKey(e.ctx, ed25519.PrivateKey("short")); err == nil {
+		e.t.Fatal("SharedSigningKey accepted a malformed candidate")
+	}
+}
+
+// testSharedSigningKeyRace: instances starting at once on an empty store
+// end up with one key.
+func testSharedSigningKeyRace(e *env) {
+	keys := make([]ed25519.PrivateKey, 8)
+	errs := parallel(len(keys), func(i int) error {
+		_, cand, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			return err
+		}
+		keys[i], err = e.s.SharedSigningKey(e.ctx, cand)
+		return err
+	})
+	for i, err := range errs {
+		e.must(err, "SharedSigningKey in a race")
+		if !bytes.Equal(keys[i], keys[0]) {
+			e.t.Fatalf("racing instances got different keys (%d and 0)", i)
+		}
 	}
 }

@@ -53,6 +53,7 @@ import (
 	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/login"
 	"github.com/revopsdev/revops/pixel"
+	"github.com/revopsdev/revops/token"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -69,6 +70,7 @@ type Store interface {
 	billing.SubscriptionStore
 	audit.Store
 	login.Store
+	token.KeyStore
 }
 
 type test struct {

@@ -6,6 +6,7 @@
 package token
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,6 +25,15 @@ import (
 type Key struct {
 	Private   ed25519.PrivateKey
 	RetiredAt time.Time // zero: active
+}
+
+// KeyStore keeps the signing key generated when none is configured, so that
+// every instance sharing a store signs and verifies with the same key.
+// Contract, checked by storetest: SharedSigningKey stores candidate unless a
+// key is already stored and returns the stored key; of concurrent callers
+// with different candidates, all get the same one.
+type KeyStore interface {
+	SharedSigningKey(ctx context.Context, candidate ed25519.PrivateKey) (ed25519.PrivateKey, error)
 }
 
 // KeyID is the key's RFC 7638 JWK thumbprint (base64url SHA-256 of its
@@ -47,7 +57,7 @@ type WorkspaceClaim struct {
 type Claims struct {
 	Issuer     string           `json:"iss"`
 	Subject    string           `json:"sub"` // the user id
-	Audience   string           `json:"aud,omitempty"`
+	Audience   Audience         `json:"aud,omitempty"`
 	IssuedAt   int64            `json:"iat"`
 	NotBefore  int64            `json:"nbf"`
 	ExpiresAt  int64            `json:"exp"`
@@ -55,6 +65,33 @@ type Claims struct {
 	Session    int64            `json:"sid"` // the refresh-token family; revoking it revokes the token
 	Scope      string           `json:"scope"`
 	Workspaces []WorkspaceClaim `json:"workspaces"`
+}
+
+// Audience is "aud": one string or an array of strings (RFC 7519 §4.1.3);
+// tokens minted through fosite carry an array, empty when there is none.
+type Audience []string
+
+// UnmarshalJSON accepts a string or an array of strings.
+func (a *Audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if json.Unmarshal(b, &one) == nil {
+		*a = Audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return err
+	}
+	*a = many
+	return nil
+}
+
+// is reports whether the audience is exactly want ("" : none).
+func (a Audience) is(want string) bool {
+	if want == "" {
+		return len(a) == 0
+	}
+	return len(a) == 1 && a[0] == want
 }
 
 // UserID parses Subject.
@@ -127,6 +164,10 @@ func NewSigner(cfg Config) (*Signer, error) {
 // TTL is the access-token lifetime.
 func (s *Signer) TTL() time.Duration { return s.cfg.TTL }
 
+// Issuer and Audience are the "iss" and "aud" tokens must carry ("" : no aud).
+func (s *Signer) Issuer() string   { return s.cfg.Issuer }
+func (s *Signer) Audience() string { return s.cfg.Audience }
+
 // verifies reports whether a key still verifies at now.
 func (s *Signer) verifies(k *keyEntry, now time.Time) bool {
 	return k.ret.IsZero() || now.Before(k.ret.Add(s.cfg.TTL+s.cfg.Leeway))
@@ -141,7 +182,10 @@ type header struct {
 // Issue signs claims, filling iss, aud, iat, nbf, exp and jti.
 func (s *Signer) Issue(c Claims) (string, *Claims, error) {
 	now := s.cfg.Now().UTC()
-	c.Issuer, c.Audience = s.cfg.Issuer, s.cfg.Audience
+	c.Issuer, c.Audience = s.cfg.Issuer, nil
+	if s.cfg.Audience != "" {
+		c.Audience = Audience{s.cfg.Audience}
+	}
 	c.IssuedAt, c.NotBefore, c.ExpiresAt = now.Unix(), now.Unix(), now.Add(s.cfg.TTL).Unix()
 	var jti [16]byte
 	rand.Read(jti[:])
@@ -213,12 +257,41 @@ func (s *Signer) Verify(tok string) (*Claims, error) {
 	}
 	leeway := int64(s.cfg.Leeway / time.Second)
 	switch {
-	case c.Issuer != s.cfg.Issuer, c.Audience != s.cfg.Audience, c.UserID() == 0, c.ID == "",
+	case c.Issuer != s.cfg.Issuer, !c.Audience.is(s.cfg.Audience), c.UserID() == 0, c.ID == "",
 		c.ExpiresAt == 0 || now.Unix() >= c.ExpiresAt+leeway,
 		c.NotBefore > now.Unix()+leeway:
 		return nil, ErrInvalid
 	}
 	return &c, nil
+}
+
+// SigningKey is the active key and its kid, for a signer that mints tokens
+// this Signer verifies (the fosite strategy does).
+func (s *Signer) SigningKey() (kid string, priv ed25519.PrivateKey) {
+	return s.signer.id, s.signer.priv
+}
+
+// PublicKey is the key with this kid if it still verifies now.
+func (s *Signer) PublicKey(kid string) (ed25519.PublicKey, bool) {
+	now := s.cfg.Now().UTC()
+	for i := range s.keys {
+		if k := &s.keys[i]; k.id == kid && s.verifies(k, now) {
+			return k.pub, true
+		}
+	}
+	return nil, false
+}
+
+// Keys are every configured private key, the signing one first (what
+// derived secrets, such as the refresh-token HMAC key, are built from).
+func (s *Signer) Keys() []ed25519.PrivateKey {
+	out := []ed25519.PrivateKey{s.signer.priv}
+	for i := range s.keys {
+		if k := &s.keys[i]; k.id != s.signer.id {
+			out = append(out, k.priv)
+		}
+	}
+	return out
 }
 
 // JWK is one public key as a JSON Web Key (RFC 8037 OKP).

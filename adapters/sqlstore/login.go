@@ -88,14 +88,28 @@ func (s *Store) UseRefreshToken(ctx context.Context, hash string, now time.Time)
 	if err != nil {
 		return nil, fail("use refresh token", err, "")
 	}
-	var r refreshRow
-	if err := s.db.NewRaw("SELECT id, session_id, user_id, token_hash, created_at, expires_at, used_at FROM revops_refresh_tokens WHERE token_hash = ?", hash).Scan(ctx, &r); err != nil {
-		return nil, fail("get refresh token", err, "")
+	t, err := s.RefreshToken(ctx, hash)
+	if err != nil {
+		return nil, err
 	}
-	t := &login.RefreshToken{ID: r.ID, SessionID: r.SessionID, UserID: r.UserID, Hash: r.TokenHash, CreatedAt: utc(r.CreatedAt),
-		ExpiresAt: utc(r.ExpiresAt), UsedAt: utcp(r.UsedAt)}
 	if n == 0 {
 		return t, core.Conflict("This refresh token was already used.")
 	}
 	return t, nil
+}
+
+// RefreshToken returns a refresh token by hash, used or not.
+func (s *Store) RefreshToken(ctx context.Context, hash string) (*login.RefreshToken, error) {
+	var r refreshRow
+	if err := s.db.NewRaw("SELECT id, session_id, user_id, token_hash, created_at, expires_at, used_at FROM revops_refresh_tokens WHERE token_hash = ?", hash).Scan(ctx, &r); err != nil {
+		return nil, fail("get refresh token", err, "")
+	}
+	return &login.RefreshToken{ID: r.ID, SessionID: r.SessionID, UserID: r.UserID, Hash: r.TokenHash, CreatedAt: utc(r.CreatedAt),
+		ExpiresAt: utc(r.ExpiresAt), UsedAt: utcp(r.UsedAt)}, nil
+}
+
+// DeleteRefreshToken removes a refresh token.
+func (s *Store) DeleteRefreshToken(ctx context.Context, hash string) error {
+	res, err := s.db.NewRaw("DELETE FROM revops_refresh_tokens WHERE token_hash = ?", hash).Exec(ctx)
+	return mustAffect("delete refresh token", res, err)
 }
