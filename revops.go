@@ -35,6 +35,7 @@ import (
 	"github.com/revopsdev/revops/ratelimit"
 	"github.com/revopsdev/revops/scope"
 	"github.com/revopsdev/revops/token"
+	"github.com/revopsdev/revops/twofactor"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -52,6 +53,7 @@ type Store interface {
 	billing.SubscriptionStore
 	audit.Store
 	login.Store
+	twofactor.Store
 }
 
 // DefaultTiers are spec 001's tiers, default first.

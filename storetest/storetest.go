@@ -53,6 +53,7 @@ import (
 	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/login"
 	"github.com/revopsdev/revops/pixel"
+	"github.com/revopsdev/revops/twofactor"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -69,6 +70,7 @@ type Store interface {
 	billing.SubscriptionStore
 	audit.Store
 	login.Store
+	twofactor.Store
 }
 
 type test struct {
@@ -93,6 +95,7 @@ func tests() []test {
 	all = append(all, billingPaymentTests()...)
 	all = append(all, auditTests()...)
 	all = append(all, loginTests()...)
+	all = append(all, totpTests()...)
 	return all
 }
 
