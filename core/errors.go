@@ -28,6 +28,12 @@ const (
 	CodeTooLarge         Code = "payload_too_large"
 	CodeMethodNotAllowed Code = "method_not_allowed"
 	CodeUnsupportedMedia Code = "unsupported_media_type"
+	// CodeTOTPRequired: a login of a user with two-factor authentication
+	// gave no code (401).
+	CodeTOTPRequired Code = "totp_required"
+	// CodeTOTPEnrollmentRequired: the workspace requires two-factor
+	// authentication and the user has not enabled it (403).
+	CodeTOTPEnrollmentRequired Code = "totp_enrollment_required"
 )
 
 // Error is the only error type revops returns across package boundaries.

@@ -397,6 +397,13 @@ func normalize(code string) string {
 	}, code)
 }
 
+// WellFormed reports whether code has the shape of a TOTP code or of a
+// recovery code (spaces, hyphens and case aside).
+func WellFormed(code string) bool {
+	c := normalize(code)
+	return isTOTPCode(c) || isRecoveryCode(c)
+}
+
 func isTOTPCode(c string) bool {
 	if len(c) != Digits {
 		return false
