@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/matryer/is"
+
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+	"github.com/revopsdev/revops"
 
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/audit"
@@ -410,5 +412,32 @@ func TestTOTPCodeSingleUseUnderRace(t *testing.T) {
 		if ok != 1 {
 			t.Fatalf("%s: %d of %d racing checks of one code succeeded, want exactly 1", c.name, ok, n)
 		}
+	}
+}
+
+// TestTOTPSecretsSealedAtRest: with Config.TOTP.EncryptionKey the stored
+// secret is AES-GCM sealed, and codes still verify; a platform without the
+// key cannot use it (and says so in the log, answering 500).
+func TestTOTPSecretsSealedAtRest(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	e := newEnv(t, func(c *revops.Config) { c.TOTP.EncryptionKey = key })
+	e.withPassword(e.owner.ID)
+	secret, _ := e.enableTOTP(e.key)
+	var stored string
+	if err := e.store.DB().NewRaw("SELECT secret FROM revops_totp WHERE user_id = ?", e.owner.ID).Scan(context.Background(), &stored); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stored, "v1:") || strings.Contains(stored, secret) {
+		t.Fatalf("stored secret %q, want it sealed", stored)
+	}
+	e.loginTOTP("admin@localhost", e.nextCode(secret)).must(t, 200)
+
+	// Without the key the sealed secret is unusable: a server error, never a pass.
+	plain, err := twofactor.New(twofactor.Config{Store: e.store, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Check(context.Background(), e.owner.ID, e.nextCode(secret), "code"); err == nil || errors.Is(err, core.ErrValidation) {
+		t.Fatalf("checking a sealed secret without the key: %v, want an internal error", err)
 	}
 }
