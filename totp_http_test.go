@@ -15,11 +15,10 @@ import (
 	"time"
 
 	"github.com/matryer/is"
-
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
-	"github.com/revopsdev/revops"
 
+	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/audit"
 	"github.com/revopsdev/revops/core"
