@@ -15,18 +15,20 @@ import (
 
 // statusOf is the one table from error code to HTTP status.
 var statusOf = map[core.Code]int{
-	core.CodeValidation:             http.StatusUnprocessableEntity,
-	core.CodeNotFound:               http.StatusNotFound,
-	core.CodeUnauthorized:           http.StatusUnauthorized,
-	core.CodeAccessDenied:           http.StatusForbidden,
-	core.CodeFeatureLimit:           http.StatusForbidden,
-	core.CodeRateLimited:            http.StatusTooManyRequests,
-	core.CodeInternal:               http.StatusInternalServerError,
-	core.CodeBadRequest:             http.StatusBadRequest,
-	core.CodeConflict:               http.StatusConflict,
-	core.CodeTooLarge:               http.StatusRequestEntityTooLarge,
-	core.CodeMethodNotAllowed:       http.StatusMethodNotAllowed,
-	core.CodeUnsupportedMedia:       http.StatusUnsupportedMediaType,
+	core.CodeValidation:       http.StatusUnprocessableEntity,
+	core.CodeNotFound:         http.StatusNotFound,
+	core.CodeUnauthorized:     http.StatusUnauthorized,
+	core.CodeAccessDenied:     http.StatusForbidden,
+	core.CodeFeatureLimit:     http.StatusForbidden,
+	core.CodeRateLimited:      http.StatusTooManyRequests,
+	core.CodeInternal:         http.StatusInternalServerError,
+	core.CodeBadRequest:       http.StatusBadRequest,
+	core.CodeConflict:         http.StatusConflict,
+	core.CodeTooLarge:         http.StatusRequestEntityTooLarge,
+	core.CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	core.CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
+
+	// Two-factor authentication.
 	core.CodeTOTPRequired:           http.StatusUnauthorized,
 	core.CodeTOTPEnrollmentRequired: http.StatusForbidden,
 }
