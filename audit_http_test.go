@@ -122,7 +122,7 @@ func TestAuditTrailRecordsEveryAction(t *testing.T) {
 		},
 		audit.TOTPRecoveryCodeUsed: func(reqID string) expect {
 			u, ukey := e.newUser("recovers@example.com")
-			e.withPassword(u.ID)
+			e.withFastPassword(u.ID)
 			_, codes := e.enableTOTP(ukey)
 			e.do("POST", "/auth/login", "", map[string]any{"email": u.Email, "password": testPassword, "totp_code": codes[0]}, with(reqID)).must(t, 200)
 			return expect{0, audit.Actor{Kind: audit.ActorUser, ID: u.ID, Display: u.Email}, fmt.Sprintf("user:%d", u.ID)}
