@@ -19,8 +19,6 @@ import (
 // why. Whoever adds the route moves the action into the drivers below.
 var auditPending = map[string]string{
 	audit.MemberRoleChanged: "no route changes a member's role yet",
-	audit.TOTPEnabled:       "no TOTP enrolment yet (issue 6 item 4)",
-	audit.TOTPDisabled:      "no TOTP enrolment yet (issue 6 item 4)",
 	audit.SecretRevealed:    "no secrets yet (later issues)",
 }
 
@@ -102,6 +100,32 @@ func TestAuditTrailRecordsEveryAction(t *testing.T) {
 			e.do("POST", "/auth/refresh", "", map[string]any{"refresh_token": rt}, with(reqID)).must(t, 401)
 			list, _, _ := e.p.Audit().List(ctx, audit.Filter{Action: audit.LoginSucceeded}, firstPage)
 			return expect{0, audit.Actor{Kind: audit.ActorAnonymous}, fmt.Sprintf("session:%v", list[0].Metadata["session_id"])}
+		},
+		// Two-factor changes are the user's own, outside any workspace;
+		// each driver has a user of its own.
+		audit.TOTPEnrolled: func(reqID string) expect {
+			u, ukey := e.newUser("enrols@example.com")
+			e.do("POST", "/auth/totp/enroll", ukey, nil, with(reqID)).must(t, 201)
+			return expect{0, audit.Actor{Kind: audit.ActorUser, ID: u.ID, Display: u.Email}, fmt.Sprintf("user:%d", u.ID)}
+		},
+		audit.TOTPEnabled: func(reqID string) expect {
+			u, ukey := e.newUser("confirms@example.com")
+			secret := e.do("POST", "/auth/totp/enroll", ukey, nil).must(t, 201).str("secret")
+			e.do("POST", "/auth/totp/confirm", ukey, map[string]any{"code": e.nextCode(secret)}, with(reqID)).must(t, 200)
+			return expect{0, audit.Actor{Kind: audit.ActorUser, ID: u.ID, Display: u.Email}, fmt.Sprintf("user:%d", u.ID)}
+		},
+		audit.TOTPDisabled: func(reqID string) expect {
+			u, ukey := e.newUser("disables@example.com")
+			secret, _ := e.enableTOTP(ukey)
+			e.do("POST", "/auth/totp/disable", ukey, map[string]any{"code": e.nextCode(secret)}, with(reqID)).must(t, 200)
+			return expect{0, audit.Actor{Kind: audit.ActorUser, ID: u.ID, Display: u.Email}, fmt.Sprintf("user:%d", u.ID)}
+		},
+		audit.TOTPRecoveryCodeUsed: func(reqID string) expect {
+			u, ukey := e.newUser("recovers@example.com")
+			e.withFastPassword(u.ID)
+			_, codes := e.enableTOTP(ukey)
+			e.do("POST", "/auth/login", "", map[string]any{"email": u.Email, "password": testPassword, "totp_code": codes[0]}, with(reqID)).must(t, 200)
+			return expect{0, audit.Actor{Kind: audit.ActorUser, ID: u.ID, Display: u.Email}, fmt.Sprintf("user:%d", u.ID)}
 		},
 		audit.WorkspaceDeleted: func(reqID string) expect {
 			doomed := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Doomed"}).must(t, 201).id()

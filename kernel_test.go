@@ -10,6 +10,7 @@ import (
 	"github.com/matryer/is"
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/keys"
+	"github.com/revopsdev/revops/ratelimit"
 )
 
 func mustGenerate() string { return keys.Generate(keys.DefaultPrefix) }
@@ -134,6 +135,8 @@ func TestConfigErrorsSayHowToFix(t *testing.T) {
 		"resource": {Store: e.store, Resources: []string{"workspaces"}},
 		"badres":   {Store: e.store, Resources: []string{"Bad Name"}},
 		"negative": {Store: e.store, KeyCacheTTL: -1},
+		"totpkey":  {Store: e.store, TOTP: revops.TOTPConfig{EncryptionKey: []byte("sixteen byte key")}},
+		"totprate": {Store: e.store, TOTP: revops.TOTPConfig{PerUser: ratelimit.Policy{PerMinute: -1}}},
 	} {
 		if _, err := revops.New(cfg); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -191,6 +191,7 @@ type tierCache struct {
 
 type tierEntry struct {
 	tier, tz string
+	totp     string // the workspace's TOTP policy
 	exp      time.Time
 	missing  bool // no such workspace (never cached)
 }
@@ -224,7 +225,7 @@ func (tc *tierCache) entry(ctx context.Context, wid int64) (tierEntry, error) {
 	case err != nil:
 		return tierEntry{}, err
 	}
-	e = tierEntry{tier: w.Tier, tz: w.Settings.Timezone, exp: now.Add(tc.ttl)}
+	e = tierEntry{tier: w.Tier, tz: w.Settings.Timezone, totp: w.TOTPPolicy, exp: now.Add(tc.ttl)}
 	tc.mu.Lock()
 	if len(tc.m) >= maxTierEntries {
 		clear(tc.m)

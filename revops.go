@@ -34,6 +34,7 @@ import (
 	"github.com/revopsdev/revops/ratelimit"
 	"github.com/revopsdev/revops/scope"
 	"github.com/revopsdev/revops/token"
+	"github.com/revopsdev/revops/twofactor"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -52,13 +53,14 @@ type Store interface {
 	audit.Store
 	login.Store
 	token.KeyStore
+	twofactor.Store
 }
 
 // DefaultTiers are spec 001's tiers, default first.
 var DefaultTiers = []string{"free", "starter", "pro", "agency", "enterprise"}
 
 // builtinResources are the resources revops's own routes declare scopes on.
-var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks", "entitlements", "billing", "audit"}
+var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks", "entitlements", "billing", "audit", "totp"}
 
 // Config configures a Platform. Only Store is required.
 type Config struct {
@@ -111,6 +113,8 @@ type Config struct {
 	Billing billing.Config
 	// Tokens configures login (POST /auth/login) and access tokens.
 	Tokens TokensConfig
+	// TOTP configures two-factor authentication (/auth/totp/…).
+	TOTP TOTPConfig
 	// Title and Version describe the API in /openapi.json.
 	Title, Version string
 	// Now is the clock (tests).
@@ -206,6 +210,9 @@ func (c *Config) validate() error {
 	if c.Version == "" {
 		c.Version = "1.0.0"
 	}
+	if err := c.TOTP.validate(c.Title); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -268,6 +275,8 @@ type Platform struct {
 	audit      *audit.Recorder
 	login      *login.Service
 	signer     *token.Signer
+	totp       *twofactor.Service
+	totpUsers  *totpCache
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -330,6 +339,9 @@ func New(cfg Config) (*Platform, error) {
 		return nil, err
 	}
 	res.SetTokens(p)
+	if err := p.initTOTP(); err != nil {
+		return nil, fmt.Errorf("revops: %w", err)
+	}
 	p.api, err = httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
 		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed})
 	if err != nil {

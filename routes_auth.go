@@ -26,6 +26,9 @@ type (
 	loginIn struct {
 		Email    string `json:"email" validate:"required,max=254"`
 		Password string `json:"password" validate:"required,max=256"`
+		// TOTPCode is required when the user has two-factor authentication:
+		// the current code or a recovery code.
+		TOTPCode string `json:"totp_code,omitempty" validate:"max=64"`
 	}
 	refreshIn struct {
 		RefreshToken string `json:"refresh_token" validate:"required,max=255"`
@@ -198,7 +201,7 @@ func (p *Platform) authRoutes() {
 				}
 				return nil, err
 			}
-			t, err := p.login.Login(ctx, in.Email, in.Password)
+			t, err := p.login.LoginWithCode(ctx, in.Email, in.Password, in.TOTPCode)
 			var f *login.Failure
 			if errors.As(err, &f) {
 				tg := target{}
@@ -207,7 +210,7 @@ func (p *Platform) authRoutes() {
 				}
 				p.recordAs(ctx, c, audit.Actor{Kind: audit.ActorAnonymous}, audit.LoginFailed, tg,
 					map[string]any{"email": login.NormalizeEmail(in.Email), "reason": f.Reason})
-				return nil, login.ErrBadCredentials()
+				return nil, err // its *core.Error: bad credentials, or a second-factor answer
 			}
 			if err != nil {
 				return nil, err

@@ -276,6 +276,7 @@ func (p *Platform) workspaceRoutes() {
 				return nil, err
 			}
 			w, err := ws.SetTOTPPolicy(ctx, c.WorkspaceID(), in.Policy)
+			p.tiers.forget(c.WorkspaceID()) // the two-factor gate reads the policy from this cache
 			if err != nil {
 				return nil, err
 			}

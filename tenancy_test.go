@@ -178,3 +178,57 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// totpRoutesCovered are the two-factor routes TestTenantIsolationTOTP
+// drives. They take no ids: each acts on the caller's own user only.
+var totpRoutesCovered = map[string]bool{"GET /auth/totp": true, "POST /auth/totp/enroll": true, "POST /auth/totp/confirm": true, "POST /auth/totp/disable": true}
+
+// TestTenantIsolationTOTP: user X can never see or change user Y's
+// two-factor state, nor spend Y's codes.
+func TestTenantIsolationTOTP(t *testing.T) {
+	e := newEnv(t)
+	for _, rt := range e.p.Routes() {
+		if !strings.HasPrefix(rt.Path, "/auth/totp") {
+			continue
+		}
+		name := rt.Method + " " + rt.Path
+		if !totpRoutesCovered[name] {
+			t.Fatalf("%s: not covered by TestTenantIsolationTOTP; add it", name)
+		}
+		if rt.Tenant != revops.TenantNone || !strings.HasPrefix(rt.Scope, "totp:") || strings.Contains(rt.Path, "{") {
+			t.Fatalf("%s: tenant %v scope %q: two-factor routes act on the caller, with a totp scope, and take no ids", name, rt.Tenant, rt.Scope)
+		}
+	}
+	_, xkey := e.newUser("x@example.com")
+	y, ykey := e.newUser("y@example.com")
+	ysecret, yrecovery := e.enableTOTP(ykey)
+	ycode := e.nextCode(ysecret)
+
+	if d := e.do("GET", "/auth/totp", xkey, nil).must(t, 200).data(); d["enabled"] != false || d["pending"] != false {
+		t.Fatalf("X sees %v, want its own (empty) state", d)
+	}
+	e.do("POST", "/auth/totp/disable", xkey, map[string]any{"code": ycode}).must(t, 409, "conflict")
+	xsecret := e.do("POST", "/auth/totp/enroll", xkey, nil).must(t, 201).str("secret")
+	if xsecret == ysecret {
+		t.Fatal("X's enrolment returned Y's secret")
+	}
+	if codeAt(t, xsecret, e.clock.Now()) != ycode { // one in a million they coincide
+		e.do("POST", "/auth/totp/confirm", xkey, map[string]any{"code": ycode}).must(t, 422, "validation_failed")
+	}
+	e.do("POST", "/auth/totp/confirm", xkey, map[string]any{"code": codeAt(t, xsecret, e.clock.Now())}).must(t, 200)
+	e.do("POST", "/auth/totp/disable", xkey, map[string]any{"code": yrecovery[0]}).must(t, 422, "validation_failed")
+
+	// Y is untouched: still enabled, every recovery code left, and the code
+	// X tried is still Y's to use.
+	d := e.do("GET", "/auth/totp", ykey, nil).must(t, 200).data()
+	if d["enabled"] != true || d["recovery_codes_remaining"] != 10.0 {
+		t.Fatalf("Y's state after X's attempts: %v", d)
+	}
+	e.do("POST", "/auth/totp/disable", ykey, map[string]any{"code": ycode}).must(t, 200)
+	if on, _ := e.p.TOTP().Enabled(context.Background(), y.ID); on {
+		t.Fatal("Y still enabled after disabling")
+	}
+	if d := e.do("GET", "/auth/totp", xkey, nil).must(t, 200).data(); d["enabled"] != true {
+		t.Fatalf("Y's disable changed X: %v", d)
+	}
+}

@@ -196,12 +196,16 @@ func TestListParameterErrors(t *testing.T) {
 func TestTOTPPolicy(t *testing.T) {
 	e := newEnv(t)
 	path := fmt.Sprintf("/workspaces/%d/totp-policy", e.ws.ID)
+	wkey := e.do("POST", fmt.Sprintf("/workspaces/%d/api-keys", e.ws.ID), e.key, map[string]any{"name": "machine"}).must(t, 201).str("key")
+	e.do("PUT", path, e.key, map[string]any{"policy": "sometimes"}).must(t, 422, "validation_failed")
 	r := e.do("PUT", path, e.key, map[string]any{"policy": "required"}).must(t, 200)
 	if r.str("policy") != "required" {
 		t.Fatal(string(r.Raw))
 	}
-	e.do("PUT", path, e.key, map[string]any{"policy": "sometimes"}).must(t, 422, "validation_failed")
-	g := e.do("GET", fmt.Sprintf("/workspaces/%d", e.ws.ID), e.key, nil).must(t, 200)
+	// The owner has no two-factor authentication: from now on only machine
+	// keys act here (TestTOTPWorkspacePolicyRequired has the rest).
+	e.do("GET", fmt.Sprintf("/workspaces/%d", e.ws.ID), e.key, nil).must(t, 403, "totp_enrollment_required")
+	g := e.do("GET", fmt.Sprintf("/workspaces/%d", e.ws.ID), wkey, nil).must(t, 200)
 	if g.str("totp_policy") != "required" {
 		t.Fatal(string(g.Raw))
 	}

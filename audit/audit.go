@@ -58,8 +58,10 @@ const (
 	MemberAdded                = "member.added"
 	MemberRemoved              = "member.removed"
 	MemberRoleChanged          = "member.role_changed"
-	TOTPEnabled                = "totp.enabled"
+	TOTPEnrolled               = "totp.enrolled" // a new secret, pending confirmation
+	TOTPEnabled                = "totp.enabled"  // confirmed with a first code
 	TOTPDisabled               = "totp.disabled"
+	TOTPRecoveryCodeUsed       = "totp.recovery_code_used"
 	WorkspaceTOTPPolicyChanged = "workspace.totp_policy_changed"
 	WorkspaceDeleted           = "workspace.deleted"
 	SecretRevealed             = "secret.revealed"
@@ -70,7 +72,7 @@ var Actions = []string{
 	LoginSucceeded, LoginFailed, TokenReuseDetected,
 	APIKeyCreated, APIKeyRotated, APIKeyRevoked,
 	MemberAdded, MemberRemoved, MemberRoleChanged,
-	TOTPEnabled, TOTPDisabled, WorkspaceTOTPPolicyChanged, WorkspaceDeleted,
+	TOTPEnrolled, TOTPEnabled, TOTPDisabled, TOTPRecoveryCodeUsed, WorkspaceTOTPPolicyChanged, WorkspaceDeleted,
 	SecretRevealed,
 }
 

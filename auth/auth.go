@@ -75,7 +75,16 @@ type Resolver struct {
 	ws     workspace.Store
 	roles  func(string) (scope.Role, bool)
 	tokens TokenVerifier
+	gate   Gate
 }
+
+// Gate is asked, after membership and role are resolved, whether a user
+// may act in a workspace at all (the two-factor policy); an error refuses
+// the request. It is not asked for workspace keys.
+type Gate func(ctx context.Context, p *Principal, workspaceID int64) error
+
+// SetGate installs g. Call it before serving.
+func (r *Resolver) SetGate(g Gate) { r.gate = g }
 
 // SetTokens makes the resolver accept access tokens (JWTs) wherever keys
 // are accepted. Call it before serving.
@@ -149,6 +158,11 @@ func (r *Resolver) Access(ctx context.Context, p *Principal, workspaceID int64) 
 	role, ok := r.roles(m.Role)
 	if !ok {
 		return nil, core.NotFound()
+	}
+	if r.gate != nil {
+		if err := r.gate(ctx, p, workspaceID); err != nil {
+			return nil, err
+		}
 	}
 	return &Access{Principal: p, WorkspaceID: workspaceID, Role: m.Role, Grant: scope.Grant{p.Scopes, role}}, nil
 }

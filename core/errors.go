@@ -31,6 +31,12 @@ const (
 	// CodeUnavailable: a dependency (the database under overload, the
 	// payment provider) cannot serve now; retrying later may succeed.
 	CodeUnavailable Code = "service_unavailable"
+	// CodeTOTPRequired: a login of a user with two-factor authentication
+	// gave no code (401).
+	CodeTOTPRequired Code = "totp_required"
+	// CodeTOTPEnrollmentRequired: the workspace requires two-factor
+	// authentication and the user has not enabled it (403).
+	CodeTOTPEnrollmentRequired Code = "totp_enrollment_required"
 )
 
 // Error is the only error type revops returns across package boundaries.

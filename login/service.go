@@ -88,7 +88,19 @@ type Config struct {
 }
 
 // Service logs users in and out and rotates their tokens.
-type Service struct{ cfg Config }
+type Service struct {
+	cfg    Config
+	second SecondFactor
+}
+
+// SecondFactor is asked after the password is verified and before a
+// session starts, with the code the client sent ("" if none): nil lets the
+// login go on; an error ends it and is returned as is (join a *Failure to
+// it for the audit trail).
+type SecondFactor func(ctx context.Context, u *workspace.User, code string) error
+
+// SetSecondFactor installs the second-factor check. Call it before serving.
+func (s *Service) SetSecondFactor(f SecondFactor) { s.second = f }
 
 // NewService checks cfg.
 func NewService(cfg Config) (*Service, error) {
@@ -129,7 +141,7 @@ func (e *ReuseError) Error() string { return "login: refresh token reused; sessi
 // Failure says why a login failed, for the audit trail (never the client).
 type Failure struct {
 	UserID int64  // 0 when the email is unknown
-	Reason string // "unknown_email", "no_password", "wrong_password"
+	Reason string // "unknown_email", "no_password", "wrong_password", or the SecondFactor's ("totp_required" …)
 }
 
 func (f *Failure) Error() string { return "login failed: " + f.Reason }
@@ -154,6 +166,12 @@ func (s *Service) SetPassword(ctx context.Context, userID int64, password string
 // Every failure costs one argon2id verification, so timing does not tell
 // whether the email exists.
 func (s *Service) Login(ctx context.Context, email, password string) (*Tokens, error) {
+	return s.LoginWithCode(ctx, email, password, "")
+}
+
+// LoginWithCode is Login with a second-factor code (a TOTP code or a
+// recovery code), checked by the SecondFactor after the password.
+func (s *Service) LoginWithCode(ctx context.Context, email, password, code string) (*Tokens, error) {
 	u, hash, err := s.cfg.Store.UserCredentials(ctx, NormalizeEmail(email))
 	switch {
 	case errors.Is(err, core.ErrNotFound):
@@ -166,6 +184,11 @@ func (s *Service) Login(ctx context.Context, email, password string) (*Tokens, e
 		return nil, errors.Join(ErrBadCredentials(), &Failure{UserID: u.ID, Reason: "no_password"})
 	case len(password) > MaxPassword || !VerifyPassword(password, hash):
 		return nil, errors.Join(ErrBadCredentials(), &Failure{UserID: u.ID, Reason: "wrong_password"})
+	}
+	if s.second != nil {
+		if err := s.second(ctx, u, code); err != nil {
+			return nil, err
+		}
 	}
 	now := s.clock()
 	sess := &Session{UserID: u.ID, CreatedAt: now}

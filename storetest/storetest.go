@@ -54,6 +54,7 @@ import (
 	"github.com/revopsdev/revops/login"
 	"github.com/revopsdev/revops/pixel"
 	"github.com/revopsdev/revops/token"
+	"github.com/revopsdev/revops/twofactor"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -71,6 +72,7 @@ type Store interface {
 	audit.Store
 	login.Store
 	token.KeyStore
+	twofactor.Store
 }
 
 type test struct {
@@ -95,6 +97,7 @@ func tests() []test {
 	all = append(all, billingPaymentTests()...)
 	all = append(all, auditTests()...)
 	all = append(all, loginTests()...)
+	all = append(all, totpTests()...)
 	return all
 }
 

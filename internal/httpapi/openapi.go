@@ -968,7 +968,7 @@ func oaErrorSchema() oaObj {
 	codes := []string{string(core.CodeValidation), string(core.CodeNotFound), string(core.CodeUnauthorized),
 		string(core.CodeAccessDenied), string(core.CodeFeatureLimit), string(core.CodeRateLimited), string(core.CodeInternal),
 		string(core.CodeBadRequest), string(core.CodeConflict), string(core.CodeTooLarge), string(core.CodeMethodNotAllowed),
-		string(core.CodeUnsupportedMedia)}
+		string(core.CodeUnsupportedMedia), string(core.CodeTOTPRequired), string(core.CodeTOTPEnrollmentRequired)}
 	return oaObj{
 		"type":        "object",
 		"description": "The error envelope. Some errors carry extra members (rate_limit_exceeded: retry_after, limit, remaining, reset_at; feature_limit_reached: feature, upgrade_url …).",
@@ -1012,9 +1012,10 @@ func oaErrorResponses() oaObj {
 	server["properties"].(oaObj)["message"] = oaObj{"const": "An unexpected error occurred."}
 	rate := append([]string{"Retry-After"}, oaRateHeaders...)
 	return oaObj{
-		"BadRequest":           resp("bad_request: malformed JSON, a bad header or a cancelled request.", nil),
-		"Unauthorized":         resp("unauthorized: the API key is missing, invalid, expired or revoked.", code(core.CodeUnauthorized), "WWW-Authenticate"),
-		"Forbidden":            resp("access_denied (the message names the missing scope) or feature_limit_reached.", code(core.CodeAccessDenied, core.CodeFeatureLimit)),
+		"BadRequest":   resp("bad_request: malformed JSON, a bad header or a cancelled request.", nil),
+		"Unauthorized": resp("unauthorized: the API key is missing, invalid, expired or revoked.", code(core.CodeUnauthorized), "WWW-Authenticate"),
+		"Forbidden": resp("access_denied (the message names the missing scope), feature_limit_reached, or totp_enrollment_required (the workspace requires two-factor authentication and the user has not enabled it).",
+			code(core.CodeAccessDenied, core.CodeFeatureLimit, core.CodeTOTPEnrollmentRequired)),
 		"NotFound":             resp("not_found: the resource does not exist or is not visible to the key.", code(core.CodeNotFound)),
 		"Conflict":             resp("conflict: the request conflicts with the current state.", code(core.CodeConflict)),
 		"PayloadTooLarge":      resp("payload_too_large: the body exceeds the size limit.", code(core.CodeTooLarge)),

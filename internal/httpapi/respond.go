@@ -28,6 +28,10 @@ var statusOf = map[core.Code]int{
 	core.CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	core.CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
 	core.CodeUnavailable:      http.StatusServiceUnavailable,
+
+	// Two-factor authentication.
+	core.CodeTOTPRequired:           http.StatusUnauthorized,
+	core.CodeTOTPEnrollmentRequired: http.StatusForbidden,
 }
 
 // StatusOf returns the HTTP status of an error code; unknown codes are
