@@ -79,13 +79,22 @@ func TestIdempotencySlowHandler(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t)
 	th := hostThings(e, "Slow")
+	th.gate = make(chan struct{})
 	key := th.key
-	statuses := make(chan int, 100)
+	post := func() *resp {
+		return e.do("POST", "/things", key, map[string]any{"name": "slow"}, hdr{"Idempotency-Key": "slow"})
+	}
+	// The first request runs and holds the handler; every retry meanwhile
+	// is told it is in flight (409) and runs nothing.
+	first := make(chan int, 1)
+	go func() { first <- post().Status }()
+	for th.runs.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	statuses := make(chan int, 99)
 	var wg sync.WaitGroup
-	for range 100 {
-		wg.Go(func() {
-			statuses <- e.do("POST", "/things", key, map[string]any{"name": "slow"}, hdr{"Idempotency-Key": "slow"}).Status
-		})
+	for range 99 {
+		wg.Go(func() { statuses <- post().Status })
 	}
 	wg.Wait()
 	close(statuses)
@@ -93,11 +102,11 @@ func TestIdempotencySlowHandler(t *testing.T) {
 	for s := range statuses {
 		count[s]++
 	}
-	t.Logf("statuses: %v", count)
+	is.Equal(count[409], 99)
+	close(th.gate)
+	is.Equal(<-first, 201)
 	is.Equal(th.runs.Load(), int64(1))
-	is.Equal(count[201]+count[409], 100)
-	is.True(count[409] > 0)
-	r := e.do("POST", "/things", key, map[string]any{"name": "slow"}, hdr{"Idempotency-Key": "slow"}).must(t, 201)
+	r := post().must(t, 201)
 	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
 	is.Equal(th.runs.Load(), int64(1))
 }
@@ -135,6 +144,7 @@ func TestIdempotencyKeyRules(t *testing.T) {
 // things is a host route, POST /things, that counts its runs and fails with
 // 500 while fail is set, and a workspace key to call it with.
 type things struct {
+	gate chan struct{} // when set, a "slow" run waits for it to close
 	fail atomic.Bool
 	runs atomic.Int64
 	wid  int64
@@ -154,8 +164,8 @@ func hostThings(e *env, workspace string) *things {
 	revops.Handle(e.p, revops.Route{Method: "POST", Path: "/things", Scope: "posts:write", Tenant: revops.TenantContext, Status: 201},
 		func(ctx context.Context, c *revops.Call, in *in) (*out, error) {
 			n := th.runs.Add(1)
-			if in.Name == "slow" {
-				time.Sleep(300 * time.Millisecond)
+			if in.Name == "slow" && th.gate != nil {
+				<-th.gate
 			}
 			if th.fail.Load() {
 				return nil, errors.New("database unavailable")
