@@ -76,24 +76,25 @@ func (s *Service) work(ctx context.Context, j Job) time.Duration {
 // Attempt claims delivery id if it is due, sends it and records the
 // outcome: success, a retry on the schedule, or failure. A delivery that is
 // not due or is leased by another worker is left alone. It takes two store
-// calls: the claim (which brings the endpoint and event) and the finish.
+// writes, each shared with the attempts running at the same time (group
+// commit): the claim (which brings the endpoint and event) and the finish.
 func (s *Service) Attempt(ctx context.Context, id int64) error {
-	now := s.cfg.Now().UTC()
-	// The lease (Config.Lease) outlives the attempt's timeout: a worker
-	// that dies leaves the delivery to the sweep once it ends.
-	c, ok, err := s.store.ClaimWebhookDelivery(ctx, id, now, now.Add(s.cfg.Lease))
-	if err != nil || !ok {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c, err := s.claims.do(ctx, id)
+	if err != nil || c == nil {
 		return err // not due, leased, or deleted with its endpoint
 	}
 	d, ep := &c.Delivery, &c.Endpoint
 	if !ep.IsActive {
 		// Nothing is sent; the claim still counts as an attempt.
 		d.Status, d.NextAttemptAt, d.Error = StatusFailed, nil, "The endpoint is disabled."
-		_, _, err := s.store.FinishWebhookAttempt(ctx, d, nil)
+		_, err := s.finish(ctx, d, nil)
 		return err
 	}
 	r := s.send(ctx, ep, &c.Event)
-	now = s.cfg.Now().UTC()
+	now := s.cfg.Now().UTC()
 	d.ResponseCode, d.ResponseBody, d.ResponseTimeMs, d.Error = r.Code, r.Body, r.TimeMs, r.Err
 	success := r.Code >= 200 && r.Code < 300
 	disable := ""
@@ -119,20 +120,53 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 			d.Status, d.NextAttemptAt = StatusRetrying, &next
 		}
 	}
-	done, disabledNow, err := s.store.FinishWebhookAttempt(ctx, d, &AttemptOutcome{Success: success, At: now, Disable: disable})
-	if err != nil || !done {
+	res, err := s.finish(ctx, d, &AttemptOutcome{Success: success, At: now, Disable: disable})
+	if err != nil || !res.Done {
 		return err
 	}
 	if d.Status == StatusRetrying {
 		s.enqueue(ctx, []Delivery{*d})
 	}
-	if disabledNow {
+	if res.Disabled {
 		payload := map[string]any{"endpoint_id": ep.ID, "url": ep.URL, "reason": disable}
 		if _, err := s.Publish(ctx, ep.WorkspaceID, "endpoint.disabled", payload); err != nil {
 			return fmt.Errorf("webhooks: endpoint %d disabled, but its event was not recorded: %w", ep.ID, err)
 		}
 	}
 	return nil
+}
+
+// claimBatch claims ids for one batch of attempts. The lease (Config.Lease)
+// outlives an attempt's timeout: a worker that dies leaves the delivery to
+// the sweep once it ends. It returns one claim per id, nil where the
+// delivery was not claimed.
+func (s *Service) claimBatch(ctx context.Context, ids []int64) ([]*Claim, error) {
+	now := s.cfg.Now().UTC()
+	cs, err := s.store.ClaimWebhookDeliveries(ctx, ids, now, now.Add(s.cfg.Lease))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Claim, len(ids))
+	next := 0
+	for i, id := range ids {
+		// Claims come in the order of ids, each id at most once: a repeat
+		// (two jobs of one delivery in one batch) gets none.
+		if next < len(cs) && cs[next].Delivery.ID == id {
+			out[i] = &cs[next]
+			next++
+		}
+	}
+	if next != len(cs) {
+		return nil, fmt.Errorf("webhooks: ClaimWebhookDeliveries returned claims not in the order of ids")
+	}
+	return out, nil
+}
+
+// finish records an attempt's outcome, in a transaction shared with the
+// attempts finishing at the same time. It is written even once ctx ends
+// (shutdown): the POST was made, and its outcome is worth keeping.
+func (s *Service) finish(ctx context.Context, d *Delivery, o *AttemptOutcome) (FinishResult, error) {
+	return s.finishes.do(context.WithoutCancel(ctx), Finish{Delivery: d, Outcome: o})
 }
 
 // SendResult is the outcome of one POST to an endpoint (a Sender's answer).

@@ -80,6 +80,11 @@ type Service struct {
 
 	mu   sync.Mutex
 	busy map[int64]int // running attempts per endpoint
+
+	// Concurrent attempts share store writes (group commit): one claim
+	// statement, one finish transaction.
+	claims   batcher[int64, *Claim]
+	finishes batcher[Finish, FinishResult]
 }
 
 // New validates cfg and returns a Service.
@@ -134,7 +139,10 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Queue == nil {
 		cfg.Queue = NewMemoryQueue(MemoryQueueConfig{Now: cfg.Now})
 	}
-	return &Service{cfg: cfg, store: cfg.Store, busy: map[int64]int{}}, nil
+	s := &Service{cfg: cfg, store: cfg.Store, busy: map[int64]int{}}
+	s.claims.write = s.claimBatch
+	s.finishes.write = s.store.FinishWebhookAttempts
+	return s, nil
 }
 
 // Catalog returns the event catalog.
