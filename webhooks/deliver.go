@@ -82,7 +82,7 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c, err := s.claims.do(ctx, id)
+	c, err := s.claim(ctx, id)
 	if err != nil || c == nil {
 		return err // not due, leased, or deleted with its endpoint
 	}
@@ -136,37 +136,96 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 	return nil
 }
 
-// claimBatch claims ids for one batch of attempts. The lease (Config.Lease)
-// outlives an attempt's timeout: a worker that dies leaves the delivery to
-// the sweep once it ends. It returns one claim per id, nil where the
-// delivery was not claimed.
-func (s *Service) claimBatch(ctx context.Context, ids []int64) ([]*Claim, error) {
+// storeOp is one attempt's share of a store write: a claim of delivery
+// claim, or (claim 0) the finish of an attempt.
+type storeOp struct {
+	claim  int64
+	finish Finish
+}
+
+// opResult is the answer to a storeOp: the claim (nil: not claimed), or the
+// finish's result; err if its statement failed.
+type opResult struct {
+	claim  *Claim
+	finish FinishResult
+	err    error
+}
+
+// writeBatch writes one batch of ops: the finishes in one transaction,
+// then the claims in one statement. The lease (Config.Lease) outlives an
+// attempt's timeout: a worker that dies leaves the delivery to the sweep
+// once it ends.
+func (s *Service) writeBatch(ctx context.Context, ops []storeOp) ([]opResult, error) {
+	out := make([]opResult, len(ops))
+	var fs []Finish
+	var fi, ids []int64
+	for i, op := range ops {
+		if op.claim != 0 {
+			ids = append(ids, op.claim)
+		} else {
+			fs = append(fs, op.finish)
+			fi = append(fi, int64(i))
+		}
+	}
+	if len(fs) > 0 {
+		// Written even once ctx ends (shutdown): the POSTs were made, and
+		// their outcomes are worth keeping.
+		res, err := s.store.FinishWebhookAttempts(context.WithoutCancel(ctx), fs)
+		if err == nil && len(res) != len(fs) {
+			err = fmt.Errorf("webhooks: FinishWebhookAttempts returned %d results for %d attempts", len(res), len(fs))
+		}
+		for j, i := range fi {
+			if err != nil {
+				out[i].err = err
+			} else {
+				out[i].finish = res[j]
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
 	now := s.cfg.Now().UTC()
 	cs, err := s.store.ClaimWebhookDeliveries(ctx, ids, now, now.Add(s.cfg.Lease))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*Claim, len(ids))
 	next := 0
-	for i, id := range ids {
+	for i, op := range ops {
+		if op.claim == 0 {
+			continue
+		}
+		switch {
+		case err != nil:
+			out[i].err = err
 		// Claims come in the order of ids, each id at most once: a repeat
 		// (two jobs of one delivery in one batch) gets none.
-		if next < len(cs) && cs[next].Delivery.ID == id {
-			out[i] = &cs[next]
+		case next < len(cs) && cs[next].Delivery.ID == op.claim:
+			out[i].claim = &cs[next]
 			next++
 		}
 	}
-	if next != len(cs) {
+	if err == nil && next != len(cs) {
 		return nil, fmt.Errorf("webhooks: ClaimWebhookDeliveries returned claims not in the order of ids")
 	}
 	return out, nil
 }
 
-// finish records an attempt's outcome, in a transaction shared with the
-// attempts finishing at the same time. It is written even once ctx ends
-// (shutdown): the POST was made, and its outcome is worth keeping.
+// claim leases delivery id, in a write shared with the attempts starting
+// and ending at the same time; nil if it is not claimable.
+func (s *Service) claim(ctx context.Context, id int64) (*Claim, error) {
+	r, err := s.writes.do(ctx, storeOp{claim: id})
+	if err == nil {
+		err = r.err
+	}
+	return r.claim, err
+}
+
+// finish records an attempt's outcome, in a write shared with the attempts
+// starting and ending at the same time.
 func (s *Service) finish(ctx context.Context, d *Delivery, o *AttemptOutcome) (FinishResult, error) {
-	return s.finishes.do(context.WithoutCancel(ctx), Finish{Delivery: d, Outcome: o})
+	r, err := s.writes.do(context.WithoutCancel(ctx), storeOp{finish: Finish{Delivery: d, Outcome: o}})
+	if err == nil {
+		err = r.err
+	}
+	return r.finish, err
 }
 
 // SendResult is the outcome of one POST to an endpoint (a Sender's answer).

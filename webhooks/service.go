@@ -81,10 +81,11 @@ type Service struct {
 	mu   sync.Mutex
 	busy map[int64]int // running attempts per endpoint
 
-	// Concurrent attempts share store writes (group commit): one claim
-	// statement, one finish transaction.
-	claims   batcher[int64, *Claim]
-	finishes batcher[Finish, FinishResult]
+	// Concurrent attempts share store writes (group commit): each write
+	// finishes the attempts that ended (one transaction) and then claims
+	// the ones starting (one statement). One lane for both: on SQLite two
+	// writers of one process would only wait on each other's lock.
+	writes batcher[storeOp, opResult]
 }
 
 // New validates cfg and returns a Service.
@@ -140,8 +141,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Queue = NewMemoryQueue(MemoryQueueConfig{Now: cfg.Now})
 	}
 	s := &Service{cfg: cfg, store: cfg.Store, busy: map[int64]int{}}
-	s.claims.write = s.claimBatch
-	s.finishes.write = s.store.FinishWebhookAttempts
+	s.writes.write = s.writeBatch
 	return s, nil
 }
 
