@@ -28,7 +28,7 @@
 //   - webhooks: a delivery to an endpoint of another workspace (or none)
 //     is not found and CreateWebhookEvent stores nothing; listing the
 //     deliveries of another workspace's endpoint is not found; update fns
-//     cannot change an ID or WorkspaceID; FinishWebhookAttempt compares
+//     cannot change an ID or WorkspaceID; FinishWebhookAttempts compares
 //     leases at the store's time precision.
 //   - billing: a binding of another workspace is not found; the default
 //     binding cannot be removed (conflict); posts on one account are

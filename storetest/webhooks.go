@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,10 @@ func webhookTests() []test {
 		{"Webhooks/FinishRefused", testWebhookFinishRefused},
 		{"Webhooks/FinishDisable", testWebhookFinishDisable},
 		{"Webhooks/FinishConcurrent", testWebhookFinishConcurrent},
+		{"Webhooks/ClaimBatch", testWebhookClaimBatch},
+		{"Webhooks/ClaimBatchRace", testWebhookClaimBatchRace},
+		{"Webhooks/FinishBatch", testWebhookFinishBatch},
+		{"Webhooks/FinishBatchDisable", testWebhookFinishBatchDisable},
 		{"Webhooks/Due", testWebhookDue},
 		{"Webhooks/TenantIsolation", testWebhookTenantIsolation},
 		{"Webhooks/DeleteWorkspaceCascades", testWebhookDeleteWorkspaceCascades},
@@ -103,12 +108,12 @@ func (e *env) deliver(workspaceID, endpointID int64, mods ...func(*webhooks.Deli
 // claimWebhook claims a delivery that must be claimable.
 func (e *env) claimWebhook(id int64, now, until time.Time) webhooks.Claim {
 	e.t.Helper()
-	c, ok, err := e.s.ClaimWebhookDelivery(e.ctx, id, now, until)
-	e.must(err, "ClaimWebhookDelivery")
-	if !ok || c == nil {
-		e.t.Fatalf("ClaimWebhookDelivery(%d, now %s) = %v, %v; want the claimed delivery", id, now.Format(time.RFC3339Nano), c, ok)
+	cs, err := e.s.ClaimWebhookDeliveries(e.ctx, []int64{id}, now, until)
+	e.must(err, "ClaimWebhookDeliveries")
+	if len(cs) != 1 || cs[0].Delivery.ID != id {
+		e.t.Fatalf("ClaimWebhookDeliveries([%d], now %s) = %+v; want the claimed delivery", id, now.Format(time.RFC3339Nano), cs)
 	}
-	return *c
+	return cs[0]
 }
 
 // claimDelivery claims a delivery that must be claimable and returns it.
@@ -117,34 +122,48 @@ func (e *env) claimDelivery(id int64, now, until time.Time) webhooks.Delivery {
 	return e.claimWebhook(id, now, until).Delivery
 }
 
-// finish calls FinishWebhookAttempt and requires it to finish d.
-func (e *env) finish(what string, d *webhooks.Delivery, o *webhooks.AttemptOutcome) (disabled bool) {
+// finishOne calls FinishWebhookAttempts with the one attempt d.
+func (e *env) finishOne(d *webhooks.Delivery, o *webhooks.AttemptOutcome) (webhooks.FinishResult, error) {
 	e.t.Helper()
-	done, disabled, err := e.s.FinishWebhookAttempt(e.ctx, d, o)
-	e.must(err, what)
-	if !done {
-		e.t.Fatalf("%s: FinishWebhookAttempt returned false; want the leased delivery finished", what)
+	res, err := e.s.FinishWebhookAttempts(e.ctx, []webhooks.Finish{{Delivery: d, Outcome: o}})
+	if err == nil && len(res) != 1 {
+		err = fmt.Errorf("FinishWebhookAttempts of one attempt returned %d results", len(res))
 	}
-	return disabled
+	if err != nil {
+		return webhooks.FinishResult{}, err
+	}
+	return res[0], nil
 }
 
-// refused calls FinishWebhookAttempt and requires it to refuse d.
+// finish ends the one attempt d (FinishWebhookAttempts) and requires it to
+// be done.
+func (e *env) finish(what string, d *webhooks.Delivery, o *webhooks.AttemptOutcome) (disabled bool) {
+	e.t.Helper()
+	res, err := e.finishOne(d, o)
+	e.must(err, what)
+	if !res.Done {
+		e.t.Fatalf("%s: FinishWebhookAttempts returned not done; want the leased delivery finished", what)
+	}
+	return res.Disabled
+}
+
+// refused ends the one attempt d and requires it to be refused.
 func (e *env) refused(what string, d *webhooks.Delivery, o *webhooks.AttemptOutcome) {
 	e.t.Helper()
 	in := *d
-	done, disabled, err := e.s.FinishWebhookAttempt(e.ctx, d, o)
-	if err != nil || done || disabled {
-		e.t.Errorf("%s: FinishWebhookAttempt = %v, %v, %v; want false, false, nil", what, done, disabled, err)
+	res, err := e.finishOne(d, o)
+	if err != nil || res.Done || res.Disabled {
+		e.t.Errorf("%s: FinishWebhookAttempts = %+v, %v; want not done, not disabled, no error", what, res, err)
 	}
-	e.same(what+": the caller's delivery after a refused FinishWebhookAttempt", *d, in)
+	e.same(what+": the caller's delivery after a refused FinishWebhookAttempts", *d, in)
 }
 
 // notClaimable requires a claim of id at now to be refused.
 func (e *env) notClaimable(what string, id int64, now time.Time) {
 	e.t.Helper()
-	d, ok, err := e.s.ClaimWebhookDelivery(e.ctx, id, now, now.Add(time.Minute))
-	if err != nil || ok || d != nil {
-		e.t.Errorf("%s: ClaimWebhookDelivery = %+v, %v, %v; want nil, false, nil", what, d, ok, err)
+	cs, err := e.s.ClaimWebhookDeliveries(e.ctx, []int64{id}, now, now.Add(time.Minute))
+	if err != nil || len(cs) != 0 {
+		e.t.Errorf("%s: ClaimWebhookDeliveries = %+v, %v; want none", what, cs, err)
 	}
 }
 
@@ -671,10 +690,10 @@ func testWebhookClaimRace(e *env) {
 		var mu sync.Mutex
 		var winners []webhooks.Delivery
 		errs := parallel(workers, func(i int) error {
-			c, ok, err := e.s.ClaimWebhookDelivery(e.ctx, id, now, now.Add(time.Duration(i+1)*time.Minute))
-			if ok {
+			cs, err := e.s.ClaimWebhookDeliveries(e.ctx, []int64{id}, now, now.Add(time.Duration(i+1)*time.Minute))
+			if len(cs) == 1 {
 				mu.Lock()
-				winners = append(winners, c.Delivery)
+				winners = append(winners, cs[0].Delivery)
 				mu.Unlock()
 			}
 			return err
@@ -720,21 +739,21 @@ func testWebhookFinish(e *env) {
 	out := c
 	out.Status, out.NextAttemptAt, out.DeliveredAt = webhooks.StatusSuccess, nil, ptr(delivered)
 	out.ResponseCode, out.ResponseBody, out.ResponseTimeMs, out.Error = 200, `{"ok":true}`, 42, ""
-	if e.finish("FinishWebhookAttempt of a success", &out, &webhooks.AttemptOutcome{Success: true, At: delivered}) {
-		e.t.Error("FinishWebhookAttempt of a success reported the endpoint disabled")
+	if e.finish("FinishWebhookAttempts of a success", &out, &webhooks.AttemptOutcome{Success: true, At: delivered}) {
+		e.t.Error("FinishWebhookAttempts of a success reported the endpoint disabled")
 	}
 	got := e.getDelivery(w.ID, d.ID)
 	if got.Status != webhooks.StatusSuccess || got.LockedUntil != nil || got.NextAttemptAt != nil || got.Attempt != 1 ||
 		got.ResponseCode != 200 || got.ResponseBody != `{"ok":true}` || got.ResponseTimeMs != 42 || got.Error != "" ||
 		got.DeliveredAt == nil || !got.DeliveredAt.Equal(delivered) || got.DeliveredAt.Location() != time.UTC {
-		e.t.Errorf("delivery after FinishWebhookAttempt = %+v, want the outcome written, lease cleared, attempt 1, times in UTC", got)
+		e.t.Errorf("delivery after FinishWebhookAttempts = %+v, want the outcome written, lease cleared, attempt 1, times in UTC", got)
 	}
-	e.same("the caller's delivery after FinishWebhookAttempt (set to the stored row)", out, *got)
-	e.recent("the delivery's UpdatedAt after FinishWebhookAttempt", got.UpdatedAt)
+	e.same("the caller's delivery after FinishWebhookAttempts (set to the stored row)", out, *got)
+	e.recent("the delivery's UpdatedAt after FinishWebhookAttempts", got.UpdatedAt)
 	want := *ep
 	want.SuccessCount, want.ConsecutiveFailures, want.FailingSince, want.LastDeliveryAt = 6, 0, nil, ptr(delivered)
 	gotEp := e.getEndpoint(w.ID, ep.ID)
-	e.recent("the endpoint's UpdatedAt after FinishWebhookAttempt", gotEp.UpdatedAt)
+	e.recent("the endpoint's UpdatedAt after FinishWebhookAttempts", gotEp.UpdatedAt)
 	want.UpdatedAt = gotEp.UpdatedAt
 	e.same("endpoint after a success (SuccessCount+1, the failure run ended, LastDeliveryAt)", gotEp, &want)
 	e.notClaimable("a delivered delivery", d.ID, at(time.Hour))
@@ -742,9 +761,9 @@ func testWebhookFinish(e *env) {
 	// Finishing the same attempt again is refused: the lease is gone.
 	again := c
 	again.Status = webhooks.StatusFailed
-	e.refused("FinishWebhookAttempt of a finished attempt", &again, &webhooks.AttemptOutcome{At: at(time.Minute)})
-	e.same("delivery after a refused FinishWebhookAttempt", e.getDelivery(w.ID, d.ID), got)
-	e.same("endpoint after a refused FinishWebhookAttempt", e.getEndpoint(w.ID, ep.ID), gotEp)
+	e.refused("FinishWebhookAttempts of a finished attempt", &again, &webhooks.AttemptOutcome{At: at(time.Minute)})
+	e.same("delivery after a refused FinishWebhookAttempts", e.getDelivery(w.ID, d.ID), got)
+	e.same("endpoint after a refused FinishWebhookAttempts", e.getEndpoint(w.ID, ep.ID), gotEp)
 
 	// A failure scheduling a retry makes the delivery due then, and starts
 	// a run of failures at its end; the lease is compared at the store's
@@ -756,7 +775,7 @@ func testWebhookFinish(e *env) {
 	rc.LockedUntil = ptr(until)
 	rc.Status, rc.NextAttemptAt, rc.ResponseCode, rc.ResponseBody, rc.Error = webhooks.StatusRetrying, ptr(at(5*time.Minute)), 0, "", "timeout"
 	failed := at(time.Second)
-	e.finish("FinishWebhookAttempt with a retry (the claim's own until: nanoseconds, another zone)", &rc, &webhooks.AttemptOutcome{At: failed})
+	e.finish("FinishWebhookAttempts with a retry (the claim's own until: nanoseconds, another zone)", &rc, &webhooks.AttemptOutcome{At: failed})
 	got = e.getDelivery(w.ID, r.ID)
 	if got.Status != webhooks.StatusRetrying || got.LockedUntil != nil || got.Error != "timeout" || got.NextAttemptAt == nil || !got.NextAttemptAt.Equal(at(5*time.Minute)) {
 		e.t.Errorf("delivery after a failed attempt = %+v, want retrying at %s, lease cleared", got, at(5*time.Minute))
@@ -774,7 +793,7 @@ func testWebhookFinish(e *env) {
 
 	// A second failure keeps the run's start.
 	rc2.Status, rc2.NextAttemptAt = webhooks.StatusFailed, nil
-	e.finish("FinishWebhookAttempt of a second failure", &rc2, &webhooks.AttemptOutcome{At: at(5*time.Minute + time.Second)})
+	e.finish("FinishWebhookAttempts of a second failure", &rc2, &webhooks.AttemptOutcome{At: at(5*time.Minute + time.Second)})
 	gotEp = e.getEndpoint(w.ID, ep.ID)
 	if gotEp.FailureCount != 9 || gotEp.ConsecutiveFailures != 2 || gotEp.FailingSince == nil || !gotEp.FailingSince.Equal(failed) ||
 		!gotEp.LastDeliveryAt.Equal(at(5*time.Minute+time.Second)) {
@@ -785,11 +804,11 @@ func testWebhookFinish(e *env) {
 	n := e.deliver(w.ID, ep.ID)
 	nc := e.claimDelivery(n.ID, at(0), at(time.Minute))
 	nc.Status, nc.NextAttemptAt, nc.Error = webhooks.StatusFailed, nil, "disabled"
-	e.finish("FinishWebhookAttempt without an outcome", &nc, nil)
+	e.finish("FinishWebhookAttempts without an outcome", &nc, nil)
 	if got := e.getDelivery(w.ID, n.ID); got.Status != webhooks.StatusFailed || got.Error != "disabled" || got.LockedUntil != nil {
-		e.t.Errorf("delivery after a FinishWebhookAttempt without an outcome = %+v", got)
+		e.t.Errorf("delivery after a FinishWebhookAttempts without an outcome = %+v", got)
 	}
-	e.same("endpoint after a FinishWebhookAttempt without an outcome", e.getEndpoint(w.ID, ep.ID), gotEp)
+	e.same("endpoint after a FinishWebhookAttempts without an outcome", e.getEndpoint(w.ID, ep.ID), gotEp)
 }
 
 func testWebhookFinishRefused(e *env) {
@@ -806,12 +825,12 @@ func testWebhookFinishRefused(e *env) {
 	b := e.claimDelivery(d.ID, at(2*time.Minute), at(3*time.Minute))
 	beforeEp := e.getEndpoint(w.ID, ep.ID)
 	a.Status, a.ResponseCode, a.NextAttemptAt = webhooks.StatusFailed, 410, nil
-	e.refused("FinishWebhookAttempt after another claim", &a, fail)
-	e.refused("FinishWebhookAttempt after another claim, without an outcome", &a, nil)
-	e.same("delivery after a refused FinishWebhookAttempt", e.getDelivery(w.ID, d.ID), &b)
-	e.same("endpoint after a refused FinishWebhookAttempt", e.getEndpoint(w.ID, ep.ID), beforeEp)
+	e.refused("FinishWebhookAttempts after another claim", &a, fail)
+	e.refused("FinishWebhookAttempts after another claim, without an outcome", &a, nil)
+	e.same("delivery after a refused FinishWebhookAttempts", e.getDelivery(w.ID, d.ID), &b)
+	e.same("endpoint after a refused FinishWebhookAttempts", e.getEndpoint(w.ID, ep.ID), beforeEp)
 	b.Status, b.ResponseCode, b.NextAttemptAt = webhooks.StatusSuccess, 204, nil
-	e.finish("FinishWebhookAttempt of the current lease", &b, &webhooks.AttemptOutcome{Success: true, At: at(3 * time.Minute)})
+	e.finish("FinishWebhookAttempts of the current lease", &b, &webhooks.AttemptOutcome{Success: true, At: at(3 * time.Minute)})
 	if got := e.getDelivery(w.ID, d.ID); got.Status != webhooks.StatusSuccess || got.ResponseCode != 204 || got.Attempt != 2 {
 		e.t.Errorf("delivery after the current lease finished = %+v", got)
 	}
@@ -828,16 +847,16 @@ func testWebhookFinishRefused(e *env) {
 	wrong := c2
 	wrong.EndpointID = ep2.ID
 	wrong.Status = webhooks.StatusFailed
-	e.refused("FinishWebhookAttempt naming another endpoint", &wrong, fail)
-	e.same("delivery after FinishWebhookAttempt naming another endpoint", e.getDelivery(w.ID, d2.ID), &c2)
-	e.same("its endpoint after FinishWebhookAttempt naming another endpoint", e.getEndpoint(w.ID, ep.ID), beforeEp)
-	e.same("the other endpoint after FinishWebhookAttempt naming it", e.getEndpoint(w.ID, ep2.ID), beforeEp2)
+	e.refused("FinishWebhookAttempts naming another endpoint", &wrong, fail)
+	e.same("delivery after FinishWebhookAttempts naming another endpoint", e.getDelivery(w.ID, d2.ID), &c2)
+	e.same("its endpoint after FinishWebhookAttempts naming another endpoint", e.getEndpoint(w.ID, ep.ID), beforeEp)
+	e.same("the other endpoint after FinishWebhookAttempts naming it", e.getEndpoint(w.ID, ep2.ID), beforeEp2)
 
 	// A delivery without a lease.
 	nolease := c2
 	nolease.LockedUntil = nil
-	e.refused("FinishWebhookAttempt without a lease", &nolease, fail)
-	e.same("delivery after FinishWebhookAttempt without a lease", e.getDelivery(w.ID, d2.ID), &c2)
+	e.refused("FinishWebhookAttempts without a lease", &nolease, fail)
+	e.same("delivery after FinishWebhookAttempts without a lease", e.getDelivery(w.ID, d2.ID), &c2)
 
 	// A delivery deleted with its endpoint mid-attempt.
 	gone := e.endpoint(w.ID)
@@ -845,8 +864,8 @@ func testWebhookFinishRefused(e *env) {
 	c3 := e.claimDelivery(d3.ID, at(0), at(time.Minute))
 	e.must(e.s.DeleteWebhookEndpoint(e.ctx, w.ID, gone.ID), "DeleteWebhookEndpoint")
 	c3.Status = webhooks.StatusSuccess
-	e.refused("FinishWebhookAttempt of a deleted delivery", &c3, &webhooks.AttemptOutcome{Success: true, At: at(time.Minute)})
-	e.refused("FinishWebhookAttempt of a deleted delivery, without an outcome", &c3, nil)
+	e.refused("FinishWebhookAttempts of a deleted delivery", &c3, &webhooks.AttemptOutcome{Success: true, At: at(time.Minute)})
+	e.refused("FinishWebhookAttempts of a deleted delivery, without an outcome", &c3, nil)
 }
 
 // testWebhookFinishDisable: a failure with Disable disables an active
@@ -859,7 +878,7 @@ func testWebhookFinishDisable(e *env) {
 		e.t.Helper()
 		d := e.claimDelivery(e.deliver(w.ID, endpointID).ID, at(0), at(time.Minute))
 		d.Status, d.NextAttemptAt = webhooks.StatusFailed, nil
-		return e.finish("FinishWebhookAttempt", &d, o)
+		return e.finish("FinishWebhookAttempts", &d, o)
 	}
 
 	// A success ignores Disable.
@@ -912,11 +931,11 @@ func testWebhookFinishConcurrent(e *env) {
 		}
 		var mu sync.Mutex
 		errs := parallel(n, func(i int) error {
-			done, dis, err := e.s.FinishWebhookAttempt(e.ctx, &ds[i], outcome(i))
-			if err == nil && !done {
+			res, err := e.finishOne(&ds[i], outcome(i))
+			if err == nil && !res.Done {
 				err = errors.New("not finished")
 			}
-			if dis {
+			if res.Disabled {
 				mu.Lock()
 				disabled++
 				mu.Unlock()
@@ -925,7 +944,7 @@ func testWebhookFinishConcurrent(e *env) {
 		})
 		for i, err := range errs {
 			if err != nil {
-				e.t.Errorf("concurrent FinishWebhookAttempt %d: %v", i, err)
+				e.t.Errorf("concurrent FinishWebhookAttempts %d: %v", i, err)
 			}
 		}
 		return disabled
@@ -1042,8 +1061,8 @@ func testWebhookTenantIsolation(e *env) {
 	epB = e.getEndpoint(b.ID, epB.ID)
 	asA := cB
 	asA.WorkspaceID, asA.Status, asA.NextAttemptAt = a.ID, webhooks.StatusFailed, nil
-	e.refused("FinishWebhookAttempt(A, B's delivery)", &asA, &webhooks.AttemptOutcome{At: at(time.Second), Disable: webhooks.DisabledGone})
-	e.refused("FinishWebhookAttempt(A, B's delivery) without an outcome", &asA, nil)
+	e.refused("FinishWebhookAttempts(A, B's delivery)", &asA, &webhooks.AttemptOutcome{At: at(time.Second), Disable: webhooks.DisabledGone})
+	e.refused("FinishWebhookAttempts(A, B's delivery) without an outcome", &asA, nil)
 	dB = cB
 	ev := &webhooks.Event{ID: "evt_storetest_cross", WorkspaceID: a.ID, Type: "post.created", Payload: json.RawMessage(`{}`)}
 	_, err = e.s.CreateWebhookEvent(e.ctx, ev, []webhooks.Delivery{{WorkspaceID: a.ID, EndpointID: epB.ID, EventID: ev.ID,
@@ -1087,4 +1106,297 @@ func testWebhookDeleteWorkspaceCascades(e *env) {
 	}
 	e.same("the other workspace's endpoint", e.getEndpoint(b.ID, epB.ID), epB)
 	e.same("the other workspace's delivery", e.getDelivery(b.ID, dB.ID), &dB)
+}
+
+// testWebhookClaimBatch claims several deliveries in one call: only the
+// claimable ones, in the order asked, each with its own endpoint and event,
+// across workspaces; a repeated id is claimed once.
+func testWebhookClaimBatch(e *env) {
+	u := e.user("whcb")
+	w, other := e.workspace("whcb", u.ID), e.workspace("whcb-other", u.ID)
+	ep, ep2, epOther := e.endpoint(w.ID), e.endpoint(w.ID), e.endpoint(other.ID)
+	a := e.deliver(w.ID, ep.ID)
+	b := e.deliver(other.ID, epOther.ID)
+	later := e.deliver(w.ID, ep.ID, func(d *webhooks.Delivery) { d.NextAttemptAt = ptr(at(time.Hour)) })
+	leased := e.deliver(w.ID, ep2.ID)
+	e.claimDelivery(leased.ID, at(0), at(10*time.Minute))
+	done := e.deliver(w.ID, ep.ID, func(d *webhooks.Delivery) { d.Status = webhooks.StatusSuccess })
+	c := e.deliver(w.ID, ep2.ID, func(d *webhooks.Delivery) {
+		d.Status, d.Attempt, d.NextAttemptAt = webhooks.StatusRetrying, 2, ptr(at(time.Second))
+	})
+
+	cs, err := e.s.ClaimWebhookDeliveries(e.ctx, []int64{c.ID, later.ID, b.ID, 999_999_999, leased.ID, a.ID, done.ID, c.ID},
+		at(time.Minute), at(2*time.Minute))
+	e.must(err, "ClaimWebhookDeliveries")
+	want := []int64{c.ID, b.ID, a.ID}
+	got := make([]int64, len(cs))
+	for i := range cs {
+		got[i] = cs[i].Delivery.ID
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		e.t.Fatalf("ClaimWebhookDeliveries = ids %v, want %v (claimable only, in the order asked, a repeat once)", got, want)
+	}
+	for _, x := range []struct {
+		c     webhooks.Claim
+		d     webhooks.Delivery
+		ep    int64
+		ws    int64
+		tries int
+	}{{cs[0], c, ep2.ID, w.ID, 3}, {cs[1], b, epOther.ID, other.ID, 1}, {cs[2], a, ep.ID, w.ID, 1}} {
+		stored := e.getDelivery(x.ws, x.d.ID)
+		e.same(fmt.Sprintf("claimed delivery %d (as stored)", x.d.ID), x.c.Delivery, *stored)
+		if stored.Attempt != x.tries || stored.LockedUntil == nil || !stored.LockedUntil.Equal(at(2*time.Minute)) {
+			e.t.Errorf("claimed delivery %d: attempt %d, lease %v; want %d, %s", x.d.ID, stored.Attempt, stored.LockedUntil, x.tries, at(2*time.Minute))
+		}
+		e.same(fmt.Sprintf("claimed delivery %d: its endpoint", x.d.ID), x.c.Endpoint, *e.getEndpoint(x.ws, x.ep))
+		ev, err := e.s.WebhookEvent(e.ctx, x.ws, x.d.EventID)
+		e.must(err, "WebhookEvent")
+		e.same(fmt.Sprintf("claimed delivery %d: its event", x.d.ID), x.c.Event, *ev)
+	}
+	// What was not claimable is untouched.
+	if got := e.getDelivery(w.ID, later.ID); got.Attempt != 0 || got.LockedUntil != nil {
+		e.t.Errorf("a delivery not yet due was written by a batch claim: %+v", got)
+	}
+	if got := e.getDelivery(w.ID, leased.ID); got.Attempt != 1 || !got.LockedUntil.Equal(at(10*time.Minute)) {
+		e.t.Errorf("a leased delivery was written by a batch claim: %+v", got)
+	}
+	if got := e.getDelivery(w.ID, done.ID); got.Attempt != 0 || got.LockedUntil != nil {
+		e.t.Errorf("a delivered delivery was written by a batch claim: %+v", got)
+	}
+	cs, err = e.s.ClaimWebhookDeliveries(e.ctx, nil, at(time.Minute), at(2*time.Minute))
+	if err != nil || len(cs) != 0 {
+		e.t.Errorf("ClaimWebhookDeliveries of no ids = %+v, %v; want none", cs, err)
+	}
+	cs, err = e.s.ClaimWebhookDeliveries(e.ctx, []int64{a.ID, b.ID}, at(time.Minute), at(2*time.Minute))
+	if err != nil || len(cs) != 0 {
+		e.t.Errorf("ClaimWebhookDeliveries of leased deliveries = %d claims, %v; want none", len(cs), err)
+	}
+}
+
+// testWebhookClaimBatchRace: concurrent batch claims over overlapping
+// deliveries, in different orders, claim each delivery exactly once.
+func testWebhookClaimBatchRace(e *env) {
+	u := e.user("whcbr")
+	w := e.workspace("whcbr", u.ID)
+	ep := e.endpoint(w.ID)
+	const n, claimers = 24, 8
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = e.deliver(w.ID, ep.ID).ID
+	}
+	var mu sync.Mutex
+	won := map[int64]int{}
+	errs := parallel(claimers, func(i int) error {
+		mine := slices.Clone(ids)
+		if i%2 == 1 {
+			slices.Reverse(mine)
+		}
+		mine = mine[i%3:] // overlapping, not equal
+		cs, err := e.s.ClaimWebhookDeliveries(e.ctx, mine, at(0), at(time.Duration(i+1)*time.Minute))
+		mu.Lock()
+		for _, c := range cs {
+			won[c.Delivery.ID]++
+		}
+		mu.Unlock()
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			e.t.Errorf("claimer %d: %v", i, err)
+		}
+	}
+	for _, id := range ids {
+		if won[id] != 1 {
+			e.t.Errorf("delivery %d claimed %d times by concurrent batches, want exactly once", id, won[id])
+		}
+		if got := e.getDelivery(w.ID, id); got.Attempt != 1 {
+			e.t.Errorf("delivery %d: attempt %d after the race, want 1", id, got.Attempt)
+		}
+	}
+}
+
+// testWebhookFinishBatch ends several attempts in one call: outcomes of one
+// endpoint add up in order, a stale lease (or another workspace's
+// delivery) writes nothing while the live ones beside it are written.
+func testWebhookFinishBatch(e *env) {
+	u := e.user("whfb")
+	w, other := e.workspace("whfb", u.ID), e.workspace("whfb-other", u.ID)
+	ep := e.endpoint(w.ID, func(x *webhooks.Endpoint) {
+		x.SuccessCount, x.FailureCount, x.ConsecutiveFailures, x.FailingSince = 10, 20, 2, ptr(at(-time.Hour))
+	})
+	ep2 := e.endpoint(w.ID)
+	epOther := e.endpoint(other.ID)
+	claim := func(ws, endpointID int64, status string) webhooks.Delivery {
+		d := e.claimDelivery(e.deliver(ws, endpointID).ID, at(0), at(time.Minute))
+		d.Status, d.NextAttemptAt, d.ResponseCode = status, nil, 200
+		if status == webhooks.StatusRetrying {
+			d.NextAttemptAt, d.ResponseCode = ptr(at(time.Hour)), 500
+		}
+		return d
+	}
+	// On ep: failure, success, failure, failure (the run restarts after the
+	// success); on ep2: failure then a stale lease's success; another
+	// workspace's delivery named under w; one without an outcome.
+	d1, d2 := claim(w.ID, ep.ID, webhooks.StatusRetrying), claim(w.ID, ep.ID, webhooks.StatusSuccess)
+	d3, d4 := claim(w.ID, ep.ID, webhooks.StatusRetrying), claim(w.ID, ep.ID, webhooks.StatusFailed)
+	d5 := claim(w.ID, ep2.ID, webhooks.StatusRetrying)
+	stale := e.deliver(w.ID, ep2.ID)
+	old := e.claimDelivery(stale.ID, at(0), at(time.Minute))
+	current := e.claimDelivery(stale.ID, at(2*time.Minute), at(3*time.Minute))
+	old.Status, old.NextAttemptAt = webhooks.StatusSuccess, nil
+	theirs := claim(other.ID, epOther.ID, webhooks.StatusFailed)
+	asW := theirs
+	asW.WorkspaceID = w.ID
+	quiet := claim(w.ID, ep2.ID, webhooks.StatusFailed)
+	beforeOther, theirsStored := e.getEndpoint(other.ID, epOther.ID), e.getDelivery(other.ID, theirs.ID)
+	oldIn, asWIn := old, asW
+
+	fs := []webhooks.Finish{
+		{Delivery: &d1, Outcome: &webhooks.AttemptOutcome{At: at(time.Second)}},
+		{Delivery: &old, Outcome: &webhooks.AttemptOutcome{Success: true, At: at(2 * time.Second)}},
+		{Delivery: &d2, Outcome: &webhooks.AttemptOutcome{Success: true, At: at(3 * time.Second)}},
+		{Delivery: &d5, Outcome: &webhooks.AttemptOutcome{At: at(4 * time.Second)}},
+		{Delivery: &asW, Outcome: &webhooks.AttemptOutcome{At: at(5 * time.Second), Disable: webhooks.DisabledGone}},
+		{Delivery: &d3, Outcome: &webhooks.AttemptOutcome{At: at(6 * time.Second)}},
+		{Delivery: &quiet},
+		{Delivery: &d4, Outcome: &webhooks.AttemptOutcome{At: at(7 * time.Second)}},
+	}
+	res, err := e.s.FinishWebhookAttempts(e.ctx, fs)
+	e.must(err, "FinishWebhookAttempts")
+	wantDone := []bool{true, false, true, true, false, true, true, true}
+	if len(res) != len(fs) {
+		e.t.Fatalf("FinishWebhookAttempts of %d attempts returned %d results", len(fs), len(res))
+	}
+	for i, r := range res {
+		if r.Done != wantDone[i] || r.Disabled {
+			e.t.Errorf("FinishWebhookAttempts item %d = %+v, want done %v, not disabled", i, r, wantDone[i])
+		}
+	}
+	for i, d := range []*webhooks.Delivery{&d1, &d2, &d5, &d3, &quiet, &d4} {
+		got := e.getDelivery(w.ID, d.ID)
+		e.same(fmt.Sprintf("finished delivery %d (the caller's, set to the stored row)", i), *d, *got)
+		if got.LockedUntil != nil {
+			e.t.Errorf("finished delivery %d kept its lease", i)
+		}
+	}
+	e.same("the stale attempt's delivery (caller's)", old, oldIn)
+	e.same("the stale attempt's delivery (stored: the current lease's)", e.getDelivery(w.ID, stale.ID), &current)
+	e.same("another workspace's delivery named under w (caller's)", asW, asWIn)
+	e.same("another workspace's delivery named under w (stored)", e.getDelivery(other.ID, theirs.ID), theirsStored)
+	e.same("another workspace's endpoint", e.getEndpoint(other.ID, epOther.ID), beforeOther)
+
+	got := e.getEndpoint(w.ID, ep.ID)
+	if got.SuccessCount != 11 || got.FailureCount != 23 || got.ConsecutiveFailures != 2 || !got.IsActive ||
+		got.FailingSince == nil || !got.FailingSince.Equal(at(6*time.Second)) ||
+		got.LastDeliveryAt == nil || !got.LastDeliveryAt.Equal(at(7*time.Second)) {
+		e.t.Errorf("endpoint after failure, success, failure, failure in one batch = %+v; want success 11, failure 23, "+
+			"consecutive 2, failing since %s (the first failure after the success), last delivery %s", got, at(6*time.Second), at(7*time.Second))
+	}
+	got2 := e.getEndpoint(w.ID, ep2.ID)
+	if got2.SuccessCount != 0 || got2.FailureCount != 1 || got2.ConsecutiveFailures != 1 ||
+		got2.FailingSince == nil || !got2.FailingSince.Equal(at(4*time.Second)) || !got2.LastDeliveryAt.Equal(at(4*time.Second)) {
+		e.t.Errorf("endpoint after a failure and a stale success in one batch = %+v; want the failure only", got2)
+	}
+
+	// Two failures then a success: the run ends; only failures: the run
+	// keeps its start and grows by all of them.
+	f1, f2 := claim(w.ID, ep.ID, webhooks.StatusRetrying), claim(w.ID, ep.ID, webhooks.StatusRetrying)
+	s1 := claim(w.ID, ep.ID, webhooks.StatusSuccess)
+	g1, g2 := claim(w.ID, ep2.ID, webhooks.StatusRetrying), claim(w.ID, ep2.ID, webhooks.StatusFailed)
+	res, err = e.s.FinishWebhookAttempts(e.ctx, []webhooks.Finish{
+		{Delivery: &g1, Outcome: &webhooks.AttemptOutcome{At: at(11 * time.Second)}},
+		{Delivery: &f1, Outcome: &webhooks.AttemptOutcome{At: at(8 * time.Second)}},
+		{Delivery: &f2, Outcome: &webhooks.AttemptOutcome{At: at(9 * time.Second)}},
+		{Delivery: &g2, Outcome: &webhooks.AttemptOutcome{At: at(12 * time.Second)}},
+		{Delivery: &s1, Outcome: &webhooks.AttemptOutcome{Success: true, At: at(10 * time.Second)}},
+	})
+	e.must(err, "FinishWebhookAttempts")
+	for i, r := range res {
+		if !r.Done {
+			e.t.Errorf("second batch item %d not done", i)
+		}
+	}
+	if got := e.getEndpoint(w.ID, ep.ID); got.SuccessCount != 12 || got.FailureCount != 25 || got.ConsecutiveFailures != 0 ||
+		got.FailingSince != nil || !got.LastDeliveryAt.Equal(at(10*time.Second)) {
+		e.t.Errorf("endpoint after failure, failure, success in one batch = %+v; want success 12, failure 25, the run ended", got)
+	}
+	if got := e.getEndpoint(w.ID, ep2.ID); got.FailureCount != 3 || got.ConsecutiveFailures != 3 ||
+		!got.FailingSince.Equal(at(4*time.Second)) || !got.LastDeliveryAt.Equal(at(12*time.Second)) {
+		e.t.Errorf("endpoint after two more failures in one batch = %+v; want failure 3, consecutive 3, failing since %s", got, at(4*time.Second))
+	}
+
+	res, err = e.s.FinishWebhookAttempts(e.ctx, nil)
+	if err != nil || len(res) != 0 {
+		e.t.Errorf("FinishWebhookAttempts of nothing = %v, %v", res, err)
+	}
+}
+
+// testWebhookFinishBatchDisable: of the disabling failures of one endpoint
+// in one batch, the first alone reports it; in concurrent batches, exactly
+// one does; a failure before it in the batch is counted as such.
+func testWebhookFinishBatchDisable(e *env) {
+	u := e.user("whfbd")
+	w := e.workspace("whfbd", u.ID)
+	claim := func(endpointID int64) *webhooks.Delivery {
+		d := e.claimDelivery(e.deliver(w.ID, endpointID).ID, at(0), at(time.Minute))
+		d.Status, d.NextAttemptAt = webhooks.StatusFailed, nil
+		return &d
+	}
+	ep := e.endpoint(w.ID)
+	res, err := e.s.FinishWebhookAttempts(e.ctx, []webhooks.Finish{
+		{Delivery: claim(ep.ID), Outcome: &webhooks.AttemptOutcome{Success: true, At: at(time.Second), Disable: webhooks.DisabledGone}},
+		{Delivery: claim(ep.ID), Outcome: &webhooks.AttemptOutcome{At: at(2 * time.Second)}},
+		{Delivery: claim(ep.ID), Outcome: &webhooks.AttemptOutcome{At: at(3 * time.Second), Disable: webhooks.DisabledFailing}},
+		{Delivery: claim(ep.ID), Outcome: &webhooks.AttemptOutcome{At: at(4 * time.Second), Disable: webhooks.DisabledGone}},
+	})
+	e.must(err, "FinishWebhookAttempts")
+	var dis []bool
+	for _, r := range res {
+		dis = append(dis, r.Disabled)
+	}
+	if fmt.Sprint(dis) != fmt.Sprint([]bool{false, false, true, false}) {
+		e.t.Errorf("disabled per item = %v, want only the first disabling failure's", dis)
+	}
+	if got := e.getEndpoint(w.ID, ep.ID); got.IsActive || got.DisabledReason != webhooks.DisabledFailing ||
+		got.SuccessCount != 1 || got.FailureCount != 3 || got.ConsecutiveFailures != 3 {
+		e.t.Errorf("endpoint after a batch with two disabling failures = %+v; want disabled (failing, the first reason), 1 success, 3 failures", got)
+	}
+
+	// Concurrent batches, each with disabling failures of one endpoint.
+	const batches, per = 6, 3
+	target := e.endpoint(w.ID)
+	fss := make([][]webhooks.Finish, batches)
+	for i := range fss {
+		for j := range per {
+			fss[i] = append(fss[i], webhooks.Finish{Delivery: claim(target.ID),
+				Outcome: &webhooks.AttemptOutcome{At: at(time.Duration(i*per+j+1) * time.Second), Disable: webhooks.DisabledGone}})
+		}
+	}
+	var mu sync.Mutex
+	disabled := 0
+	errs := parallel(batches, func(i int) error {
+		res, err := e.s.FinishWebhookAttempts(e.ctx, fss[i])
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range res {
+			if !r.Done {
+				return errors.New("not done")
+			}
+			if r.Disabled {
+				disabled++
+			}
+		}
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			e.t.Errorf("concurrent batch %d: %v", i, err)
+		}
+	}
+	if disabled != 1 {
+		e.t.Errorf("%d concurrent batches of disabling failures: %d items reported disabling the endpoint, want exactly 1", batches, disabled)
+	}
+	if got := e.getEndpoint(w.ID, target.ID); got.IsActive || got.FailureCount != batches*per || got.ConsecutiveFailures != batches*per {
+		e.t.Errorf("endpoint after concurrent disabling batches = %+v; want disabled, %d failures counted", got, batches*per)
+	}
 }

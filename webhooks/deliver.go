@@ -76,24 +76,25 @@ func (s *Service) work(ctx context.Context, j Job) time.Duration {
 // Attempt claims delivery id if it is due, sends it and records the
 // outcome: success, a retry on the schedule, or failure. A delivery that is
 // not due or is leased by another worker is left alone. It takes two store
-// calls: the claim (which brings the endpoint and event) and the finish.
+// writes, each shared with the attempts running at the same time (group
+// commit): the claim (which brings the endpoint and event) and the finish.
 func (s *Service) Attempt(ctx context.Context, id int64) error {
-	now := s.cfg.Now().UTC()
-	// The lease (Config.Lease) outlives the attempt's timeout: a worker
-	// that dies leaves the delivery to the sweep once it ends.
-	c, ok, err := s.store.ClaimWebhookDelivery(ctx, id, now, now.Add(s.cfg.Lease))
-	if err != nil || !ok {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c, err := s.claim(ctx, id)
+	if err != nil || c == nil {
 		return err // not due, leased, or deleted with its endpoint
 	}
 	d, ep := &c.Delivery, &c.Endpoint
 	if !ep.IsActive {
 		// Nothing is sent; the claim still counts as an attempt.
 		d.Status, d.NextAttemptAt, d.Error = StatusFailed, nil, "The endpoint is disabled."
-		_, _, err := s.store.FinishWebhookAttempt(ctx, d, nil)
+		_, err := s.finish(ctx, d, nil)
 		return err
 	}
 	r := s.send(ctx, ep, &c.Event)
-	now = s.cfg.Now().UTC()
+	now := s.cfg.Now().UTC()
 	d.ResponseCode, d.ResponseBody, d.ResponseTimeMs, d.Error = r.Code, r.Body, r.TimeMs, r.Err
 	success := r.Code >= 200 && r.Code < 300
 	disable := ""
@@ -119,20 +120,112 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 			d.Status, d.NextAttemptAt = StatusRetrying, &next
 		}
 	}
-	done, disabledNow, err := s.store.FinishWebhookAttempt(ctx, d, &AttemptOutcome{Success: success, At: now, Disable: disable})
-	if err != nil || !done {
+	res, err := s.finish(ctx, d, &AttemptOutcome{Success: success, At: now, Disable: disable})
+	if err != nil || !res.Done {
 		return err
 	}
 	if d.Status == StatusRetrying {
 		s.enqueue(ctx, []Delivery{*d})
 	}
-	if disabledNow {
+	if res.Disabled {
 		payload := map[string]any{"endpoint_id": ep.ID, "url": ep.URL, "reason": disable}
 		if _, err := s.Publish(ctx, ep.WorkspaceID, "endpoint.disabled", payload); err != nil {
 			return fmt.Errorf("webhooks: endpoint %d disabled, but its event was not recorded: %w", ep.ID, err)
 		}
 	}
 	return nil
+}
+
+// storeOp is one attempt's share of a store write: a claim of delivery
+// claim, or (claim 0) the finish of an attempt.
+type storeOp struct {
+	claim  int64
+	finish Finish
+}
+
+// opResult is the answer to a storeOp: the claim (nil: not claimed), or the
+// finish's result; err if its statement failed.
+type opResult struct {
+	claim  *Claim
+	finish FinishResult
+	err    error
+}
+
+// writeBatch writes one batch of ops: the finishes in one transaction,
+// then the claims in one statement. The lease (Config.Lease) outlives an
+// attempt's timeout: a worker that dies leaves the delivery to the sweep
+// once it ends.
+func (s *Service) writeBatch(ctx context.Context, ops []storeOp) ([]opResult, error) {
+	out := make([]opResult, len(ops))
+	var fs []Finish
+	var fi, ids []int64
+	for i, op := range ops {
+		if op.claim != 0 {
+			ids = append(ids, op.claim)
+		} else {
+			fs = append(fs, op.finish)
+			fi = append(fi, int64(i))
+		}
+	}
+	if len(fs) > 0 {
+		// Written even once ctx ends (shutdown): the POSTs were made, and
+		// their outcomes are worth keeping.
+		res, err := s.store.FinishWebhookAttempts(context.WithoutCancel(ctx), fs)
+		if err == nil && len(res) != len(fs) {
+			err = fmt.Errorf("webhooks: FinishWebhookAttempts returned %d results for %d attempts", len(res), len(fs))
+		}
+		for j, i := range fi {
+			if err != nil {
+				out[i].err = err
+			} else {
+				out[i].finish = res[j]
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	now := s.cfg.Now().UTC()
+	cs, err := s.store.ClaimWebhookDeliveries(ctx, ids, now, now.Add(s.cfg.Lease))
+	next := 0
+	for i, op := range ops {
+		if op.claim == 0 {
+			continue
+		}
+		switch {
+		case err != nil:
+			out[i].err = err
+		// Claims come in the order of ids, each id at most once: a repeat
+		// (two jobs of one delivery in one batch) gets none.
+		case next < len(cs) && cs[next].Delivery.ID == op.claim:
+			out[i].claim = &cs[next]
+			next++
+		}
+	}
+	if err == nil && next != len(cs) {
+		return nil, fmt.Errorf("webhooks: ClaimWebhookDeliveries returned claims not in the order of ids")
+	}
+	return out, nil
+}
+
+// claim leases delivery id, in a write shared with the attempts starting
+// and ending at the same time; nil if it is not claimable.
+func (s *Service) claim(ctx context.Context, id int64) (*Claim, error) {
+	r, err := s.writes.do(ctx, storeOp{claim: id})
+	if err == nil {
+		err = r.err
+	}
+	return r.claim, err
+}
+
+// finish records an attempt's outcome, in a write shared with the attempts
+// starting and ending at the same time.
+func (s *Service) finish(ctx context.Context, d *Delivery, o *AttemptOutcome) (FinishResult, error) {
+	r, err := s.writes.do(context.WithoutCancel(ctx), storeOp{finish: Finish{Delivery: d, Outcome: o}})
+	if err == nil {
+		err = r.err
+	}
+	return r.finish, err
 }
 
 // SendResult is the outcome of one POST to an endpoint (a Sender's answer).

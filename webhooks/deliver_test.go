@@ -464,7 +464,10 @@ func TestDeliveryRefusesPrivateAddressesAtDialTime(t *testing.T) {
 
 func TestRunDeliversEverythingAndBoundsEachEndpoint(t *testing.T) {
 	is := is.New(t)
-	e := newEnv(t, func(c *webhooks.Config) { c.PerEndpoint = 2; c.Now = time.Now })
+	// The attempts must outlast the test: one timing out would free its
+	// slot and let another begin while its handler is still held (under
+	// -race on a loaded machine the test can take over the default 2 s).
+	e := newEnv(t, func(c *webhooks.Config) { c.PerEndpoint = 2; c.Now = time.Now; c.Timeout = time.Minute })
 	// A slow endpoint holding its attempts, and a fast one.
 	release := make(chan struct{})
 	var running, peak atomic.Int64

@@ -80,6 +80,12 @@ type Service struct {
 
 	mu   sync.Mutex
 	busy map[int64]int // running attempts per endpoint
+
+	// Concurrent attempts share store writes (group commit): each write
+	// finishes the attempts that ended (one transaction) and then claims
+	// the ones starting (one statement). One lane for both: on SQLite two
+	// writers of one process would only wait on each other's lock.
+	writes batcher[storeOp, opResult]
 }
 
 // New validates cfg and returns a Service.
@@ -134,7 +140,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Queue == nil {
 		cfg.Queue = NewMemoryQueue(MemoryQueueConfig{Now: cfg.Now})
 	}
-	return &Service{cfg: cfg, store: cfg.Store, busy: map[int64]int{}}, nil
+	s := &Service{cfg: cfg, store: cfg.Store, busy: map[int64]int{}}
+	s.writes.write = s.writeBatch
+	return s, nil
 }
 
 // Catalog returns the event catalog.

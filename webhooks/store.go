@@ -97,8 +97,24 @@ type Claim struct {
 	Event    Event
 }
 
+// Finish is one attempt to end (FinishWebhookAttempts): the claimed
+// delivery, holding the attempt's lease and carrying its outcome, and what
+// to count on its endpoint (nil: nothing).
+type Finish struct {
+	Delivery *Delivery
+	Outcome  *AttemptOutcome
+}
+
+// FinishResult is what ending one attempt did.
+type FinishResult struct {
+	// Done: the attempt still held the lease and its outcome was written.
+	Done bool
+	// Disabled: this attempt disabled the endpoint.
+	Disabled bool
+}
+
 // AttemptOutcome is what a finished attempt writes to its endpoint's
-// record (FinishWebhookAttempt).
+// record (FinishWebhookAttempts).
 type AttemptOutcome struct {
 	// Success: a 2xx answered. It counts a success and ends the endpoint's
 	// run of failures; otherwise it counts a failure and, if none is
@@ -142,31 +158,40 @@ type Store interface {
 	// unless p sorts (sort: id, created_at); an endpoint that is not the
 	// workspace's is not found.
 	ListWebhookDeliveries(ctx context.Context, workspaceID int64, f DeliveryFilter, p core.ListParams) ([]Delivery, int, error)
-	// ClaimWebhookDelivery leases delivery id until `until` if it is due at
-	// now (pending or retrying, NextAttemptAt ≤ now) and not leased (no
-	// LockedUntil, or one ≤ now), incrementing Attempt. It returns the
-	// claimed row with its endpoint and event (all of the delivery's
-	// workspace), or false when another worker holds it, it is not due or
-	// it is gone. Of workers racing for one delivery, exactly one wins.
-	ClaimWebhookDelivery(ctx context.Context, id int64, now, until time.Time) (*Claim, bool, error)
-	// FinishWebhookAttempt ends the attempt holding d's lease, in one
-	// transaction. It writes d's outcome to the delivery (Status,
-	// NextAttemptAt, response fields, Error, DeliveredAt; LockedUntil
-	// cleared; the Attempt the claim counted is kept; UpdatedAt now) and
-	// sets d to the stored row. Unless o is nil (the endpoint is left
-	// alone), it counts the attempt on the endpoint: LastDeliveryAt o.At;
-	// on success SuccessCount+1, ConsecutiveFailures 0, FailingSince nil;
-	// on failure FailureCount+1, ConsecutiveFailures+1, FailingSince kept or
-	// else o.At, and with o.Disable an endpoint still active is disabled
-	// (IsActive false, DisabledReason o.Disable) and disabled is true: of
-	// concurrent calls disabling one endpoint, exactly one reports it.
-	// Counters are never lost to concurrent calls.
+	// ClaimWebhookDeliveries leases each delivery of ids until `until` if
+	// it is due at now (pending or retrying, NextAttemptAt ≤ now) and not
+	// leased (no LockedUntil, or one ≤ now), incrementing its Attempt. It
+	// returns the claimed rows, in the order of ids, each with its endpoint
+	// and event (all of the delivery's workspace); a delivery another worker
+	// holds, not due, gone, or named twice (after its first claim) is left
+	// out. Of workers racing for one delivery, in one call or several,
+	// exactly one wins. Group commit: concurrent attempts share one call.
+	ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, until time.Time) ([]Claim, error)
+	// FinishWebhookAttempts ends attempts in one transaction, each as if
+	// finished alone in the order given, and returns one result per item.
 	//
-	// It writes nothing and returns false if the delivery is no longer
-	// leased by this attempt (its LockedUntil differs from d.LockedUntil,
-	// at the store's precision, or d has none), is gone, or is not
-	// d.WorkspaceID's delivery to d.EndpointID.
-	FinishWebhookAttempt(ctx context.Context, d *Delivery, o *AttemptOutcome) (done, disabled bool, err error)
+	// Each item ends the attempt holding its Delivery's lease: it writes
+	// the outcome to the delivery (Status, NextAttemptAt, response fields,
+	// Error, DeliveredAt; LockedUntil cleared; the Attempt the claim
+	// counted is kept; UpdatedAt now) and sets the Delivery to the stored
+	// row. Unless its Outcome is nil (the endpoint is left alone), it counts
+	// the attempt on the endpoint: LastDeliveryAt Outcome.At; on success
+	// SuccessCount+1, ConsecutiveFailures 0, FailingSince nil; on failure
+	// FailureCount+1, ConsecutiveFailures+1, FailingSince kept or else
+	// Outcome.At, and with Outcome.Disable an endpoint still active is
+	// disabled (IsActive false, DisabledReason Outcome.Disable) and the
+	// item's Disabled is true. Several outcomes of one endpoint in one
+	// call add up; of items disabling one endpoint, in one call or in
+	// concurrent calls, exactly one reports it. Counters are never lost to
+	// concurrent calls.
+	//
+	// An item writes nothing (neither delivery nor endpoint) and is not
+	// Done if its delivery is no longer leased by its attempt (LockedUntil
+	// differs from the Delivery's, at the store's precision, or the
+	// Delivery has none), is gone, or is not the Delivery's WorkspaceID's
+	// delivery to its EndpointID; the other items are unaffected. An error
+	// writes nothing at all.
+	FinishWebhookAttempts(ctx context.Context, fs []Finish) ([]FinishResult, error)
 	// DueWebhookDeliveries lists up to limit deliveries due at now and not
 	// leased, oldest NextAttemptAt first, across workspaces.
 	DueWebhookDeliveries(ctx context.Context, now time.Time, limit int) ([]Delivery, error)

@@ -1,10 +1,9 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -407,6 +406,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, workspaceID int64, f 
 
 // claimTargetRow is a delivery's endpoint and event, read together.
 type claimTargetRow struct {
+	DeliveryID int64 `bun:"d_id"`
 	endpointRow
 	EventType      string    `bun:"ev_type"`
 	EventPayload   []byte    `bun:"ev_payload"`
@@ -418,133 +418,211 @@ type claimTargetRow struct {
 var claimTargetColumns = "e." + strings.ReplaceAll(endpointColumns, ", ", ", e.") +
 	", ev.type AS ev_type, ev.payload AS ev_payload, ev.created_at AS ev_created_at"
 
-// ClaimWebhookDelivery leases the delivery with one conditional UPDATE: the
-// database runs concurrent ones on a row one after another, and each
+// ClaimWebhookDeliveries leases the deliveries with one conditional UPDATE:
+// the database runs concurrent ones on a row one after another, and each
 // re-checks the condition on the row as the previous one left it, so only
-// one can match. A second statement reads its endpoint and event (one
-// join); if they are gone (deleted since, with the delivery) the claim is
-// false.
-func (s *Store) ClaimWebhookDelivery(ctx context.Context, id int64, now, until time.Time) (*webhooks.Claim, bool, error) {
+// one can match. On PostgreSQL the rows are first locked in id order (a
+// sub-select FOR UPDATE; SQLite locks the whole database), so that two
+// claims naming the same deliveries cannot deadlock. A second statement
+// reads the claimed deliveries' endpoints and events (one join); one whose
+// endpoint is gone (deleted since, with the delivery) is left out.
+func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, until time.Time) ([]webhooks.Claim, error) {
+	if len(ids) == 0 {
+		return []webhooks.Claim{}, nil
+	}
 	now, until = ts(now), ts(until)
+	target := "?"
+	args := []any{until, now, bun.In(ids)}
+	if s.dialect == DialectPostgres {
+		target = "SELECT id FROM revops_webhook_deliveries WHERE id IN (?) ORDER BY id FOR UPDATE"
+	}
+	args = append(args, webhooks.StatusPending, webhooks.StatusRetrying, now, now)
 	var rows []deliveryRow
 	err := s.db.NewRaw(`UPDATE revops_webhook_deliveries SET locked_until = ?, attempt = attempt + 1, updated_at = ?
-WHERE id = ? AND status IN (?, ?) AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until <= ?)
-RETURNING `+deliveryColumns,
-		until, now, id, webhooks.StatusPending, webhooks.StatusRetrying, now, now).Scan(ctx, &rows)
+WHERE id IN (`+target+`) AND status IN (?, ?) AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until <= ?)
+RETURNING `+deliveryColumns, args...).Scan(ctx, &rows)
 	if err != nil {
-		return nil, false, fail("claim webhook delivery", err, "")
+		return nil, fail("claim webhook deliveries", err, "")
 	}
 	if len(rows) == 0 {
-		return nil, false, nil
+		return []webhooks.Claim{}, nil
 	}
-	c := &webhooks.Claim{Delivery: rows[0].delivery()}
-	d := &c.Delivery
+	claimed := make(map[int64]*deliveryRow, len(rows))
+	got := make([]int64, len(rows))
+	for i := range rows {
+		claimed[rows[i].ID], got[i] = &rows[i], rows[i].ID
+	}
 	var targets []claimTargetRow
-	err = s.db.NewRaw(`SELECT `+claimTargetColumns+` FROM revops_webhook_endpoints AS e
-JOIN revops_webhook_events AS ev ON ev.workspace_id = e.workspace_id AND ev.id = ?
-WHERE e.workspace_id = ? AND e.id = ?`, d.EventID, d.WorkspaceID, d.EndpointID).Scan(ctx, &targets)
+	err = s.db.NewRaw(`SELECT d.id AS d_id, `+claimTargetColumns+` FROM revops_webhook_deliveries AS d
+JOIN revops_webhook_endpoints AS e ON e.workspace_id = d.workspace_id AND e.id = d.endpoint_id
+JOIN revops_webhook_events AS ev ON ev.workspace_id = d.workspace_id AND ev.id = d.event_id
+WHERE d.id IN (?)`, bun.In(got)).Scan(ctx, &targets)
 	if err != nil {
-		return nil, false, fail("claim webhook delivery", err, "")
+		return nil, fail("claim webhook deliveries", err, "")
 	}
-	if len(targets) == 0 {
-		return nil, false, nil
+	byID := make(map[int64]*claimTargetRow, len(targets))
+	for i := range targets {
+		byID[targets[i].DeliveryID] = &targets[i]
 	}
-	r := &targets[0]
-	c.Endpoint = r.endpoint()
-	c.Event = webhooks.Event{ID: d.EventID, WorkspaceID: d.WorkspaceID, Type: r.EventType, CreatedAt: utc(r.EventCreatedAt)}
-	if len(r.EventPayload) > 0 {
-		c.Event.Payload = json.RawMessage(r.EventPayload)
+	out := make([]webhooks.Claim, 0, len(rows))
+	for _, id := range ids {
+		d, r := claimed[id], byID[id]
+		if d == nil || r == nil {
+			continue
+		}
+		delete(claimed, id) // a repeated id is claimed once
+		c := webhooks.Claim{Delivery: d.delivery(), Endpoint: r.endpoint()}
+		c.Event = webhooks.Event{ID: d.EventID, WorkspaceID: d.WorkspaceID, Type: r.EventType, CreatedAt: utc(r.EventCreatedAt)}
+		if len(r.EventPayload) > 0 {
+			c.Event.Payload = json.RawMessage(r.EventPayload)
+		}
+		out = append(out, c)
 	}
-	return c, true, nil
+	return out, nil
 }
 
-// errNotFinished rolls back a FinishWebhookAttempt that may not write.
-var errNotFinished = errors.New("sqlstore: webhook attempt not finished")
+// endpointKey names an endpoint within its workspace.
+type endpointKey struct{ workspaceID, id int64 }
 
-// FinishWebhookAttempt counts the attempt on its endpoint (when o is
-// given), then finishes the delivery with one conditional UPDATE that
-// checks the lease (compared at the stored precision) and the delivery's
-// workspace and endpoint; when that matches no row the transaction rolls
-// back. The endpoint is written first, taking its row lock before the
-// delivery's (see the lock order above), and by expressions on the stored
-// counters, so concurrent attempts never lose one another's counts. The
-// disabling is a further UPDATE matching only an active endpoint, so of
-// concurrent calls exactly one reports it. Without o it is the one
-// statement. On success d is set to what was stored (LockedUntil nil,
-// UpdatedAt now).
-func (s *Store) FinishWebhookAttempt(ctx context.Context, d *webhooks.Delivery, o *webhooks.AttemptOutcome) (bool, bool, error) {
-	if d.LockedUntil == nil {
-		return false, false, nil
+// FinishWebhookAttempts ends a batch of attempts in one transaction:
+//
+//  1. it locks the endpoints of the items with an outcome, in (workspace,
+//     id) order, reading whether each is active: the lock order of a
+//     single attempt (endpoint before delivery, see above), and an order
+//     concurrent batches share, so they cannot deadlock;
+//  2. it finishes each delivery with one conditional UPDATE that checks
+//     the lease (at the stored precision), the workspace and the endpoint,
+//     in delivery id order; an item matching no row is not done and counts
+//     nothing;
+//  3. it writes each endpoint once, adding up the done items' outcomes in
+//     the order given: counters by expressions on the stored values (never
+//     lost), the run of failures as the last of them leaves it, and the
+//     disabling by the first disabling failure if the endpoint was active
+//     when locked, which alone reports it.
+func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish) ([]webhooks.FinishResult, error) {
+	res := make([]webhooks.FinishResult, len(fs))
+	if len(fs) == 0 {
+		return res, nil
 	}
-	lease := ts(*d.LockedUntil)
-	out := *d
-	normalizeDelivery(&out)
 	now := ts(time.Now())
-	finish := func(ctx context.Context, db bun.IDB) (bool, error) {
-		var rows []deliveryRow
-		err := db.NewRaw(`UPDATE revops_webhook_deliveries SET status = ?, next_attempt_at = ?, locked_until = NULL,
+	var keys []endpointKey
+	var order []int // items with a lease, by delivery id
+	for i, f := range fs {
+		if f.Delivery == nil || f.Delivery.LockedUntil == nil {
+			continue
+		}
+		order = append(order, i)
+		if f.Outcome != nil {
+			keys = append(keys, endpointKey{f.Delivery.WorkspaceID, f.Delivery.EndpointID})
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(fs[a].Delivery.ID, fs[b].Delivery.ID) })
+	slices.SortFunc(keys, func(a, b endpointKey) int {
+		return cmp.Or(cmp.Compare(a.workspaceID, b.workspaceID), cmp.Compare(a.id, b.id))
+	})
+	keys = slices.Compact(keys)
+	outs := make([]webhooks.Delivery, len(fs))
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		clear(res)
+		active := make(map[endpointKey]bool, len(keys))
+		for _, k := range keys {
+			var rows []struct {
+				IsActive bool `bun:"is_active"`
+			}
+			err := tx.NewRaw("UPDATE revops_webhook_endpoints SET updated_at = updated_at WHERE workspace_id = ? AND id = ? RETURNING is_active",
+				k.workspaceID, k.id).Scan(ctx, &rows)
+			if err != nil {
+				return fail("finish webhook attempts", err, "")
+			}
+			if len(rows) == 1 {
+				active[k] = rows[0].IsActive
+			}
+		}
+		for _, i := range order {
+			d := fs[i].Delivery
+			out := *d
+			normalizeDelivery(&out)
+			var rows []deliveryRow
+			err := tx.NewRaw(`UPDATE revops_webhook_deliveries SET status = ?, next_attempt_at = ?, locked_until = NULL,
 response_code = ?, response_body = ?, response_time_ms = ?, error = ?, delivered_at = ?, updated_at = ?
 WHERE id = ? AND workspace_id = ? AND endpoint_id = ? AND locked_until = ?
 RETURNING `+deliveryColumns,
-			out.Status, out.NextAttemptAt, out.ResponseCode, []byte(out.ResponseBody), out.ResponseTimeMs, out.Error,
-			out.DeliveredAt, now, d.ID, d.WorkspaceID, d.EndpointID, lease).Scan(ctx, &rows)
-		if err != nil {
-			return false, fail("finish webhook attempt", err, "")
+				out.Status, out.NextAttemptAt, out.ResponseCode, []byte(out.ResponseBody), out.ResponseTimeMs, out.Error,
+				out.DeliveredAt, now, d.ID, d.WorkspaceID, d.EndpointID, ts(*d.LockedUntil)).Scan(ctx, &rows)
+			if err != nil {
+				return fail("finish webhook attempts", err, "")
+			}
+			if len(rows) == 1 { // else claimed again since, finished, or gone
+				res[i].Done, outs[i] = true, rows[0].delivery()
+			}
 		}
-		if len(rows) == 0 {
-			return false, nil // claimed again since, finished, or gone
+		for _, k := range keys {
+			if err := countOutcomes(ctx, tx, k, active[k], fs, res, now); err != nil {
+				return err
+			}
 		}
-		out = rows[0].delivery()
-		return true, nil
-	}
-	if o == nil {
-		ok, err := finish(ctx, s.db)
-		if err != nil || !ok {
-			return false, false, err
-		}
-		*d = out
-		return true, false, nil
-	}
-	at := orNow(o.At)
-	disabled := false
-	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		var res sql.Result
-		var err error
-		if o.Success {
-			res, err = tx.NewRaw(`UPDATE revops_webhook_endpoints SET success_count = success_count + 1,
-consecutive_failures = 0, failing_since = NULL, last_delivery_at = ?, updated_at = ?
-WHERE workspace_id = ? AND id = ?`, at, now, d.WorkspaceID, d.EndpointID).Exec(ctx)
-		} else {
-			res, err = tx.NewRaw(`UPDATE revops_webhook_endpoints SET failure_count = failure_count + 1,
-consecutive_failures = consecutive_failures + 1, failing_since = COALESCE(failing_since, ?), last_delivery_at = ?, updated_at = ?
-WHERE workspace_id = ? AND id = ?`, at, at, now, d.WorkspaceID, d.EndpointID).Exec(ctx)
-		}
-		if found, err := affected(res, err); err != nil {
-			return fail("finish webhook attempt", err, "")
-		} else if !found {
-			return errNotFinished // gone, with its deliveries
-		}
-		if ok, err := finish(ctx, tx); err != nil {
-			return err
-		} else if !ok {
-			return errNotFinished
-		}
-		if o.Success || o.Disable == "" {
-			return nil
-		}
-		res, err = tx.NewRaw(`UPDATE revops_webhook_endpoints SET is_active = ?, disabled_reason = ?
-WHERE workspace_id = ? AND id = ? AND is_active = ?`, false, o.Disable, d.WorkspaceID, d.EndpointID, true).Exec(ctx)
-		disabled, err = affected(res, err)
-		return fail("finish webhook attempt", err, "")
+		return nil
 	})
-	if errors.Is(err, errNotFinished) {
-		return false, false, nil
-	}
 	if err != nil {
-		return false, false, err
+		return nil, err
 	}
-	*d = out
-	return true, disabled, nil
+	for i := range fs {
+		if res[i].Done {
+			*fs[i].Delivery = outs[i]
+		}
+	}
+	return res, nil
+}
+
+// countOutcomes writes to endpoint k the outcomes of the done items of fs
+// naming it, as if written one after another in their order, and marks
+// the item that disables it (if it was active).
+func countOutcomes(ctx context.Context, tx bun.Tx, k endpointKey, active bool, fs []webhooks.Finish, res []webhooks.FinishResult, now time.Time) error {
+	var successes, failures, failsAfter int
+	var lastAt time.Time
+	var runStart *time.Time // first failure after the last success
+	sawSuccess := false
+	disable := ""
+	for i, f := range fs {
+		d, o := f.Delivery, f.Outcome
+		if !res[i].Done || o == nil || d.WorkspaceID != k.workspaceID || d.EndpointID != k.id {
+			continue
+		}
+		at := orNow(o.At)
+		lastAt = at
+		if o.Success {
+			successes++
+			sawSuccess, failsAfter, runStart = true, 0, nil
+			continue
+		}
+		failures++
+		failsAfter++
+		if runStart == nil {
+			runStart = &at
+		}
+		if o.Disable != "" && active && disable == "" {
+			disable, res[i].Disabled = o.Disable, true
+		}
+	}
+	if successes+failures == 0 {
+		return nil
+	}
+	set := "success_count = success_count + ?, failure_count = failure_count + ?, last_delivery_at = ?, updated_at = ?"
+	args := []any{successes, failures, lastAt, now}
+	if sawSuccess {
+		set += ", consecutive_failures = ?, failing_since = ?"
+		args = append(args, failsAfter, runStart)
+	} else {
+		set += ", consecutive_failures = consecutive_failures + ?, failing_since = COALESCE(failing_since, ?)"
+		args = append(args, failsAfter, runStart)
+	}
+	if disable != "" {
+		set += ", is_active = ?, disabled_reason = ?"
+		args = append(args, false, disable)
+	}
+	args = append(args, k.workspaceID, k.id)
+	_, err := tx.NewRaw("UPDATE revops_webhook_endpoints SET "+set+" WHERE workspace_id = ? AND id = ?", args...).Exec(ctx)
+	return fail("finish webhook attempts", err, "")
 }
 
 // DueWebhookDeliveries lists deliveries due at now and not leased, oldest

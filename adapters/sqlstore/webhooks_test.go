@@ -54,18 +54,18 @@ func TestWebhookAdapterConventions(t *testing.T) {
 
 		// A response body is stored byte for byte, even when it is not
 		// UTF-8 text (PostgreSQL TEXT would refuse it).
-		cl, ok, err := s.ClaimWebhookDelivery(ctx, d.ID, created, created.Add(time.Minute))
-		if err != nil || !ok {
-			t.Fatalf("claim: %v %v", ok, err)
+		cs, err := s.ClaimWebhookDeliveries(ctx, []int64{d.ID}, created, created.Add(time.Minute))
+		if err != nil || len(cs) != 1 {
+			t.Fatalf("claim: %d %v", len(cs), err)
 		}
-		c := &cl.Delivery
+		c := &cs[0].Delivery
 		body := "bin\x00\xff\xfe end"
 		c.Status, c.ResponseCode, c.ResponseBody, c.NextAttemptAt = webhooks.StatusFailed, 500, body, nil
-		if ok, _, err := s.FinishWebhookAttempt(ctx, c, nil); err != nil || !ok {
-			t.Fatalf("finish without an outcome: %v %v", ok, err)
+		if res, err := s.FinishWebhookAttempts(ctx, []webhooks.Finish{{Delivery: c}}); err != nil || !res[0].Done {
+			t.Fatalf("finish without an outcome: %v %v", res, err)
 		}
 		if c.LockedUntil != nil {
-			t.Errorf("FinishWebhookAttempt left LockedUntil %v in d, want nil", c.LockedUntil)
+			t.Errorf("FinishWebhookAttempts left LockedUntil %v in d, want nil", c.LockedUntil)
 		}
 		got, err := s.WebhookDelivery(ctx, w.ID, d.ID)
 		if err != nil {
@@ -75,8 +75,8 @@ func TestWebhookAdapterConventions(t *testing.T) {
 			t.Errorf("after finish: body %q status %q lease %v", got.ResponseBody, got.Status, got.LockedUntil)
 		}
 		// A delivery without a lease cannot be finished.
-		if ok, _, err := s.FinishWebhookAttempt(ctx, got, nil); err != nil || ok {
-			t.Errorf("finish without a lease: %v %v, want false", ok, err)
+		if res, err := s.FinishWebhookAttempts(ctx, []webhooks.Finish{{Delivery: got}}); err != nil || res[0].Done {
+			t.Errorf("finish without a lease: %v %v, want not done", res, err)
 		}
 
 		// Delivery lists: the status may come in the filter or the list
