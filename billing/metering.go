@@ -379,14 +379,23 @@ func location(tz string) *time.Location {
 	if tz == "" {
 		return time.UTC
 	}
+	// LoadLocation reads and parses the zone's file on every call: far too
+	// slow for every check, so zones are kept once loaded.
+	if loc, ok := locations.Load(tz); ok {
+		return loc.(*time.Location)
+	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
 		// Workspace settings are validated on write; a zone removed from
 		// the tz database since falls back to UTC rather than failing usage.
 		return time.UTC
 	}
+	locations.Store(tz, loc)
 	return loc
 }
+
+// locations caches loaded zones by name (a few hundred at most exist).
+var locations sync.Map
 
 // periodKey names a period by its calendar date (the local date of its
 // start, written as midnight UTC), not by the instant it starts: changing
