@@ -108,13 +108,22 @@ func (s *Store) AppendUsage(ctx context.Context, events []billing.UsageEvent, fo
 
 // The Postgres append passes each column as one array and unnests it: the
 // statement's text and plan stay the same size whatever the batch, where a
-// VALUES list costs Postgres a parse of seven parameters per row. Without
-// fold, the deltas are written by the same statement, so a bulk append is a
-// single round trip and needs no transaction of its own.
+// VALUES list costs Postgres a parse of seven parameters per row. What most
+// events share (workspace, feature and period; creation time) is sent once
+// and referenced by position, and an event repeated within the batch is
+// dropped before sending. Without fold, the deltas are written by the same
+// statement, so a bulk append is a single round trip and needs no
+// transaction of its own. Only the events NOT inserted (already stored)
+// come back: usually none.
 const (
-	usageRowsPostgres = `WITH r AS (
-  SELECT * FROM unnest(?::bigint[], ?::text[], ?::timestamptz[], ?::bigint[], ?::text[], ?::text[], ?::timestamptz[])
-    AS r (workspace_id, feature, period_start, quantity, event_id, metadata, created_at)
+	usageRowsPostgres = `WITH c AS (
+  SELECT * FROM unnest(?::bigint[], ?::text[], ?::timestamptz[]) WITH ORDINALITY AS c (workspace_id, feature, period_start, n)
+), a AS (
+  SELECT * FROM unnest(?::timestamptz[]) WITH ORDINALITY AS a (created_at, n)
+), r AS (
+  SELECT c.workspace_id, c.feature, c.period_start, x.quantity, x.event_id, coalesce(x.metadata, '{}') AS metadata, a.created_at
+  FROM unnest(?::int[], ?::int[], ?::bigint[], ?::text[], ?::text[]) AS x (ci, ai, quantity, event_id, metadata)
+  JOIN c ON c.n = x.ci JOIN a ON a.n = x.ai
 ), ins AS (
   INSERT INTO revops_usage_events (workspace_id, feature, period_start, quantity, event_id, metadata, created_at)
   SELECT workspace_id, feature, period_start, quantity, event_id, metadata, created_at FROM r
@@ -125,25 +134,67 @@ const (
   INSERT INTO revops_usage_deltas (workspace_id, feature, period_start, quantity)
   SELECT workspace_id, feature, period_start, sum(quantity) FROM ins GROUP BY workspace_id, feature, period_start
 )`
+	usageSkippedPostgres = ` SELECT r.workspace_id, r.event_id FROM r
+WHERE (SELECT count(*) FROM ins) < (SELECT count(*) FROM r)
+  AND NOT EXISTS (SELECT 1 FROM ins WHERE ins.workspace_id = r.workspace_id AND ins.event_id = r.event_id)`
 )
 
 func (s *Store) appendUsagePostgres(ctx context.Context, events []billing.UsageEvent, fold bool, added []bool) error {
+	type key struct {
+		ws int64
+		id string
+	}
 	n := len(events)
 	var (
-		wss, qs      = make([]int64, n), make([]int64, n)
-		feats, ids   = make([]string, n), make([]string, n)
-		metas        = make([]string, n)
-		periods, ats = make([]time.Time, n), make([]time.Time, n)
+		counters = map[billing.Counter]int32{}
+		times    = map[time.Time]int32{}
+		seen     = make(map[key]bool, n)
+		cws      []int64
+		cfs      []string
+		cps, cas []time.Time
+		cis, ais = make([]int32, 0, n), make([]int32, 0, n)
+		qs       = make([]int64, 0, n)
+		ids      = make([]string, 0, n)
+		metas    []string // only when some event has metadata
+		first    = make([]bool, n)
 	)
 	for i := range events {
 		e := &events[i]
-		wss[i], feats[i], periods[i], qs[i] = e.WorkspaceID, e.Feature, ts(e.PeriodStart), e.Quantity
-		ids[i], metas[i], ats[i] = e.EventID, metadataText(e), orNow(e.CreatedAt)
+		k := key{e.WorkspaceID, e.EventID}
+		if seen[k] {
+			continue // a repeat within the batch: its first occurrence counts
+		}
+		seen[k], first[i] = true, true
+		c := billing.Counter{WorkspaceID: e.WorkspaceID, Feature: e.Feature, PeriodStart: ts(e.PeriodStart)}
+		ci, ok := counters[c]
+		if !ok {
+			ci = int32(len(cws) + 1)
+			counters[c] = ci
+			cws, cfs, cps = append(cws, c.WorkspaceID), append(cfs, c.Feature), append(cps, c.PeriodStart)
+		}
+		at := orNow(e.CreatedAt)
+		ai, ok := times[at]
+		if !ok {
+			ai = int32(len(cas) + 1)
+			times[at] = ai
+			cas = append(cas, at)
+		}
+		if len(e.Metadata) > 0 && metas == nil {
+			metas = make([]string, len(ids), n) // "{}" for those before
+			for j := range metas {
+				metas[j] = "{}"
+			}
+		}
+		if metas != nil {
+			metas = append(metas, metadataText(e))
+		}
+		cis, ais, qs, ids = append(cis, ci), append(ais, ai), append(qs, e.Quantity), append(ids, e.EventID)
 	}
-	args := []any{pgdialect.Array(wss), pgdialect.Array(feats), pgdialect.Array(periods), pgdialect.Array(qs),
-		pgdialect.Array(ids), pgdialect.Array(metas), pgdialect.Array(ats)}
-	// Only the events NOT inserted come back (already stored, or repeated
-	// in this batch after their first occurrence counted): usually none.
+	if metas == nil {
+		metas = []string{} // unnest pads with NULL: '{}' by coalesce
+	}
+	args := []any{pgdialect.Array(cws), pgdialect.Array(cfs), pgdialect.Array(cps), pgdialect.Array(cas),
+		pgdialect.Array(cis), pgdialect.Array(ais), pgdialect.Array(qs), pgdialect.Array(ids), pgdialect.Array(metas)}
 	var skipped []struct {
 		WorkspaceID int64  `bun:"workspace_id"`
 		EventID     string `bun:"event_id"`
@@ -152,28 +203,16 @@ func (s *Store) appendUsagePostgres(ctx context.Context, events []billing.UsageE
 	if !fold {
 		q += usageDeltasPostgres
 	}
-	q += ` SELECT r.workspace_id, r.event_id FROM r
-  WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.workspace_id = r.workspace_id AND ins.event_id = r.event_id)`
-	type key struct {
-		ws int64
-		id string
-	}
+	q += usageSkippedPostgres
 	mark := func() map[billing.Counter]int64 {
-		notNew := make(map[key]bool, len(skipped))
+		old := make(map[key]bool, len(skipped))
 		for _, r := range skipped {
-			notNew[key{r.WorkspaceID, r.EventID}] = true
+			old[key{r.WorkspaceID, r.EventID}] = true
 		}
-		seen := make(map[key]bool, len(skipped))
 		sums := map[billing.Counter]int64{}
 		for i := range events {
 			e := &events[i]
-			k := key{e.WorkspaceID, e.EventID}
-			if seen[k] {
-				added[i] = false // a repeat later in events was skipped
-				continue
-			}
-			seen[k] = true
-			if added[i] = !notNew[k]; added[i] {
+			if added[i] = first[i] && !old[key{e.WorkspaceID, e.EventID}]; added[i] {
 				sums[billing.Counter{WorkspaceID: e.WorkspaceID, Feature: e.Feature, PeriodStart: ts(e.PeriodStart)}] += e.Quantity
 			}
 		}
