@@ -103,6 +103,12 @@ func TestAuditTrailRecordsEveryAction(t *testing.T) {
 			list, _, _ := e.p.Audit().List(ctx, audit.Filter{Action: audit.LoginSucceeded}, firstPage)
 			return expect{0, audit.Actor{Kind: audit.ActorAnonymous}, fmt.Sprintf("session:%v", list[0].Metadata["session_id"])}
 		},
+		audit.SessionRevoked: func(reqID string) expect {
+			_, _, r := e.webLogin("admin@localhost")
+			id := int64(r.data()["session_id"].(float64))
+			e.do("DELETE", fmt.Sprintf("/auth/sessions/%d", id), e.key, nil, with(reqID)).must(t, 204)
+			return expect{0, owner, fmt.Sprintf("session:%d", id)}
+		},
 		audit.WorkspaceDeleted: func(reqID string) expect {
 			doomed := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Doomed"}).must(t, 201).id()
 			e.do("DELETE", fmt.Sprintf("/workspaces/%d", doomed), e.key, nil, with(reqID)).must(t, 204)

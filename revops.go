@@ -52,13 +52,14 @@ type Store interface {
 	billing.SubscriptionStore
 	audit.Store
 	login.Store
+	login.WebSessionStore
 }
 
 // DefaultTiers are spec 001's tiers, default first.
 var DefaultTiers = []string{"free", "starter", "pro", "agency", "enterprise"}
 
 // builtinResources are the resources revops's own routes declare scopes on.
-var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks", "entitlements", "billing", "audit"}
+var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks", "entitlements", "billing", "audit", "sessions"}
 
 // Config configures a Platform. Only Store is required.
 type Config struct {
@@ -111,6 +112,9 @@ type Config struct {
 	Billing billing.Config
 	// Tokens configures login (POST /auth/login) and access tokens.
 	Tokens TokensConfig
+	// Sessions configures browser sessions (the cookie of POST /auth/login
+	// with {"session": "cookie"}): Secure unless PlainHTTP, timeouts.
+	Sessions SessionsConfig
 	// Title and Version describe the API in /openapi.json.
 	Title, Version string
 	// Now is the clock (tests).
@@ -193,6 +197,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Tokens.validate(); err != nil {
 		errs = append(errs, fmt.Errorf("revops: Config.Tokens: %w", err))
+	}
+	if err := c.Sessions.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -338,7 +345,7 @@ func New(cfg Config) (*Platform, error) {
 	}
 	res.SetTokens(p)
 	p.api, err = httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
-		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed})
+		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed, Cookie: p.cookieAuth})
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}

@@ -24,17 +24,27 @@ type (
 	loginIn struct {
 		Email    string `json:"email" validate:"required,max=254"`
 		Password string `json:"password" validate:"required,max=256"`
+		// Session "cookie" signs a browser in: a session cookie instead of tokens.
+		Session string `json:"session" validate:"omitempty,oneof=cookie token"`
+	}
+	logoutIn struct {
+		RefreshToken string `json:"refresh_token" validate:"omitempty,max=255"` // or the session cookie
 	}
 	refreshIn struct {
 		RefreshToken string `json:"refresh_token" validate:"required,max=255"`
 	}
+	// tokensOut: a cookie login has no tokens, but a CSRF token and the
+	// session's id and absolute end instead.
 	tokensOut struct {
-		AccessToken           string    `json:"access_token"`
-		TokenType             string    `json:"token_type"` // Bearer
-		ExpiresIn             int64     `json:"expires_in"` // seconds
-		ExpiresAt             time.Time `json:"expires_at"`
-		RefreshToken          string    `json:"refresh_token"`
-		RefreshTokenExpiresAt time.Time `json:"refresh_token_expires_at"`
+		AccessToken           string    `json:"access_token,omitempty"`
+		TokenType             string    `json:"token_type,omitempty"` // Bearer
+		ExpiresIn             int64     `json:"expires_in,omitempty"` // seconds
+		ExpiresAt             time.Time `json:"expires_at,omitzero"`
+		RefreshToken          string    `json:"refresh_token,omitempty"`
+		RefreshTokenExpiresAt time.Time `json:"refresh_token_expires_at,omitzero"`
+		CSRFToken             string    `json:"csrf_token,omitempty"`
+		SessionID             int64     `json:"session_id,omitempty"`
+		SessionExpiresAt      time.Time `json:"session_expires_at,omitzero"`
 		User                  userOut   `json:"user"`
 	}
 	membershipOut struct {
@@ -189,6 +199,9 @@ func (p *Platform) authRoutes() {
 			if err != nil {
 				return nil, err
 			}
+			if in.Session == "cookie" {
+				return p.cookieLogin(ctx, c, t)
+			}
 			p.recordAs(ctx, c, audit.Actor{Kind: audit.ActorUser, ID: t.User.ID, Display: t.User.Email}, audit.LoginSucceeded,
 				target{"user", t.User.ID}, map[string]any{"session_id": t.SessionID})
 			return p.toTokens(t), nil
@@ -216,10 +229,13 @@ func (p *Platform) authRoutes() {
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/auth/logout", Tag: tag, Public: true, Status: http.StatusNoContent,
-		Summary: "Revoke the session of a refresh token: it and every access token of the session stop working"},
-		func(ctx context.Context, c *Call, in *refreshIn) (NoBody, error) {
-			_, err := p.login.Logout(ctx, in.RefreshToken)
-			return NoBody{}, err
+		Summary: "Revoke the session of a refresh token, or of the session cookie (CSRF-checked, cookies cleared): its tokens and cookie stop working"},
+		func(ctx context.Context, c *Call, in *logoutIn) (NoBody, error) {
+			if in.RefreshToken != "" {
+				_, err := p.login.Logout(ctx, in.RefreshToken)
+				return NoBody{}, err
+			}
+			return NoBody{}, p.logoutWithCookie(ctx, c)
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: "/auth/me", Tag: tag, Scope: "workspaces:read",

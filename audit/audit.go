@@ -63,6 +63,7 @@ const (
 	WorkspaceTOTPPolicyChanged = "workspace.totp_policy_changed"
 	WorkspaceDeleted           = "workspace.deleted"
 	SecretRevealed             = "secret.revealed"
+	SessionRevoked             = "session.revoked"
 )
 
 // Actions lists revops's own actions, for documentation and tests.
@@ -71,7 +72,7 @@ var Actions = []string{
 	APIKeyCreated, APIKeyRotated, APIKeyRevoked,
 	MemberAdded, MemberRemoved, MemberRoleChanged,
 	TOTPEnabled, TOTPDisabled, WorkspaceTOTPPolicyChanged, WorkspaceDeleted,
-	SecretRevealed,
+	SecretRevealed, SessionRevoked,
 }
 
 // Event is one audited action. Times are UTC with microsecond precision.

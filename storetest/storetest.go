@@ -69,6 +69,7 @@ type Store interface {
 	billing.SubscriptionStore
 	audit.Store
 	login.Store
+	login.WebSessionStore
 }
 
 type test struct {
@@ -93,6 +94,7 @@ func tests() []test {
 	all = append(all, billingPaymentTests()...)
 	all = append(all, auditTests()...)
 	all = append(all, loginTests()...)
+	all = append(all, webSessionTests()...)
 	return all
 }
 
