@@ -90,8 +90,8 @@ var noBodyType = reflect.TypeFor[NoBody]()
 type Call struct {
 	R         *http.Request
 	W         http.ResponseWriter // for headers and cookies; the handler's result is written by the kernel
-	Principal *auth.Principal // nil on public routes
-	Access    *auth.Access    // nil unless the route is workspace-scoped
+	Principal *auth.Principal     // nil on public routes
+	Access    *auth.Access        // nil unless the route is workspace-scoped
 	RequestID string
 	Route     *Route
 	include   map[string]bool
