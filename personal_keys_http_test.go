@@ -29,7 +29,7 @@ func TestPersonalKeysSignedIn(t *testing.T) {
 
 	got := e.do("GET", fmt.Sprintf("/user/api-keys/%d", id), "", nil, withCookie(cookie)).must(t, 200)
 	is.Equal(got.str("name"), "cli")
-	is.Equal(got.str("key"), "") // never shown again
+	is.Equal(got.str("key"), "")                                                  // never shown again
 	is.Equal(len(e.do("GET", "/user/api-keys", tok, nil).must(t, 200).list()), 3) // bootstrap, cli, browser
 
 	// Rotate with a cookie: a new key at once, the old one until the grace ends.

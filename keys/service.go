@@ -147,14 +147,18 @@ func (s *Service) List(ctx context.Context, workspaceID int64, p core.ListParams
 // when the old one stops working.
 func (s *Service) Rotate(ctx context.Context, workspaceID, id int64, graceHours *int, issuer Allower) (*Key, string, time.Time, error) {
 	return s.rotate(ctx, graceHours, issuer, func() (*Key, error) { return s.store.Key(ctx, workspaceID, id) },
-		func(next *Key, graceEnds time.Time) error { return s.store.RotateKey(ctx, workspaceID, id, next, graceEnds) })
+		func(next *Key, graceEnds time.Time) error {
+			return s.store.RotateKey(ctx, workspaceID, id, next, graceEnds)
+		})
 }
 
 // RotatePersonal is Rotate for a personal key of userID; another user's key
 // or a workspace key is not found.
 func (s *Service) RotatePersonal(ctx context.Context, userID, id int64, graceHours *int, issuer Allower) (*Key, string, time.Time, error) {
 	return s.rotate(ctx, graceHours, issuer, func() (*Key, error) { return s.GetPersonal(ctx, userID, id) },
-		func(next *Key, graceEnds time.Time) error { return s.store.RotateUserKey(ctx, userID, id, next, graceEnds) })
+		func(next *Key, graceEnds time.Time) error {
+			return s.store.RotateUserKey(ctx, userID, id, next, graceEnds)
+		})
 }
 
 func (s *Service) rotate(ctx context.Context, graceHours *int, issuer Allower, get func() (*Key, error), store func(*Key, time.Time) error) (*Key, string, time.Time, error) {
