@@ -271,6 +271,7 @@ func (p *Platform) routes() {
 	p.auditRoutes()
 	p.authRoutes()
 	p.sessionRoutes()
+	p.userRoutes()
 	httpapi.Handle(p.api, httpapi.Route{Method: "GET", Path: "/openapi.json", Tag: "Meta", Summary: "This API's OpenAPI 3.1 document", Public: true, Bare: true},
 		func(ctx context.Context, c *Call, _ *NoBody) (any, error) {
 			return p.api.OpenAPI(p.cfg.Title, p.cfg.Version, httpapi.MountPrefix(c.R)), nil

@@ -80,6 +80,8 @@ var bodies = map[string]any{
 	"PUT /workspaces/{id}/totp-policy":                                          map[string]any{"policy": "required"},
 	"PUT /workspaces/{id}/icon":                                                 append([]byte("GIF89a"), 1, 2, 3),
 	"POST /workspaces/{id}/members":                                             map[string]any{"email": "intruder@example.com"},
+	"PATCH /workspaces/{id}/members/{userId}":                                   map[string]any{"role": "admin"},
+	"POST /users":                                                               map[string]any{"email": "intruder2@example.com", "display_name": "Intruder"},
 	"POST /workspaces/{id}/join-codes":                                          map[string]any{},
 	"POST /workspaces/{id}/api-keys":                                            map[string]any{"name": "x"},
 	"POST /workspaces/{id}/api-keys/{keyId}/rotate":                             map[string]any{},

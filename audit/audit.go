@@ -64,6 +64,7 @@ const (
 	WorkspaceDeleted           = "workspace.deleted"
 	SecretRevealed             = "secret.revealed"
 	SessionRevoked             = "session.revoked"
+	UserCreated                = "user.created"
 )
 
 // Actions lists revops's own actions, for documentation and tests.
@@ -72,7 +73,7 @@ var Actions = []string{
 	APIKeyCreated, APIKeyRotated, APIKeyRevoked,
 	MemberAdded, MemberRemoved, MemberRoleChanged,
 	TOTPEnabled, TOTPDisabled, WorkspaceTOTPPolicyChanged, WorkspaceDeleted,
-	SecretRevealed, SessionRevoked,
+	SecretRevealed, SessionRevoked, UserCreated,
 }
 
 // Event is one audited action. Times are UTC with microsecond precision.

@@ -95,6 +95,7 @@ func tests() []test {
 	all = append(all, auditTests()...)
 	all = append(all, loginTests()...)
 	all = append(all, webSessionTests()...)
+	all = append(all, userTests()...)
 	return all
 }
 
