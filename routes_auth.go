@@ -132,27 +132,44 @@ func (p *Platform) SetPassword(ctx context.Context, userID int64, password strin
 	return p.login.SetPassword(ctx, userID, password)
 }
 
-// throttleLogin spends one attempt from the email's and the client IP's
-// login buckets; either empty is 429. Unknown emails have buckets too, so
-// the answer never tells whether an account exists.
-func (p *Platform) throttleLogin(ctx context.Context, c *Call, email string) error {
+// loginBuckets are the email's and the client IP's login buckets.
+func (p *Platform) loginBuckets(c *Call, email string) []loginBucket {
 	tc := p.cfg.Tokens
-	for _, b := range []struct {
-		key string
-		pol ratelimit.Policy
-	}{
+	return []loginBucket{
 		{"login:account:" + login.NormalizeEmail(email), tc.LoginPerAccount},
 		{"login:ip:" + p.clientIP(c.R), tc.LoginPerIP},
-	} {
-		d, err := p.limiter.Allow(ctx, b.key, b.pol)
+	}
+}
+
+type loginBucket struct {
+	key string
+	pol ratelimit.Policy
+}
+
+// throttleLogin refuses a login (429 with Retry-After) when the email's or
+// the client IP's login bucket is empty. It spends nothing: failures spend
+// (loginFailed), successful logins do not. Unknown emails have buckets too,
+// so the answer never tells whether an account exists.
+func (p *Platform) throttleLogin(ctx context.Context, c *Call, email string) error {
+	for _, b := range p.loginBuckets(c, email) {
+		d, err := p.limiter.Peek(ctx, b.key, b.pol)
 		if err != nil {
 			return err
 		}
 		if !d.Allowed {
-			return p.rateLimited(http.Header{}, b.pol, d)
+			return p.rateLimited(c.W.Header(), b.pol, d)
 		}
 	}
 	return nil
+}
+
+// loginFailed spends one attempt from both login buckets.
+func (p *Platform) loginFailed(ctx context.Context, c *Call, email string) {
+	for _, b := range p.loginBuckets(c, email) {
+		if _, err := p.limiter.Allow(ctx, b.key, b.pol); err != nil {
+			p.cfg.Logger.ErrorContext(ctx, "revops: counting a failed login", "error", err)
+		}
+	}
 }
 
 func (p *Platform) toTokens(t *login.Tokens) *tokensOut {
@@ -192,6 +209,7 @@ func (p *Platform) authRoutes() {
 				if f.UserID != 0 {
 					tg = target{"user", f.UserID}
 				}
+				p.loginFailed(ctx, c, in.Email)
 				p.recordAs(ctx, c, audit.Actor{Kind: audit.ActorAnonymous}, audit.LoginFailed, tg,
 					map[string]any{"email": login.NormalizeEmail(in.Email), "reason": f.Reason})
 				return nil, login.ErrBadCredentials()
