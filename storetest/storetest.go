@@ -34,6 +34,9 @@
 //     binding cannot be removed (conflict); posts on one account are
 //     serial (no overdraft, one transaction per idempotency key under
 //     races), and every transaction is two entries summing to zero.
+//   - login: a web session belongs to exactly one login session of its own
+//     user; ListWebSessions hides revoked and expired ones; SetMemberRole
+//     never leaves a workspace without an owner, even under races.
 package storetest
 
 import (
