@@ -291,3 +291,29 @@ func TestLoginFailuresAndThrottling(t *testing.T) {
 	is.Equal(len(ok), 1)
 	is.Equal(ok[0].Actor.ID, e.owner.ID)
 }
+
+func TestLoginThrottleCountsFailuresOnly(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, func(c *revops.Config) {
+		c.Tokens.LoginPerAccount = ratelimit.Policy{PerMinute: 3}
+		c.Tokens.LoginPerIP = ratelimit.Policy{PerMinute: 100}
+	})
+	e.withPassword(e.owner.ID)
+	// Successful logins spend nothing: a busy user is never locked out.
+	for range 4 { // one more than the account's bucket holds
+		e.login("admin@localhost", testPassword).must(t, 200)
+	}
+	// Three failures empty the account's bucket; the fourth attempt is 429
+	// with Retry-After, even with the right password.
+	for range 3 {
+		e.login("admin@localhost", "wrong password!").must(t, 401)
+	}
+	r := e.login("admin@localhost", testPassword).must(t, 429, "rate_limit_exceeded")
+	after := r.Header.Get("Retry-After")
+	is.True(after != "")
+	is.Equal(after, fmt.Sprint(r.Body["retry_after"]))
+	is.Equal(r.Header.Get("X-RateLimit-Limit"), "3")
+	// One failure refills in 20 s (3 per minute): then one attempt is let in.
+	e.clock.Advance(21 * time.Second)
+	e.login("admin@localhost", testPassword).must(t, 200)
+}

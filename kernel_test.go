@@ -68,7 +68,9 @@ func TestEveryRouteDeclaresAScope(t *testing.T) {
 	e := newEnv(t)
 	public := map[string]bool{"GET /openapi.json": true, "GET /pixel/config": true, "POST /pixel/track": true,
 		// Login takes credentials, not a key; the JWK Set is public by nature.
-		"POST /auth/login": true, "POST /auth/refresh": true, "POST /auth/logout": true, "GET /.well-known/jwks.json": true}
+		"POST /auth/login": true, "POST /auth/refresh": true, "POST /auth/logout": true, "GET /.well-known/jwks.json": true,
+		// The invitation token is the credential of an invitee without an account.
+		"POST /invitations/register": true}
 	n := 0
 	for _, rt := range e.p.Routes() {
 		n++

@@ -54,13 +54,14 @@ type Store interface {
 	login.Store
 	token.KeyStore
 	twofactor.Store
+	login.WebSessionStore
 }
 
 // DefaultTiers are spec 001's tiers, default first.
 var DefaultTiers = []string{"free", "starter", "pro", "agency", "enterprise"}
 
 // builtinResources are the resources revops's own routes declare scopes on.
-var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks", "entitlements", "billing", "audit", "totp"}
+var builtinResources = []string{"workspaces", "members", "api-keys", "rate-limits", "pixel", "webhooks", "entitlements", "billing", "audit", "totp", "sessions"}
 
 // Config configures a Platform. Only Store is required.
 type Config struct {
@@ -115,6 +116,9 @@ type Config struct {
 	Tokens TokensConfig
 	// TOTP configures two-factor authentication (/auth/totp/…).
 	TOTP TOTPConfig
+	// Sessions configures browser sessions (the cookie of POST /auth/login
+	// with {"session": "cookie"}): Secure unless PlainHTTP, timeouts.
+	Sessions SessionsConfig
 	// Title and Version describe the API in /openapi.json.
 	Title, Version string
 	// Now is the clock (tests).
@@ -197,6 +201,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Tokens.validate(); err != nil {
 		errs = append(errs, fmt.Errorf("revops: Config.Tokens: %w", err))
+	}
+	if err := c.Sessions.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -343,7 +350,7 @@ func New(cfg Config) (*Platform, error) {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
 	p.api, err = httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
-		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed})
+		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed, Cookie: p.cookieAuth})
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}

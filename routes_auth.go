@@ -29,17 +29,27 @@ type (
 		// TOTPCode is required when the user has two-factor authentication:
 		// the current code or a recovery code.
 		TOTPCode string `json:"totp_code,omitempty" validate:"max=64"`
+		// Session "cookie" signs a browser in: a session cookie instead of tokens.
+		Session string `json:"session" validate:"omitempty,oneof=cookie token"`
+	}
+	logoutIn struct {
+		RefreshToken string `json:"refresh_token" validate:"omitempty,max=255"` // or the session cookie
 	}
 	refreshIn struct {
 		RefreshToken string `json:"refresh_token" validate:"required,max=255"`
 	}
+	// tokensOut: a cookie login has no tokens, but a CSRF token and the
+	// session's id and absolute end instead.
 	tokensOut struct {
-		AccessToken           string    `json:"access_token"`
-		TokenType             string    `json:"token_type"` // Bearer
-		ExpiresIn             int64     `json:"expires_in"` // seconds
-		ExpiresAt             time.Time `json:"expires_at"`
-		RefreshToken          string    `json:"refresh_token"`
-		RefreshTokenExpiresAt time.Time `json:"refresh_token_expires_at"`
+		AccessToken           string    `json:"access_token,omitempty"`
+		TokenType             string    `json:"token_type,omitempty"` // Bearer
+		ExpiresIn             int64     `json:"expires_in,omitempty"` // seconds
+		ExpiresAt             time.Time `json:"expires_at,omitzero"`
+		RefreshToken          string    `json:"refresh_token,omitempty"`
+		RefreshTokenExpiresAt time.Time `json:"refresh_token_expires_at,omitzero"`
+		CSRFToken             string    `json:"csrf_token,omitempty"`
+		SessionID             int64     `json:"session_id,omitempty"`
+		SessionExpiresAt      time.Time `json:"session_expires_at,omitzero"`
 		User                  userOut   `json:"user"`
 	}
 	membershipOut struct {
@@ -148,27 +158,44 @@ func (p *Platform) SetPassword(ctx context.Context, userID int64, password strin
 	return p.login.SetPassword(ctx, userID, password)
 }
 
-// throttleLogin spends one attempt from the email's and the client IP's
-// login buckets; either empty is 429. Unknown emails have buckets too, so
-// the answer never tells whether an account exists.
-func (p *Platform) throttleLogin(ctx context.Context, c *Call, email string) error {
+// loginBuckets are the email's and the client IP's login buckets.
+func (p *Platform) loginBuckets(c *Call, email string) []loginBucket {
 	tc := p.cfg.Tokens
-	for _, b := range []struct {
-		key string
-		pol ratelimit.Policy
-	}{
+	return []loginBucket{
 		{"login:account:" + login.NormalizeEmail(email), tc.LoginPerAccount},
 		{"login:ip:" + p.clientIP(c.R), tc.LoginPerIP},
-	} {
-		d, err := p.limiter.Allow(ctx, b.key, b.pol)
+	}
+}
+
+type loginBucket struct {
+	key string
+	pol ratelimit.Policy
+}
+
+// throttleLogin refuses a login (429 with Retry-After) when the email's or
+// the client IP's login bucket is empty. It spends nothing: failures spend
+// (loginFailed), successful logins do not. Unknown emails have buckets too,
+// so the answer never tells whether an account exists.
+func (p *Platform) throttleLogin(ctx context.Context, c *Call, email string) error {
+	for _, b := range p.loginBuckets(c, email) {
+		d, err := p.limiter.Peek(ctx, b.key, b.pol)
 		if err != nil {
 			return err
 		}
 		if !d.Allowed {
-			return p.rateLimited(http.Header{}, b.pol, d)
+			return p.rateLimited(c.W.Header(), b.pol, d)
 		}
 	}
 	return nil
+}
+
+// loginFailed spends one attempt from both login buckets.
+func (p *Platform) loginFailed(ctx context.Context, c *Call, email string) {
+	for _, b := range p.loginBuckets(c, email) {
+		if _, err := p.limiter.Allow(ctx, b.key, b.pol); err != nil {
+			p.cfg.Logger.ErrorContext(ctx, "revops: counting a failed login", "error", err)
+		}
+	}
 }
 
 func (p *Platform) toTokens(t *login.Tokens) *tokensOut {
@@ -208,12 +235,16 @@ func (p *Platform) authRoutes() {
 				if f.UserID != 0 {
 					tg = target{"user", f.UserID}
 				}
+				p.loginFailed(ctx, c, in.Email)
 				p.recordAs(ctx, c, audit.Actor{Kind: audit.ActorAnonymous}, audit.LoginFailed, tg,
 					map[string]any{"email": login.NormalizeEmail(in.Email), "reason": f.Reason})
 				return nil, err // its *core.Error: bad credentials, or a second-factor answer
 			}
 			if err != nil {
 				return nil, err
+			}
+			if in.Session == "cookie" {
+				return p.cookieLogin(ctx, c, t)
 			}
 			p.recordAs(ctx, c, audit.Actor{Kind: audit.ActorUser, ID: t.User.ID, Display: t.User.Email}, audit.LoginSucceeded,
 				target{"user", t.User.ID}, map[string]any{"session_id": t.SessionID})
@@ -242,10 +273,13 @@ func (p *Platform) authRoutes() {
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/auth/logout", Tag: tag, Public: true, Status: http.StatusNoContent,
-		Summary: "Revoke the session of a refresh token: it and every access token of the session stop working"},
-		func(ctx context.Context, c *Call, in *refreshIn) (NoBody, error) {
-			_, err := p.login.Logout(ctx, in.RefreshToken)
-			return NoBody{}, err
+		Summary: "Revoke the session of a refresh token, or of the session cookie (CSRF-checked, cookies cleared): its tokens and cookie stop working"},
+		func(ctx context.Context, c *Call, in *logoutIn) (NoBody, error) {
+			if in.RefreshToken != "" {
+				_, err := p.login.Logout(ctx, in.RefreshToken)
+				return NoBody{}, err
+			}
+			return NoBody{}, p.logoutWithCookie(ctx, c)
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: "/auth/me", Tag: tag, Scope: "workspaces:read",

@@ -202,6 +202,45 @@ func (p *Platform) personalKeyRoutes() {
 			return out, nil
 		})
 
+	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: "/user/api-keys/{id}", Tag: tag, Summary: "Get one of your personal API keys", Scope: "api-keys:read"},
+		func(ctx context.Context, c *Call, _ *NoBody) (*keyOut, error) {
+			if err := needUser(c, "have personal keys"); err != nil {
+				return nil, err
+			}
+			id, err := c.PathID("id")
+			if err != nil {
+				return nil, err
+			}
+			k, err := ks.GetPersonal(ctx, c.Principal.UserID, id)
+			if err != nil {
+				return nil, err
+			}
+			return toKey(k, "", now()), nil
+		})
+
+	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/user/api-keys/{id}/rotate", Tag: tag, Scope: "api-keys:write", Message: "API key rotated successfully.",
+		Summary: "Rotate one of your personal API keys (the new key is returned once); the old key works until the grace period ends"},
+		func(ctx context.Context, c *Call, in *rotateKeyIn) (*keyOut, error) {
+			if err := needUser(c, "have personal keys"); err != nil {
+				return nil, err
+			}
+			id, err := c.PathID("id")
+			if err != nil {
+				return nil, err
+			}
+			k, raw, graceEnds, err := ks.RotatePersonal(ctx, c.Principal.UserID, id, in.GracePeriodHours, c.Principal.Scopes)
+			if err != nil {
+				return nil, err
+			}
+			out := toKey(k, "", now())
+			out.GracePeriodEndsAt = &graceEnds
+			meta := keyMeta(k)
+			meta["previous_key_id"], meta["grace_period_ends_at"] = id, graceEnds.UTC().Format(time.RFC3339)
+			p.record(ctx, c, 0, audit.APIKeyRotated, target{"api_key", k.ID}, meta)
+			out.Key = raw
+			return out, nil
+		})
+
 	httpapi.Handle(a, httpapi.Route{Method: "DELETE", Path: "/user/api-keys/{id}", Tag: tag, Summary: "Revoke one of your personal API keys; it fails at once", Scope: "api-keys:delete",
 		Status: http.StatusNoContent},
 		func(ctx context.Context, c *Call, _ *NoBody) (NoBody, error) {
@@ -232,6 +271,8 @@ func (p *Platform) routes() {
 	p.auditRoutes()
 	p.authRoutes()
 	p.totpRoutes()
+	p.sessionRoutes()
+	p.userRoutes()
 	httpapi.Handle(p.api, httpapi.Route{Method: "GET", Path: "/openapi.json", Tag: "Meta", Summary: "This API's OpenAPI 3.1 document", Public: true, Bare: true},
 		func(ctx context.Context, c *Call, _ *NoBody) (any, error) {
 			return p.api.OpenAPI(p.cfg.Title, p.cfg.Version, httpapi.MountPrefix(c.R)), nil

@@ -80,6 +80,8 @@ var bodies = map[string]any{
 	"PUT /workspaces/{id}/totp-policy":                                          map[string]any{"policy": "required"},
 	"PUT /workspaces/{id}/icon":                                                 append([]byte("GIF89a"), 1, 2, 3),
 	"POST /workspaces/{id}/members":                                             map[string]any{"email": "intruder@example.com"},
+	"PATCH /workspaces/{id}/members/{userId}":                                   map[string]any{"role": "admin"},
+	"POST /users":                                                               map[string]any{"email": "intruder2@example.com", "display_name": "Intruder"},
 	"POST /workspaces/{id}/join-codes":                                          map[string]any{},
 	"POST /workspaces/{id}/api-keys":                                            map[string]any{"name": "x"},
 	"POST /workspaces/{id}/api-keys/{keyId}/rotate":                             map[string]any{},
@@ -230,5 +232,73 @@ func TestTenantIsolationTOTP(t *testing.T) {
 	}
 	if d := e.do("GET", "/auth/totp", xkey, nil).must(t, 200).data(); d["enabled"] != true {
 		t.Fatalf("Y's disable changed X: %v", d)
+	}
+}
+
+// userBodies are valid bodies for user-bound write routes with ids.
+var userBodies = map[string]any{
+	"POST /user/api-keys/{id}/rotate": map[string]any{},
+}
+
+// TestUserIsolationMatrix: every user-bound route that names a resource by
+// id (a personal key, a session) answers 404 to another user, with a
+// personal key, an access token or a session cookie, and changes nothing.
+func TestUserIsolationMatrix(t *testing.T) {
+	e := newEnv(t)
+	x, _ := e.newUser("x@example.com")
+	e.withPassword(x.ID)
+	xLogin := e.do("POST", "/auth/login", "", map[string]any{"email": "x@example.com", "password": testPassword, "session": "cookie"}).must(t, 200)
+	xTok := e.login("x@example.com", testPassword).must(t, 200).str("access_token")
+	ids := map[string]int64{
+		"/user/api-keys/": e.do("POST", "/user/api-keys", xTok, map[string]any{"name": "x's"}).must(t, 201).id(),
+		"/auth/sessions/": int64(xLogin.data()["session_id"].(float64)),
+	}
+	y, ykey := e.newUser("y@example.com")
+	e.withPassword(y.ID)
+	ytok := e.login("y@example.com", testPassword).must(t, 200).str("access_token")
+	ycookie, ycsrf, _ := e.webLogin("y@example.com")
+	xView := func() string {
+		keys := e.do("GET", "/user/api-keys", xTok, nil).must(t, 200).Raw
+		sess := e.do("GET", "/auth/sessions", xTok, nil).must(t, 200).Raw
+		return string(keys) + string(sess)
+	}
+	before := xView()
+
+	checked := 0
+	for _, rt := range e.p.Routes() {
+		if rt.Tenant != revops.TenantNone || rt.Public || !strings.Contains(rt.Path, "{") {
+			continue
+		}
+		name := rt.Method + " " + rt.Path
+		var id int64
+		for prefix, v := range ids {
+			if strings.HasPrefix(rt.Path, prefix) {
+				id = v
+			}
+		}
+		if id == 0 {
+			t.Fatalf("%s: the user isolation matrix has no fixture for it; add one", name)
+		}
+		body, ok := userBodies[name]
+		if !ok && (rt.Method == "POST" || rt.Method == "PUT" || rt.Method == "PATCH") {
+			t.Fatalf("%s: no valid body in the user isolation matrix; add one", name)
+		}
+		path := paramRE.ReplaceAllString(rt.Path, fmt.Sprint(id))
+		for who, try := range map[string]func() *resp{
+			"personal key": func() *resp { return e.do(rt.Method, path, ykey, body) },
+			"access token": func() *resp { return e.do(rt.Method, path, ytok, body) },
+			"cookie":       func() *resp { return e.do(rt.Method, path, "", body, withCookie(ycookie, "X-CSRF-Token", ycsrf)) },
+		} {
+			if r := try(); r.Status != 404 || r.Body["error"] != "not_found" {
+				t.Errorf("%s by y's %s: %d %s, want 404", name, who, r.Status, r.Raw)
+			}
+			checked++
+		}
+	}
+	if checked < 12 {
+		t.Fatalf("only %d cross-user attempts checked", checked)
+	}
+	if after := xView(); after != before {
+		t.Fatalf("x's keys or sessions changed:\nbefore %s\nafter  %s", before, after)
 	}
 }

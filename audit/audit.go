@@ -65,6 +65,8 @@ const (
 	WorkspaceTOTPPolicyChanged = "workspace.totp_policy_changed"
 	WorkspaceDeleted           = "workspace.deleted"
 	SecretRevealed             = "secret.revealed"
+	SessionRevoked             = "session.revoked"
+	UserCreated                = "user.created"
 )
 
 // Actions lists revops's own actions, for documentation and tests.
@@ -73,7 +75,7 @@ var Actions = []string{
 	APIKeyCreated, APIKeyRotated, APIKeyRevoked,
 	MemberAdded, MemberRemoved, MemberRoleChanged,
 	TOTPEnrolled, TOTPEnabled, TOTPDisabled, TOTPRecoveryCodeUsed, WorkspaceTOTPPolicyChanged, WorkspaceDeleted,
-	SecretRevealed,
+	SecretRevealed, SessionRevoked, UserCreated,
 }
 
 // Event is one audited action. Times are UTC with microsecond precision.

@@ -24,6 +24,9 @@ const (
 	WorkspaceKey Kind = "workspace_key"
 	PersonalKey  Kind = "personal_key"
 	UserToken    Kind = "user_token" // an access token from POST /auth/login
+	// WebSession is a session cookie set by POST /auth/login; it acts as
+	// its user exactly like an access token.
+	WebSession Kind = "web_session"
 )
 
 // Principal is who is calling.
@@ -34,7 +37,7 @@ type Principal struct {
 	WorkspaceID int64 // bound workspace of a workspace key
 	Scopes      scope.Set
 	Tier        string // the key's own rate-limit tier, "" for the workspace's
-	// SessionID is a user token's login session (0 for keys).
+	// SessionID is a user token's or web session's login session (0 for keys).
 	SessionID int64
 	// KeyName and KeyPrefix describe the key in the audit trail.
 	KeyName, KeyPrefix string

@@ -146,6 +146,22 @@ func (s *Service) List(ctx context.Context, workspaceID int64, p core.ListParams
 // all), never past its own expiry. It returns the new key, its plaintext and
 // when the old one stops working.
 func (s *Service) Rotate(ctx context.Context, workspaceID, id int64, graceHours *int, issuer Allower) (*Key, string, time.Time, error) {
+	return s.rotate(ctx, graceHours, issuer, func() (*Key, error) { return s.store.Key(ctx, workspaceID, id) },
+		func(next *Key, graceEnds time.Time) error {
+			return s.store.RotateKey(ctx, workspaceID, id, next, graceEnds)
+		})
+}
+
+// RotatePersonal is Rotate for a personal key of userID; another user's key
+// or a workspace key is not found.
+func (s *Service) RotatePersonal(ctx context.Context, userID, id int64, graceHours *int, issuer Allower) (*Key, string, time.Time, error) {
+	return s.rotate(ctx, graceHours, issuer, func() (*Key, error) { return s.GetPersonal(ctx, userID, id) },
+		func(next *Key, graceEnds time.Time) error {
+			return s.store.RotateUserKey(ctx, userID, id, next, graceEnds)
+		})
+}
+
+func (s *Service) rotate(ctx context.Context, graceHours *int, issuer Allower, get func() (*Key, error), store func(*Key, time.Time) error) (*Key, string, time.Time, error) {
 	g := DefaultGraceHours
 	if graceHours != nil {
 		g = *graceHours
@@ -153,7 +169,7 @@ func (s *Service) Rotate(ctx context.Context, workspaceID, id int64, graceHours 
 	if g < 0 || g > MaxGraceHours {
 		return nil, "", time.Time{}, core.Invalid("grace_period_hours", fmt.Sprintf("The grace_period_hours must be between 0 and %d.", MaxGraceHours))
 	}
-	old, err := s.store.Key(ctx, workspaceID, id)
+	old, err := get()
 	if err != nil {
 		return nil, "", time.Time{}, err
 	}
@@ -180,7 +196,7 @@ func (s *Service) Rotate(ctx context.Context, workspaceID, id int64, graceHours 
 		Scopes: old.Scopes, RateLimitTier: old.RateLimitTier, ExpiresAt: old.ExpiresAt,
 		CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.store.RotateKey(ctx, workspaceID, id, next, graceEnds); err != nil {
+	if err := store(next, graceEnds); err != nil {
 		return nil, "", time.Time{}, err
 	}
 	s.verifier.Invalidate(old.Hash)
@@ -203,6 +219,20 @@ func (s *Service) Revoke(ctx context.Context, workspaceID, id int64) error {
 // ListPersonal lists a user's personal keys.
 func (s *Service) ListPersonal(ctx context.Context, userID int64) ([]Key, error) {
 	return s.store.ListUserKeys(ctx, userID)
+}
+
+// GetPersonal returns a personal key of userID that is not revoked.
+func (s *Service) GetPersonal(ctx context.Context, userID, id int64) (*Key, error) {
+	mine, err := s.store.ListUserKeys(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range mine {
+		if mine[i].ID == id {
+			return &mine[i], nil
+		}
+	}
+	return nil, core.NotFound()
 }
 
 // RevokePersonal makes a personal key of userID fail at once.

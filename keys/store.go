@@ -74,6 +74,9 @@ type Store interface {
 	// RevokeUserKey revokes a personal key of userID; workspace keys and
 	// other users' keys are not found.
 	RevokeUserKey(ctx context.Context, userID, id int64, at time.Time) error
+	// RotateUserKey is RotateKey for a personal key of userID (next is made
+	// personal to userID); workspace keys and other users' keys are not found.
+	RotateUserKey(ctx context.Context, userID, id int64, next *Key, graceEndsAt time.Time) error
 	// TouchKeys records last-use times in one batch; unknown ids are ignored.
 	TouchKeys(ctx context.Context, used map[int64]time.Time) error
 }

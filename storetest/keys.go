@@ -15,6 +15,7 @@ func keyTests() []test {
 		{"Keys/Personal", testPersonalKeys},
 		{"Keys/Rotate", testRotateKey},
 		{"Keys/RotateRace", testRotateKeyRace},
+		{"Keys/RotateUserKey", testRotateUserKey},
 		{"Keys/Revoke", testRevokeKey},
 		{"Keys/Touch", testTouchKeys},
 		{"Keys/ListStatus", testListKeysStatus},
@@ -430,4 +431,43 @@ func testListKeysSearch(e *env) {
 	checkIDs(e, "updated_after", list, f(func(f *core.Filter) { f.UpdatedAfter = at(8 * time.Hour) }), keyID, deploy)
 	checkIDs(e, "updated_before", list, f(func(f *core.Filter) { f.UpdatedBefore = at(8 * time.Hour) }), keyID, cixBot, xyz)
 	checkIDs(e, "search and created_after", list, f(func(f *core.Filter) { f.Search, f.CreatedAfter = "ci", at(2*time.Hour) }), keyID, cixBot)
+}
+
+func testRotateUserKey(e *env) {
+	alice, bob := e.user("alice"), e.user("bob")
+	w := e.workspace("ruk", alice.ID)
+	pk := e.key(0, alice.ID)
+	wk := e.key(w.ID, alice.ID)
+	bobs := e.key(0, bob.ID)
+
+	// Only the user's own personal keys.
+	e.notFound(e.s.RotateUserKey(e.ctx, bob.ID, pk.ID, &keys.Key{Name: "x", Hash: e.hash()}, at(time.Hour)), "RotateUserKey of another user's key")
+	e.notFound(e.s.RotateUserKey(e.ctx, alice.ID, wk.ID, &keys.Key{Name: "x", Hash: e.hash()}, at(time.Hour)), "RotateUserKey of a workspace key")
+	e.notFound(e.s.RotateUserKey(e.ctx, alice.ID, 999_999, &keys.Key{Name: "x", Hash: e.hash()}, at(time.Hour)), "RotateUserKey of an unknown key")
+	e.same("workspace key after a refused RotateUserKey", e.getKey(w.ID, wk.ID), wk)
+
+	// next is made personal to the user, whatever it said.
+	next := &keys.Key{WorkspaceID: w.ID, UserID: bob.ID, Name: pk.Name, Prefix: "revops_nu", Hash: e.hash(), Scopes: pk.Scopes, CreatedAt: at(time.Hour), UpdatedAt: at(time.Hour)}
+	e.must(e.s.RotateUserKey(e.ctx, alice.ID, pk.ID, next, at(24*time.Hour)), "RotateUserKey")
+	if next.ID <= 0 || next.ID == pk.ID || next.WorkspaceID != 0 || next.UserID != alice.ID {
+		e.t.Fatalf("RotateUserKey left next = %+v, want a new personal key of alice", next)
+	}
+	got, err := e.s.KeyByHash(e.ctx, next.Hash)
+	e.must(err, "KeyByHash of the new key")
+	e.same("new personal key", got, next)
+	old, err := e.s.KeyByHash(e.ctx, pk.Hash)
+	e.must(err, "KeyByHash of the rotated key")
+	if old.GraceEndsAt == nil || !old.GraceEndsAt.Equal(at(24*time.Hour)) {
+		e.t.Fatalf("rotated personal key's GraceEndsAt = %v, want %s", old.GraceEndsAt, at(24*time.Hour))
+	}
+	e.conflict(e.s.RotateUserKey(e.ctx, alice.ID, pk.ID, &keys.Key{Name: "again", Hash: e.hash()}, at(time.Hour)), "RotateUserKey of a rotated key")
+	mine, err := e.s.ListUserKeys(e.ctx, alice.ID)
+	e.must(err, "ListUserKeys")
+	if len(mine) != 2 {
+		e.t.Fatalf("alice has %d personal keys after rotation, want the old and the new", len(mine))
+	}
+	e.must(e.s.RevokeUserKey(e.ctx, alice.ID, next.ID, at(2*time.Hour)), "RevokeUserKey")
+	e.notFound(e.s.RotateUserKey(e.ctx, alice.ID, next.ID, &keys.Key{Name: "x", Hash: e.hash()}, at(time.Hour)), "RotateUserKey of a revoked key")
+	theirs, _ := e.s.ListUserKeys(e.ctx, bob.ID)
+	e.same("bob's keys untouched", theirs, []keys.Key{*bobs})
 }

@@ -34,6 +34,9 @@
 //     binding cannot be removed (conflict); posts on one account are
 //     serial (no overdraft, one transaction per idempotency key under
 //     races), and every transaction is two entries summing to zero.
+//   - login: a web session belongs to exactly one login session of its own
+//     user; ListWebSessions hides revoked and expired ones; SetMemberRole
+//     never leaves a workspace without an owner, even under races.
 package storetest
 
 import (
@@ -73,6 +76,7 @@ type Store interface {
 	login.Store
 	token.KeyStore
 	twofactor.Store
+	login.WebSessionStore
 }
 
 type test struct {
@@ -98,6 +102,8 @@ func tests() []test {
 	all = append(all, auditTests()...)
 	all = append(all, loginTests()...)
 	all = append(all, totpTests()...)
+	all = append(all, webSessionTests()...)
+	all = append(all, userTests()...)
 	return all
 }
 

@@ -22,6 +22,7 @@ var BuiltinEvents = []EventType{
 	{Name: "api_key.revoked", Description: "An API key was revoked."},
 	{Name: "member.added", Description: "A user joined the workspace."},
 	{Name: "member.removed", Description: "A member was removed from the workspace."},
+	{Name: "member.role_changed", Description: "A member's role in the workspace changed."},
 	{Name: "usage.threshold_reached", Description: "A feature's usage reached 80% or 100% of its limit in the current period (once per period and threshold)."},
 	{Name: "endpoint.disabled", Description: "A webhook endpoint was disabled after failing (410 Gone, or failures for too long)."},
 }

@@ -39,6 +39,7 @@ type User struct {
 	ID        int64
 	Email     string // unique, stored lower-case
 	Name      string
+	Locale    string // e.g. "en" or "en_GB"; "" for users made before locales
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
@@ -147,6 +148,13 @@ type Store interface {
 	// Unknown, accepted, expired or other-email invitations are not found;
 	// an existing membership is a conflict (and the invitation stays pending).
 	AcceptInvitation(ctx context.Context, tokenHash, email string, userID int64, now time.Time) (*Member, error)
+	// InvitationByToken returns the pending invitation with tokenHash that
+	// has not expired at now; any other (unknown, accepted, expired) is not found.
+	InvitationByToken(ctx context.Context, tokenHash string, now time.Time) (*Invitation, error)
+	// SetMemberRole changes a member's role and returns the membership; a
+	// missing member is not found; demoting the last owner is a conflict
+	// (atomic against concurrent role changes and removals).
+	SetMemberRole(ctx context.Context, workspaceID, userID int64, role string) (*Member, error)
 
 	CreateJoinCode(ctx context.Context, c *JoinCode) error
 	// ListJoinCodes lists codes that are not revoked.

@@ -181,21 +181,35 @@ func (s *Store) ListUserKeys(ctx context.Context, userID int64) ([]keys.Key, err
 // workspace, in one transaction: a duplicate hash for next leaves the old
 // key untouched.
 func (s *Store) RotateKey(ctx context.Context, workspaceID, id int64, next *keys.Key, graceEndsAt time.Time) error {
-	grace := ts(graceEndsAt)
 	candidate := *next
 	candidate.WorkspaceID = workspaceID
+	return s.rotateKey(ctx, "workspace_id = ?", workspaceID, id, next, &candidate, graceEndsAt)
+}
+
+// RotateUserKey is RotateKey for a personal key of userID: the new key is
+// personal to the same user.
+func (s *Store) RotateUserKey(ctx context.Context, userID, id int64, next *keys.Key, graceEndsAt time.Time) error {
+	candidate := *next
+	candidate.WorkspaceID, candidate.UserID = 0, userID
+	return s.rotateKey(ctx, "workspace_id IS NULL AND user_id = ?", userID, id, next, &candidate, graceEndsAt)
+}
+
+// rotateKey rotates the key id matching owner (a condition on one
+// argument, owned) into candidate, and copies candidate to next.
+func (s *Store) rotateKey(ctx context.Context, owner string, owned, id int64, next, candidate *keys.Key, graceEndsAt time.Time) error {
+	grace := ts(graceEndsAt)
 	candidate.CreatedAt = orNow(candidate.CreatedAt)
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		res, err := tx.NewRaw(`UPDATE revops_api_keys SET grace_ends_at = ?, updated_at = ?
-WHERE workspace_id = ? AND id = ? AND revoked_at IS NULL AND grace_ends_at IS NULL`,
-			grace, candidate.CreatedAt, workspaceID, id).Exec(ctx)
+WHERE `+owner+` AND id = ? AND revoked_at IS NULL AND grace_ends_at IS NULL`,
+			grace, candidate.CreatedAt, owned, id).Exec(ctx)
 		if err := mustAffect("rotate api key", res, err); err != nil {
 			if !errors.Is(err, core.ErrNotFound) {
 				return err
 			}
 			// Tell "already rotated" from "missing or revoked".
 			var n int
-			err := tx.NewRaw("SELECT COUNT(*) FROM revops_api_keys WHERE workspace_id = ? AND id = ? AND revoked_at IS NULL", workspaceID, id).Scan(ctx, &n)
+			err := tx.NewRaw("SELECT COUNT(*) FROM revops_api_keys WHERE "+owner+" AND id = ? AND revoked_at IS NULL", owned, id).Scan(ctx, &n)
 			if err != nil {
 				return fail("rotate api key", err, "")
 			}
@@ -204,12 +218,12 @@ WHERE workspace_id = ? AND id = ? AND revoked_at IS NULL AND grace_ends_at IS NU
 			}
 			return core.NotFound()
 		}
-		return insertKey(ctx, tx, &candidate)
+		return insertKey(ctx, tx, candidate)
 	})
 	if err != nil {
 		return err
 	}
-	*next = candidate
+	*next = *candidate
 	return nil
 }
 

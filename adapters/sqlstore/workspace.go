@@ -22,14 +22,15 @@ type userRow struct {
 	ID        int64     `bun:"id"`
 	Email     string    `bun:"email"`
 	Name      string    `bun:"name"`
+	Locale    string    `bun:"locale"`
 	CreatedAt time.Time `bun:"created_at"`
 	UpdatedAt time.Time `bun:"updated_at"`
 }
 
-const userColumns = "id, email, name, created_at, updated_at"
+const userColumns = "id, email, name, locale, created_at, updated_at"
 
 func (r *userRow) user() *workspace.User {
-	return &workspace.User{ID: r.ID, Email: r.Email, Name: r.Name, CreatedAt: utc(r.CreatedAt), UpdatedAt: utc(r.UpdatedAt)}
+	return &workspace.User{ID: r.ID, Email: r.Email, Name: r.Name, Locale: r.Locale, CreatedAt: utc(r.CreatedAt), UpdatedAt: utc(r.UpdatedAt)}
 }
 
 // CreateUser inserts u, storing its email lower-case.
@@ -41,8 +42,8 @@ func (s *Store) CreateUser(ctx context.Context, u *workspace.User) error {
 		updated = ts(u.UpdatedAt)
 	}
 	var id int64
-	err := s.db.NewRaw("INSERT INTO revops_users (email, name, created_at, updated_at) VALUES (?, ?, ?, ?) RETURNING id",
-		email, u.Name, created, updated).Scan(ctx, &id)
+	err := s.db.NewRaw("INSERT INTO revops_users (email, name, locale, created_at, updated_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
+		email, u.Name, u.Locale, created, updated).Scan(ctx, &id)
 	if err != nil {
 		return fail("create user", err, "A user with this email already exists.")
 	}
@@ -463,6 +464,53 @@ RETURNING workspace_id, role`, now, tokenHash, strings.ToLower(email), now).Scan
 			return fail("accept invitation", err, "")
 		}
 		m, err = insertMember(ctx, tx, claimed.WorkspaceID, userID, claimed.Role, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// InvitationByToken returns the pending, unexpired invitation with tokenHash.
+func (s *Store) InvitationByToken(ctx context.Context, tokenHash string, now time.Time) (*workspace.Invitation, error) {
+	var r invitationRow
+	err := s.db.NewRaw("SELECT "+invitationColumns+" FROM revops_invitations i WHERE i.token_hash = ? AND i.accepted_at IS NULL AND i.expires_at > ?",
+		tokenHash, ts(now)).Scan(ctx, &r)
+	if err != nil {
+		return nil, fail("get invitation by token", err, "")
+	}
+	inv := r.invitation()
+	return &inv, nil
+}
+
+// SetMemberRole changes a member's role unless that would leave the
+// workspace without an owner; the workspace row lock makes the owner count
+// and the update atomic against concurrent changes and removals.
+func (s *Store) SetMemberRole(ctx context.Context, workspaceID, userID int64, role string) (*workspace.Member, error) {
+	var m *workspace.Member
+	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		if err := lockWorkspace(ctx, tx, workspaceID); err != nil {
+			return err
+		}
+		var cur string
+		if err := tx.NewRaw("SELECT role FROM revops_members WHERE workspace_id = ? AND user_id = ?", workspaceID, userID).Scan(ctx, &cur); err != nil {
+			return fail("set member role", err, "")
+		}
+		if cur == roleOwner && role != roleOwner {
+			var owners int
+			if err := tx.NewRaw("SELECT COUNT(*) FROM revops_members WHERE workspace_id = ? AND role = ?", workspaceID, roleOwner).Scan(ctx, &owners); err != nil {
+				return fail("set member role", err, "")
+			}
+			if owners <= 1 {
+				return core.Conflict("A workspace must keep at least one owner.")
+			}
+		}
+		res, err := tx.NewRaw("UPDATE revops_members SET role = ? WHERE workspace_id = ? AND user_id = ?", role, workspaceID, userID).Exec(ctx)
+		if err := mustAffect("set member role", res, err); err != nil {
+			return err
+		}
+		m, err = member(ctx, tx, workspaceID, userID)
 		return err
 	})
 	if err != nil {

@@ -8,6 +8,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +31,7 @@ import (
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/adapters/stripe"
 	"github.com/revopsdev/revops/billing"
+	"github.com/revopsdev/revops/login"
 	"github.com/revopsdev/revops/webhooks"
 )
 
@@ -93,6 +96,13 @@ func stripeProvider() (billing.Provider, error) {
 	return prov, nil
 }
 
+// generatePassword returns 144 random bits, base64url: 24 characters.
+func generatePassword() string {
+	b := make([]byte, 18)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -107,12 +117,21 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	addr := fs.String("addr", env("REVOPS_ADDR", "127.0.0.1:8080"), "listen address (env REVOPS_ADDR)")
 	dbURL := fs.String("db", env("REVOPS_DATABASE_URL", "./revops.db"), "database: a SQLite path or sqlite: URL, or postgres://… (env REVOPS_DATABASE_URL)")
 	keyFile := fs.String("bootstrap-key-file", "", "on first start, also write the bootstrap key to this file (mode 0600)")
+	adminPassword := fs.String("admin-password", env("REVOPS_ADMIN_PASSWORD", ""),
+		"on first start, the password of admin@localhost (env REVOPS_ADMIN_PASSWORD); empty: one is generated and printed once")
 	allowPrivate := fs.Bool("webhooks-allow-private", env("REVOPS_WEBHOOKS_ALLOW_PRIVATE", "") == "true",
 		"let webhook endpoints use http and private or loopback addresses, for development only (env REVOPS_WEBHOOKS_ALLOW_PRIVATE=true)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(out, nil))
+	if *adminPassword != "" {
+		// Checked before anything is created: a bootstrap cut short by a
+		// bad password would hide its key.
+		if err := login.CheckPassword(*adminPassword); err != nil {
+			return fmt.Errorf("-admin-password / REVOPS_ADMIN_PASSWORD: %w", err)
+		}
+	}
 
 	store, err := sqlstore.Open(ctx, *dbURL)
 	if err != nil {
@@ -164,8 +183,20 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	if boot != nil {
+		password, generated := *adminPassword, *adminPassword == ""
+		if generated {
+			password = generatePassword()
+		}
+		if err := p.SetPassword(ctx, boot.User.ID, password); err != nil {
+			return fmt.Errorf("-admin-password / REVOPS_ADMIN_PASSWORD: %w", err)
+		}
 		fmt.Fprintf(out, "\nCreated workspace %q (id %d) and owner %s.\nBootstrap API key (shown once, scope *):\n\n    %s\n\nTry: curl -H 'Authorization: Bearer %s' http://%s/api/v1/workspaces\n\n",
 			boot.Workspace.Name, boot.Workspace.ID, boot.User.Email, boot.Key, boot.Key, *addr)
+		if generated {
+			fmt.Fprintf(out, "Password of %s (generated, shown once; sign in with POST /api/v1/auth/login):\n\n    %s\n\n", boot.User.Email, password)
+		} else {
+			fmt.Fprintf(out, "Password of %s: the one given by -admin-password / REVOPS_ADMIN_PASSWORD.\n\n", boot.User.Email)
+		}
 		if *keyFile != "" {
 			if err := writeSecret(*keyFile, boot.Key+"\n"); err != nil {
 				return fmt.Errorf("writing -bootstrap-key-file: %w", err)

@@ -50,6 +50,10 @@ type Config struct {
 	// 401 is written; an error it returns is written instead (e.g. a 429
 	// once a client IP has failed too often).
 	OnUnauthorized func(w http.ResponseWriter, r *http.Request) error
+	// Cookie authenticates a request that carries no bearer token (a web
+	// session cookie), CSRF checks included; it returns nil and no error
+	// when the request has no session cookie.
+	Cookie func(r *http.Request) (*auth.Principal, error)
 }
 
 // API is a set of routes served under one handler.

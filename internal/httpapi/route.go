@@ -89,8 +89,9 @@ var noBodyType = reflect.TypeFor[NoBody]()
 // Call is one request's context as a handler sees it.
 type Call struct {
 	R         *http.Request
-	Principal *auth.Principal // nil on public routes
-	Access    *auth.Access    // nil unless the route is workspace-scoped
+	W         http.ResponseWriter // for headers and cookies; the handler's result is written by the kernel
+	Principal *auth.Principal     // nil on public routes
+	Access    *auth.Access        // nil unless the route is workspace-scoped
 	RequestID string
 	Route     *Route
 	include   map[string]bool
@@ -173,7 +174,7 @@ func (a *API) chain(rt *Route) http.Handler {
 	}
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := stateOf(r.Context()).call
-		c.R = r
+		c.R, c.W = r, w
 		rt.serve(w, r, c)
 	})
 	if body, off := a.disabled(rt.Tag); off {
@@ -200,13 +201,18 @@ func (a *API) admit(r *http.Request, rt *Route, c *Call) error {
 	if rt.Public {
 		return nil
 	}
-	token, ok := bearer(r)
-	if !ok {
-		return core.Unauthorized()
+	var p *auth.Principal
+	var err error
+	if token, ok := bearer(r); ok {
+		p, err = a.cfg.Auth.Authenticate(r.Context(), token)
+	} else if a.cfg.Cookie != nil {
+		p, err = a.cfg.Cookie(r)
 	}
-	p, err := a.cfg.Auth.Authenticate(r.Context(), token)
 	if err != nil {
 		return err
+	}
+	if p == nil {
+		return core.Unauthorized()
 	}
 	c.Principal = p
 	if rt.Tenant != TenantNone {

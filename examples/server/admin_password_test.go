@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"io"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func loginStatus(t *testing.T, s *server, password string) int {
+	t.Helper()
+	st, _ := call(t, "POST", s.base+"/api/v1/auth/login", "", map[string]any{"email": "admin@localhost", "password": password})
+	return st
+}
+
+func TestAdminPasswordGiven(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "revops.db")
+	t.Setenv("REVOPS_ADMIN_PASSWORD", "")
+	s := start(t, "-db", db, "-admin-password", "a long admin password")
+	defer s.stop(t)
+	if strings.Contains(s.out.String(), "a long admin password") {
+		t.Fatal("a given password was printed")
+	}
+	if st := loginStatus(t, s, "a long admin password"); st != 200 {
+		t.Fatalf("login with -admin-password: %d", st)
+	}
+	if st := loginStatus(t, s, "something else entirely"); st != 401 {
+		t.Fatalf("login with a wrong password: %d", st)
+	}
+}
+
+func TestAdminPasswordFromEnv(t *testing.T) {
+	t.Setenv("REVOPS_ADMIN_PASSWORD", "password from the environment")
+	s := start(t, "-db", filepath.Join(t.TempDir(), "revops.db"))
+	defer s.stop(t)
+	if st := loginStatus(t, s, "password from the environment"); st != 200 {
+		t.Fatalf("login with REVOPS_ADMIN_PASSWORD: %d", st)
+	}
+}
+
+var generatedRE = regexp.MustCompile(`Password of admin@localhost \(generated[^\n]*\n\n    (\S+)\n`)
+
+func TestAdminPasswordGenerated(t *testing.T) {
+	t.Setenv("REVOPS_ADMIN_PASSWORD", "")
+	db := filepath.Join(t.TempDir(), "revops.db")
+	s := start(t, "-db", db)
+	m := generatedRE.FindStringSubmatch(s.out.String())
+	if m == nil {
+		t.Fatalf("no generated password printed:\n%s", s.out)
+	}
+	if len(m[1]) < 20 {
+		t.Fatalf("generated password %q is short", m[1])
+	}
+	if st := loginStatus(t, s, m[1]); st != 200 {
+		t.Fatalf("login with the generated password: %d", st)
+	}
+	s.stop(t)
+	// Printed once: a second start prints none, and the password still works.
+	s2 := start(t, "-db", db)
+	defer s2.stop(t)
+	if strings.Contains(s2.out.String(), "Password of") {
+		t.Fatal("the password was printed again")
+	}
+	if st := loginStatus(t, s2, m[1]); st != 200 {
+		t.Fatalf("login after a restart: %d", st)
+	}
+}
+
+func TestAdminPasswordTooShortIsRefusedBeforeBootstrap(t *testing.T) {
+	t.Setenv("REVOPS_ADMIN_PASSWORD", "")
+	db := filepath.Join(t.TempDir(), "revops.db")
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-db", db, "-admin-password", "short"}, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "-admin-password") {
+		t.Fatalf("run with a short password: %v", err)
+	}
+	// Nothing was created: a later start bootstraps (and prints the key).
+	s := start(t, "-db", db)
+	defer s.stop(t)
+	if !strings.Contains(s.out.String(), "Bootstrap API key") {
+		t.Fatal("the refused start left a bootstrap behind")
+	}
+}
