@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -316,4 +317,28 @@ func TestLoginThrottleCountsFailuresOnly(t *testing.T) {
 	// One failure refills in 20 s (3 per minute): then one attempt is let in.
 	e.clock.Advance(21 * time.Second)
 	e.login("admin@localhost", testPassword).must(t, 200)
+}
+
+// TestLoginThrottleConcurrentGuesses: guesses racing on one account are
+// checked one at a time, so each sees the failures before it: of 12
+// concurrent wrong passwords against a bucket of 3, exactly 3 are checked.
+func TestLoginThrottleConcurrentGuesses(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, func(c *revops.Config) {
+		c.Tokens.LoginPerAccount = ratelimit.Policy{PerMinute: 3}
+		c.Tokens.LoginPerIP = ratelimit.Policy{PerMinute: 100}
+	})
+	e.withPassword(e.owner.ID)
+	statuses := make(chan int, 12)
+	var wg sync.WaitGroup
+	for range 12 {
+		wg.Go(func() { statuses <- e.login("admin@localhost", "wrong password!").Status })
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	is.Equal(count, map[int]int{401: 3, 429: 9})
 }

@@ -266,7 +266,11 @@ func (tc *TokensConfig) validate() error {
 
 // Platform is a configured revops instance.
 type Platform struct {
-	cfg        Config
+	cfg Config
+	// loginTurns: logins of one account take turns on this instance
+	// (striped by email), so that concurrent guesses each see the
+	// failures counted before them.
+	loginTurns [256]sync.Mutex
 	api        *httpapi.API
 	catalog    *scope.Catalog
 	workspaces *workspace.Service

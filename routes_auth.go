@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"strconv"
 	"time"
@@ -167,6 +168,9 @@ func (p *Platform) loginBuckets(c *Call, email string) []loginBucket {
 	}
 }
 
+// loginSeed spreads emails over Platform.loginTurns.
+var loginSeed = maphash.MakeSeed()
+
 type loginBucket struct {
 	key string
 	pol ratelimit.Policy
@@ -220,6 +224,9 @@ func (p *Platform) authRoutes() {
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/auth/login", Tag: tag, Public: true,
 		Summary: "Exchange email and password for an access token (EdDSA JWT) and a refresh token (shown once)"},
 		func(ctx context.Context, c *Call, in *loginIn) (*tokensOut, error) {
+			turn := &p.loginTurns[maphash.String(loginSeed, login.NormalizeEmail(in.Email))%uint64(len(p.loginTurns))]
+			turn.Lock()
+			defer turn.Unlock()
 			if err := p.throttleLogin(ctx, c, in.Email); err != nil {
 				var ce *core.Error
 				if errors.As(err, &ce) && ce.Code == core.CodeRateLimited {
