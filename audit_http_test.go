@@ -141,8 +141,12 @@ func TestAuditTrailRecordsEveryAction(t *testing.T) {
 			return expect{wid, owner, fmt.Sprintf("user:%d", u.ID)}
 		},
 		audit.UserCreated: func(reqID string) expect {
-			id := e.do("POST", "/users", wkey, map[string]any{"email": "invitee@example.com", "display_name": "Invitee"}, with(reqID)).must(t, 201).data()["user"].(map[string]any)["id"].(float64)
-			return expect{wid, audit.Actor{Kind: audit.ActorKey}, fmt.Sprintf("user:%d", int64(id))}
+			e.do("POST", "/users", wkey, map[string]any{"email": "invitee@example.com", "display_name": "Invitee"}, with(reqID)).must(t, 201)
+			u, err := e.store.UserByEmail(ctx, "invitee@example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return expect{wid, audit.Actor{Kind: audit.ActorKey}, fmt.Sprintf("user:%d", u.ID)}
 		},
 		audit.WorkspaceDeleted: func(reqID string) expect {
 			doomed := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Doomed"}).must(t, 201).id()

@@ -30,10 +30,16 @@ type (
 		Locale      string    `json:"locale"`
 		CreatedAt   time.Time `json:"created_at"`
 	}
+	// invitedUserOut echoes the invitee as asked, whether or not the email
+	// already has an account: the answer must not tell which.
 	invitedUserOut struct {
-		User       accountOut     `json:"user"`
-		Created    bool           `json:"created"` // false: the email already had an account
+		User       inviteeOut     `json:"user"`
 		Invitation *invitationOut `json:"invitation"`
+	}
+	inviteeOut struct {
+		Email       string `json:"email"`
+		DisplayName string `json:"display_name"`
+		Locale      string `json:"locale"`
 	}
 	registerIn struct {
 		Token       string `json:"token" validate:"required,max=255"`
@@ -101,18 +107,18 @@ func (p *Platform) userRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			u, err := st.UserByEmail(ctx, email)
-			created := false
+			_, err = st.UserByEmail(ctx, email)
 			if errors.Is(err, core.ErrNotFound) {
-				u, created, err = p.createAccount(ctx, email, name, locale)
+				var u *workspace.User
+				var created bool
+				if u, created, err = p.createAccount(ctx, email, name, locale); err == nil && created {
+					p.record(ctx, c, c.WorkspaceID(), audit.UserCreated, target{"user", u.ID}, map[string]any{"email": u.Email, "via": "invite"})
+				}
 			}
 			if err != nil {
 				return nil, err
 			}
-			if created {
-				p.record(ctx, c, c.WorkspaceID(), audit.UserCreated, target{"user", u.ID}, map[string]any{"email": u.Email, "via": "invite"})
-			}
-			return &invitedUserOut{User: toAccount(u), Created: created, Invitation: toInvitation(inv, token)}, nil
+			return &invitedUserOut{User: inviteeOut{Email: email, DisplayName: name, Locale: locale}, Invitation: toInvitation(inv, token)}, nil
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/invitations/register", Tag: "Members", Public: true,
@@ -160,14 +166,15 @@ func (p *Platform) userRoutes() {
 					return nil, err
 				}
 			}
-			if err := p.login.SetPassword(ctx, u.ID, in.Password); err != nil {
-				return nil, err
-			}
+			// Accepted first: a refused acceptance leaves no password behind.
 			m, err := ws.Accept(ctx, in.Token, u)
 			if errors.Is(err, core.ErrNotFound) {
 				return nil, invalidToken
 			}
 			if err != nil {
+				return nil, err
+			}
+			if err := p.login.SetPassword(ctx, u.ID, in.Password); err != nil {
 				return nil, err
 			}
 			p.emit(ctx, m.WorkspaceID, "member.added", map[string]any{"user_id": m.UserID, "role": m.Role, "via": "invitation"})

@@ -88,9 +88,9 @@ func TestBatcherGroupsCalls(t *testing.T) {
 	// The last flusher steps down just after answering its callers.
 	for range 1000 {
 		b.mu.Lock()
-		flushing, pending := b.flushing, len(b.pending)
+		flushing, pending, queued := b.flushing, len(b.pending), b.queued
 		b.mu.Unlock()
-		if flushing == 0 && pending == 0 {
+		if flushing == 0 && pending == 0 && queued == 0 {
 			return
 		}
 		time.Sleep(time.Millisecond)
@@ -99,8 +99,8 @@ func TestBatcherGroupsCalls(t *testing.T) {
 }
 
 // TestBatcherRefusesBeyondLimit: while the store stalls, calls queue up to
-// the limit; the next is refused at once, and the queued ones complete
-// when the store comes back.
+// the limit (events being written count); the next is refused at once, and
+// the queued ones complete when the store comes back.
 func TestBatcherRefusesBeyondLimit(t *testing.T) {
 	release := make(chan struct{})
 	b := batcher{parallel: 1, max: 10, limit: 30, write: func(_ context.Context, ev []UsageEvent) ([]bool, []int64, error) {
@@ -128,10 +128,10 @@ func TestBatcherRefusesBeyondLimit(t *testing.T) {
 		}
 		t.Fatalf("queued never reached %d", want)
 	}
-	first := call(10) // taken by the stalled write
-	waitQueued(0)
+	first := call(10) // taken by the stalled write: in flight counts
+	waitQueued(10)
 	var queued []chan error
-	for range 3 {
+	for range 2 {
 		queued = append(queued, call(10))
 	}
 	waitQueued(30)

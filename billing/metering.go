@@ -769,7 +769,7 @@ type batcher struct {
 
 	mu       sync.Mutex
 	pending  []*batchItem
-	queued   int // events in pending
+	queued   int // events queued or being written
 	flushing int
 }
 
@@ -816,7 +816,11 @@ func (b *batcher) writeBatch(ctx context.Context, events []UsageEvent) (added []
 	}()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return b.write(ctx, events)
+	added, totals, err = b.write(ctx, events)
+	if err == nil && (len(added) != len(events) || totals != nil && len(totals) != len(events)) {
+		return nil, nil, fmt.Errorf("billing: the usage store answered %d results for %d events", len(added), len(events))
+	}
+	return added, totals, err
 }
 
 // flush writes one batch, then hands what queued meanwhile to a goroutine
@@ -835,7 +839,6 @@ func (b *batcher) flush(ctx context.Context) {
 	}
 	items := b.pending[:n:n]
 	b.pending = b.pending[n:]
-	b.queued -= size
 	b.mu.Unlock()
 	events := items[0].events
 	if n > 1 {
@@ -869,6 +872,7 @@ func (b *batcher) flush(ctx context.Context) {
 		}
 	}
 	b.mu.Lock()
+	b.queued -= size // written (or failed) now
 	if len(b.pending) == 0 {
 		b.flushing--
 		b.mu.Unlock()

@@ -182,7 +182,10 @@ func (s *Service) LoginWithCode(ctx context.Context, email, password, code strin
 	case hash == "":
 		VerifyPassword(password, dummyHash)
 		return nil, errors.Join(ErrBadCredentials(), &Failure{UserID: u.ID, Reason: "no_password"})
-	case len(password) > MaxPassword || !VerifyPassword(password, hash):
+	case len(password) > MaxPassword:
+		VerifyPassword(password, dummyHash) // the same work as an unknown email: no timing tell
+		return nil, errors.Join(ErrBadCredentials(), &Failure{UserID: u.ID, Reason: "wrong_password"})
+	case !VerifyPassword(password, hash):
 		return nil, errors.Join(ErrBadCredentials(), &Failure{UserID: u.ID, Reason: "wrong_password"})
 	}
 	if s.second != nil {
