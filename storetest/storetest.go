@@ -36,7 +36,8 @@
 //     races), and every transaction is two entries summing to zero.
 //   - login: a web session belongs to exactly one login session of its own
 //     user; ListWebSessions hides revoked and expired ones; SetMemberRole
-//     never leaves a workspace without an owner, even under races.
+//     changes a role only from the expected one and never leaves a
+//     workspace without an owner, even under races.
 package storetest
 
 import (

@@ -55,7 +55,7 @@ func testSetMemberRole(e *env) {
 	w2 := e.workspace("sr2", other.ID)
 	e.addMember(w.ID, other.ID, "member")
 
-	m, err := e.s.SetMemberRole(e.ctx, w.ID, other.ID, "admin")
+	m, err := e.s.SetMemberRole(e.ctx, w.ID, other.ID, "member", "admin")
 	e.must(err, "SetMemberRole")
 	if m.Role != "admin" || m.UserID != other.ID || m.Email != other.Email {
 		e.t.Fatalf("SetMemberRole returned %+v", m)
@@ -69,16 +69,22 @@ func testSetMemberRole(e *env) {
 	if m2, _ := e.s.Member(e.ctx, w2.ID, other.ID); m2 == nil || m2.Role != "owner" {
 		e.t.Fatalf("membership in another workspace changed: %+v", m2)
 	}
-	_, err = e.s.SetMemberRole(e.ctx, w.ID, 999_999, "admin")
+	_, err = e.s.SetMemberRole(e.ctx, w.ID, 999_999, "member", "admin")
 	e.notFound(err, "SetMemberRole of a missing member")
-	_, err = e.s.SetMemberRole(e.ctx, w2.ID, owner.ID, "admin")
+	_, err = e.s.SetMemberRole(e.ctx, w2.ID, owner.ID, "owner", "admin")
 	e.notFound(err, "SetMemberRole of a user who is not a member there")
-	_, err = e.s.SetMemberRole(e.ctx, w.ID, owner.ID, "member")
+	_, err = e.s.SetMemberRole(e.ctx, w.ID, owner.ID, "owner", "member")
 	e.conflict(err, "demoting the last owner")
+	// A role that is no longer the expected one: conflict, nothing written.
+	_, err = e.s.SetMemberRole(e.ctx, w.ID, other.ID, "member", "owner")
+	e.conflict(err, "a role changed meanwhile")
+	if got, _ := e.s.Member(e.ctx, w.ID, other.ID); got == nil || got.Role != "admin" {
+		e.t.Fatalf("a refused compare-and-set changed the role: %+v", got)
+	}
 	// With a second owner, the first may step down.
-	_, err = e.s.SetMemberRole(e.ctx, w.ID, other.ID, "owner")
+	_, err = e.s.SetMemberRole(e.ctx, w.ID, other.ID, "admin", "owner")
 	e.must(err, "SetMemberRole to owner")
-	_, err = e.s.SetMemberRole(e.ctx, w.ID, owner.ID, "member")
+	_, err = e.s.SetMemberRole(e.ctx, w.ID, owner.ID, "owner", "member")
 	e.must(err, "demoting one of two owners")
 }
 
@@ -92,7 +98,7 @@ func testSetMemberRoleRace(e *env) {
 		if i == 1 {
 			uid = b.ID
 		}
-		_, err := e.s.SetMemberRole(e.ctx, w.ID, uid, "admin")
+		_, err := e.s.SetMemberRole(e.ctx, w.ID, uid, "owner", "admin")
 		return err
 	})
 	owners := 0

@@ -151,10 +151,11 @@ type Store interface {
 	// InvitationByToken returns the pending invitation with tokenHash that
 	// has not expired at now; any other (unknown, accepted, expired) is not found.
 	InvitationByToken(ctx context.Context, tokenHash string, now time.Time) (*Invitation, error)
-	// SetMemberRole changes a member's role and returns the membership; a
-	// missing member is not found; demoting the last owner is a conflict
-	// (atomic against concurrent role changes and removals).
-	SetMemberRole(ctx context.Context, workspaceID, userID int64, role string) (*Member, error)
+	// SetMemberRole changes a member's role from `from` to `to` and returns
+	// the membership; a missing member is not found; a member whose role is
+	// no longer `from`, or demoting the last owner, is a conflict (atomic
+	// against concurrent role changes and removals).
+	SetMemberRole(ctx context.Context, workspaceID, userID int64, from, to string) (*Member, error)
 
 	CreateJoinCode(ctx context.Context, c *JoinCode) error
 	// ListJoinCodes lists codes that are not revoked.

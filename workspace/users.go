@@ -60,8 +60,13 @@ func (s *Service) ChangeRole(ctx context.Context, workspaceID, userID int64, rol
 	if before.Role == role {
 		return before, before, nil
 	}
-	after, err = s.store.SetMemberRole(ctx, workspaceID, userID, role)
+	// Compare-and-set on the role read above, so that the owner rule just
+	// checked still holds when it is written.
+	after, err = s.store.SetMemberRole(ctx, workspaceID, userID, before.Role, role)
 	if errors.Is(err, core.ErrConflict) {
+		if now, rerr := s.store.Member(ctx, workspaceID, userID); rerr == nil && now.Role != before.Role {
+			return nil, nil, core.Conflict("The member's role changed meanwhile (now %s); read it again and retry.", now.Role)
+		}
 		err = core.Conflict("The last owner of a workspace cannot give up the owner role; make another member an owner first.")
 	}
 	return before, after, err

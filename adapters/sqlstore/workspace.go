@@ -487,7 +487,7 @@ func (s *Store) InvitationByToken(ctx context.Context, tokenHash string, now tim
 // SetMemberRole changes a member's role unless that would leave the
 // workspace without an owner; the workspace row lock makes the owner count
 // and the update atomic against concurrent changes and removals.
-func (s *Store) SetMemberRole(ctx context.Context, workspaceID, userID int64, role string) (*workspace.Member, error) {
+func (s *Store) SetMemberRole(ctx context.Context, workspaceID, userID int64, from, role string) (*workspace.Member, error) {
 	var m *workspace.Member
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		if err := lockWorkspace(ctx, tx, workspaceID); err != nil {
@@ -496,6 +496,9 @@ func (s *Store) SetMemberRole(ctx context.Context, workspaceID, userID int64, ro
 		var cur string
 		if err := tx.NewRaw("SELECT role FROM revops_members WHERE workspace_id = ? AND user_id = ?", workspaceID, userID).Scan(ctx, &cur); err != nil {
 			return fail("set member role", err, "")
+		}
+		if cur != from {
+			return core.Conflict("The member's role changed meanwhile (now %s).", cur)
 		}
 		if cur == roleOwner && role != roleOwner {
 			var owners int
