@@ -13,7 +13,10 @@ const maxBatch = 256
 // flight writes at once, alone; calls made while one is in flight queue,
 // and the next write takes all of them (up to maxBatch). The caller whose
 // write ends hands the lead to the first queued caller, so no goroutine
-// runs while nothing is queued, and none is started.
+// runs while nothing is queued. A submitted call (submit) waits for
+// nobody: when it would lead, or the lead passes to it, a goroutine leads
+// in its place until the lead can pass to a waiting caller or nothing is
+// queued.
 type batcher[In, Out any] struct {
 	// write writes ins and returns one Out per In.
 	write func(ctx context.Context, ins []In) ([]Out, error)
@@ -28,7 +31,8 @@ type batchCall[In, Out any] struct {
 	out  Out
 	err  error
 	done bool          // out and err are set (written before wake is sent)
-	wake chan struct{} // done, or the lead handed to this call
+	wake chan struct{} // done, or the lead handed to this call; nil if submitted
+	then func(Out, error)
 }
 
 // do adds in to the next write and returns its result. ctx is the write's
@@ -50,16 +54,49 @@ func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
 	for !c.done {
 		b.flush(ctx)
 	}
+	b.passLead(ctx)
+	return c.out, c.err
+}
+
+// submit adds in to the next write without waiting for it: then is called
+// with its result once written, by the goroutine that wrote it, so it must
+// be quick (and start a goroutine for anything slow). The write is made
+// with ctx's values, never cancelled by it.
+func (b *batcher[In, Out]) submit(ctx context.Context, in In, then func(Out, error)) {
+	c := &batchCall[In, Out]{in: in, then: then}
+	b.mu.Lock()
+	b.queue = append(b.queue, c)
+	lead := !b.writing
+	b.writing = true
+	b.mu.Unlock()
+	if lead {
+		go b.lead(context.WithoutCancel(ctx))
+	}
+}
+
+// lead writes for submitted calls until the lead passes on.
+func (b *batcher[In, Out]) lead(ctx context.Context) {
+	b.flush(ctx)
+	b.passLead(ctx)
+}
+
+// passLead is called by the leader once its write is done: the lead ends
+// if nothing is queued, passes to the first queued call if its caller
+// waits, or else (a submitted call) to a goroutine.
+func (b *batcher[In, Out]) passLead(ctx context.Context) {
 	b.mu.Lock()
 	if len(b.queue) == 0 {
 		b.writing = false
 		b.mu.Unlock()
-	} else {
-		next := b.queue[0]
-		b.mu.Unlock()
-		next.wake <- struct{}{}
+		return
 	}
-	return c.out, c.err
+	next := b.queue[0]
+	b.mu.Unlock()
+	if next.wake != nil {
+		next.wake <- struct{}{}
+		return
+	}
+	go b.lead(context.WithoutCancel(ctx))
 }
 
 // flush writes the queued calls (up to maxBatch, oldest first) and wakes
@@ -86,7 +123,11 @@ func (b *batcher[In, Out]) flush(ctx context.Context) {
 			c.out = outs[i]
 		}
 		c.done = true
-		c.wake <- struct{}{} // buffered: the leader's own is never read
+		if c.then != nil {
+			c.then(c.out, c.err)
+		} else {
+			c.wake <- struct{}{} // buffered: the leader's own is never read
+		}
 	}
 }
 

@@ -33,7 +33,9 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	return s.cfg.Queue.Run(ctx, s.work)
+	err := s.cfg.Queue.Run(ctx, s.work)
+	s.running.Wait() // every outcome handed to the write lane is written
+	return err
 }
 
 // Sweep queues every due, unleased delivery (up to 1,000 per call).
@@ -67,7 +69,7 @@ func (s *Service) work(ctx context.Context, j Job) time.Duration {
 		}
 		s.mu.Unlock()
 	}()
-	if err := s.Attempt(ctx, j.DeliveryID); err != nil && ctx.Err() == nil {
+	if err := s.attempt(ctx, j.DeliveryID, true); err != nil && ctx.Err() == nil {
 		s.cfg.Logger.ErrorContext(ctx, "webhooks: attempt failed", "delivery_id", j.DeliveryID, "error", err)
 	}
 	return 0
@@ -78,7 +80,17 @@ func (s *Service) work(ctx context.Context, j Job) time.Duration {
 // not due or is leased by another worker is left alone. It takes two store
 // writes, each shared with the attempts running at the same time (group
 // commit): the claim (which brings the endpoint and event) and the finish.
+// It returns once the outcome is written and its follow-ups (the retry
+// queued, endpoint.disabled published) are done.
 func (s *Service) Attempt(ctx context.Context, id int64) error {
+	return s.attempt(ctx, id, false)
+}
+
+// attempt is Attempt; when async, it returns once the POST is made: the
+// outcome is handed to the write lane (waiting only while maxPending
+// outcomes are unwritten), and its follow-ups run once it is written.
+// Run waits for them before returning.
+func (s *Service) attempt(ctx context.Context, id int64, async bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -90,8 +102,7 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 	if !ep.IsActive {
 		// Nothing is sent; the claim still counts as an attempt.
 		d.Status, d.NextAttemptAt, d.Error = StatusFailed, nil, "The endpoint is disabled."
-		_, err := s.finish(ctx, d, nil)
-		return err
+		return s.finish(ctx, Finish{Delivery: d}, "", async)
 	}
 	r := s.send(ctx, ep, &c.Event)
 	now := s.cfg.Now().UTC()
@@ -120,17 +131,63 @@ func (s *Service) Attempt(ctx context.Context, id int64) error {
 			d.Status, d.NextAttemptAt = StatusRetrying, &next
 		}
 	}
-	res, err := s.finish(ctx, d, &AttemptOutcome{Success: success, At: now, Disable: disable})
+	f := Finish{Delivery: d, Outcome: &AttemptOutcome{Success: success, At: now, Disable: disable}}
+	return s.finish(ctx, f, ep.URL, async)
+}
+
+// maxPending bounds the outcomes handed to the write lane and not yet
+// written: an attempt ending while that many are pending waits for a slot.
+const maxPending = maxBatch
+
+// finish records an attempt's outcome, in a write shared with the attempts
+// starting and ending at the same time, then runs its follow-ups: a retry
+// is queued, a disabling publishes endpoint.disabled (url is the
+// endpoint's). Async, it returns at once (or once a slot is free); the
+// follow-ups run once the outcome is written (in a goroutine of their own
+// when there are any), and their errors are logged.
+func (s *Service) finish(ctx context.Context, f Finish, url string, async bool) error {
+	ctx = context.WithoutCancel(ctx) // the POST was made: keep its outcome
+	if !async {
+		r, err := s.writes.do(ctx, storeOp{finish: f})
+		if err == nil {
+			err = r.err
+		}
+		return s.followUp(ctx, f, url, r.finish, err)
+	}
+	s.pending <- struct{}{}
+	s.running.Add(1)
+	s.writes.submit(ctx, storeOp{finish: f}, func(r opResult, err error) {
+		<-s.pending
+		if err == nil {
+			err = r.err
+		}
+		if err == nil && (!r.finish.Done || (f.Delivery.Status != StatusRetrying && !r.finish.Disabled)) {
+			s.running.Done() // nothing follows
+			return
+		}
+		go func() {
+			defer s.running.Done()
+			if err := s.followUp(ctx, f, url, r.finish, err); err != nil {
+				s.cfg.Logger.ErrorContext(ctx, "webhooks: attempt failed", "delivery_id", f.Delivery.ID, "error", err)
+			}
+		}()
+	})
+	return nil
+}
+
+// followUp runs what follows a written outcome (res; err if not written).
+func (s *Service) followUp(ctx context.Context, f Finish, url string, res FinishResult, err error) error {
 	if err != nil || !res.Done {
 		return err
 	}
+	d := f.Delivery
 	if d.Status == StatusRetrying {
 		s.enqueue(ctx, []Delivery{*d})
 	}
 	if res.Disabled {
-		payload := map[string]any{"endpoint_id": ep.ID, "url": ep.URL, "reason": disable}
-		if _, err := s.Publish(ctx, ep.WorkspaceID, "endpoint.disabled", payload); err != nil {
-			return fmt.Errorf("webhooks: endpoint %d disabled, but its event was not recorded: %w", ep.ID, err)
+		payload := map[string]any{"endpoint_id": d.EndpointID, "url": url, "reason": f.Outcome.Disable}
+		if _, err := s.Publish(ctx, d.WorkspaceID, "endpoint.disabled", payload); err != nil {
+			return fmt.Errorf("webhooks: endpoint %d disabled, but its event was not recorded: %w", d.EndpointID, err)
 		}
 	}
 	return nil
@@ -216,16 +273,6 @@ func (s *Service) claim(ctx context.Context, id int64) (*Claim, error) {
 		err = r.err
 	}
 	return r.claim, err
-}
-
-// finish records an attempt's outcome, in a write shared with the attempts
-// starting and ending at the same time.
-func (s *Service) finish(ctx context.Context, d *Delivery, o *AttemptOutcome) (FinishResult, error) {
-	r, err := s.writes.do(context.WithoutCancel(ctx), storeOp{finish: Finish{Delivery: d, Outcome: o}})
-	if err == nil {
-		err = r.err
-	}
-	return r.finish, err
 }
 
 // SendResult is the outcome of one POST to an endpoint (a Sender's answer).

@@ -86,6 +86,11 @@ type Service struct {
 	// the ones starting (one statement). One lane for both: on SQLite two
 	// writers of one process would only wait on each other's lock.
 	writes batcher[storeOp, opResult]
+	// Run's workers hand outcomes to the lane without waiting (Attempt
+	// waits): pending holds a slot per unwritten one (backpressure);
+	// running counts them until written and followed up.
+	pending chan struct{}
+	running sync.WaitGroup
 }
 
 // New validates cfg and returns a Service.
@@ -140,7 +145,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Queue == nil {
 		cfg.Queue = NewMemoryQueue(MemoryQueueConfig{Now: cfg.Now})
 	}
-	s := &Service{cfg: cfg, store: cfg.Store, busy: map[int64]int{}}
+	s := &Service{cfg: cfg, store: cfg.Store, busy: map[int64]int{}, pending: make(chan struct{}, maxPending)}
 	s.writes.write = s.writeBatch
 	return s, nil
 }
