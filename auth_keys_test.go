@@ -3,8 +3,6 @@ package revops_test
 import (
 	"crypto/ed25519"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/revopsdev/revops"
@@ -18,10 +16,7 @@ func (e *env) instance(t *testing.T, tc revops.TokensConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", p.Handler()))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := serve(t, p)
 	other := *e
 	other.p, other.srv, other.base = p, srv, srv.URL+"/api/v1"
 	return &other

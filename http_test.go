@@ -8,13 +8,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/adapters/sqlstore/sqltest"
 	"github.com/revopsdev/revops/internal/apitest"
 	"github.com/revopsdev/revops/internal/testclock"
 	"github.com/revopsdev/revops/keys"
@@ -43,14 +43,7 @@ type envOpt func(*revops.Config)
 func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "revops.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := sqltest.SQLite(t)
 	clk := testclock.New(time.Now().UTC())
 	// Generous limits, so that the clock the tests freeze never starves a
 	// test of requests; rate-limit tests set their own.
@@ -70,10 +63,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", p.Handler()))
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := serve(t, p)
 	boot, err := p.Bootstrap(ctx, "admin@localhost", "Default")
 	if err != nil || boot == nil {
 		t.Fatalf("bootstrap: %v %v", boot, err)
@@ -82,6 +72,15 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	e := &env{t: t, store: st, p: p, srv: srv, base: srv.URL + "/api/v1", client: &http.Client{Transport: oas.Transport(nil)},
 		owner: boot.User, ws: boot.Workspace, key: boot.Key, clock: clk, oas: oas}
 	return e
+}
+
+// serve mounts p's handler under /api/v1 on a loopback test server.
+func serve(t testing.TB, p *revops.Platform) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", p.Handler()))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
 }
 
 // resp is a decoded response.

@@ -416,9 +416,7 @@ func (p *Platform) Start(ctx context.Context) error {
 	wg.Go(func() { p.every(ctx, time.Minute, "sweeping rate-limit buckets", p.sweepLimits) })
 	wg.Go(func() { p.every(ctx, 10*time.Minute, "removing expired idempotency keys", p.sweepIdempotency) })
 	wg.Go(func() { p.webhooks.Run(ctx) })
-	wg.Go(func() {
-		p.meter.Run(ctx, time.Second, func(err error) { p.cfg.Logger.Error("revops: rolling up usage", "error", err) })
-	})
+	wg.Go(func() { p.every(ctx, time.Second, "rolling up usage", p.meter.Rollup) })
 	wg.Wait()
 	return nil
 }
@@ -573,4 +571,13 @@ func (p *Platform) Bootstrap(ctx context.Context, email, workspaceName string) (
 	p.writeAudit(ctx, &audit.Event{Actor: audit.Actor{Kind: audit.ActorSystem, Display: "bootstrap"}, Action: audit.APIKeyCreated,
 		TargetType: "api_key", TargetID: strconv.FormatInt(k.ID, 10), Metadata: map[string]any{"name": k.Name, "prefix": k.Prefix, "user_id": u.ID}})
 	return res, nil
+}
+
+// each converts a page of stored items to their wire shapes.
+func each[T, O any](list []T, to func(*T) O) []O {
+	out := make([]O, len(list))
+	for i := range list {
+		out[i] = to(&list[i])
+	}
+	return out
 }

@@ -138,11 +138,7 @@ func (p *Platform) auditRoutes() {
 				if err != nil {
 					return nil, 0, err
 				}
-				out := make([]*auditEventOut, len(list))
-				for i := range list {
-					out[i] = toAuditEvent(&list[i])
-				}
-				return out, total, nil
+				return each(list, toAuditEvent), total, nil
 			})
 	}
 }

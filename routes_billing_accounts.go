@@ -105,11 +105,7 @@ func (p *Platform) billingAccountRoutes() {
 		Tenant: httpapi.TenantPath, Sort: []string{"id", "name", "currency", "created_at"}, Search: true},
 		func(ctx context.Context, c *Call, lp core.ListParams) ([]*billingAccountOut, int, error) {
 			list, total, err := l.WorkspaceAccounts(ctx, c.WorkspaceID(), lp)
-			out := make([]*billingAccountOut, len(list))
-			for i := range list {
-				out[i] = toBillingAccount(&list[i])
-			}
-			return out, total, err
+			return each(list, toBillingAccount), total, err
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: base + "/accounts", Tag: tag,
@@ -178,11 +174,7 @@ func (p *Platform) billingAccountRoutes() {
 		Tenant: httpapi.TenantPath, Sort: []string{"id", "created_at", "amount"}, Statuses: billing.TransactionTypes, Search: true},
 		func(ctx context.Context, c *Call, lp core.ListParams) ([]*billingTransactionOut, int, error) {
 			list, total, err := l.Transactions(ctx, c.WorkspaceID(), lp)
-			out := make([]*billingTransactionOut, len(list))
-			for i := range list {
-				out[i] = toBillingTransaction(&list[i])
-			}
-			return out, total, err
+			return each(list, toBillingTransaction), total, err
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: base + "/summary", Tag: tag,

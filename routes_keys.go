@@ -78,11 +78,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 				return nil, 0, err
 			}
 			list, total, err := ks.List(ctx, c.WorkspaceID(), lp)
-			out := make([]*keyOut, len(list))
-			for i := range list {
-				out[i] = toKey(&list[i], tier, now())
-			}
-			return out, total, err
+			return each(list, func(x *keys.Key) *keyOut { return toKey(x, tier, now()) }), total, err
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: item, Tag: tag, Summary: "Get an API key", Scope: "api-keys:read", Tenant: tenant},
@@ -178,11 +174,7 @@ func (p *Platform) personalKeyRoutes() {
 			}
 			from := min(lp.Offset(), len(all))
 			page := all[from:min(from+lp.PerPage, len(all))]
-			out := make([]*keyOut, len(page))
-			for i := range page {
-				out[i] = toKey(&page[i], "", now())
-			}
-			return out, len(all), nil
+			return each(page, func(x *keys.Key) *keyOut { return toKey(x, "", now()) }), len(all), nil
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/user/api-keys", Tag: tag, Summary: "Create a personal API key (returned once); it acts in your workspaces, limited by your role there", Scope: "api-keys:write",

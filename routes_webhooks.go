@@ -126,11 +126,7 @@ func (p *Platform) webhookRoutesAt(base, param string, tenant httpapi.Tenant) {
 		Tenant: tenant, Sort: []string{"id", "created_at"}, Search: true},
 		func(ctx context.Context, c *Call, lp core.ListParams) ([]*endpointOut, int, error) {
 			list, total, err := wh.ListEndpoints(ctx, c.WorkspaceID(), lp)
-			out := make([]*endpointOut, len(list))
-			for i := range list {
-				out[i] = toEndpoint(&list[i])
-			}
-			return out, total, err
+			return each(list, toEndpoint), total, err
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: item, Tag: tag, Summary: "Get a webhook endpoint", Scope: "webhooks:read", Tenant: tenant},
@@ -227,11 +223,7 @@ func (p *Platform) webhookRoutesAt(base, param string, tenant httpapi.Tenant) {
 				return nil, 0, err
 			}
 			list, total, err := wh.ListDeliveries(ctx, c.WorkspaceID(), eid, lp.Filter.Status, lp)
-			out := make([]*deliveryOut, len(list))
-			for i := range list {
-				out[i] = toDelivery(&list[i])
-			}
-			return out, total, err
+			return each(list, toDelivery), total, err
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: item + "/deliveries/{delivery_id}", Tag: tag, Summary: "Get a delivery", Scope: "webhooks:read", Tenant: tenant},

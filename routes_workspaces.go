@@ -409,11 +409,7 @@ func (p *Platform) memberRoutes() {
 		Tenant: httpapi.TenantPath, Sort: []string{"id", "created_at", "email"}, Search: true},
 		func(ctx context.Context, c *Call, lp core.ListParams) ([]*invitationOut, int, error) {
 			list, total, err := st.ListInvitations(ctx, c.WorkspaceID(), lp)
-			out := make([]*invitationOut, len(list))
-			for i := range list {
-				out[i] = toInvitation(&list[i], "")
-			}
-			return out, total, err
+			return each(list, func(x *workspace.Invitation) *invitationOut { return toInvitation(x, "") }), total, err
 		})
 	httpapi.Handle(a, httpapi.Route{Method: "DELETE", Path: "/workspaces/{id}/invitations/{invitationId}", Tag: tag, Summary: "Revoke an invitation", Scope: "members:delete",
 		Tenant: httpapi.TenantPath, Status: http.StatusNoContent},
@@ -454,11 +450,7 @@ func (p *Platform) memberRoutes() {
 		Tenant: httpapi.TenantPath, Sort: []string{"id", "created_at"}},
 		func(ctx context.Context, c *Call, lp core.ListParams) ([]*joinCodeOut, int, error) {
 			list, total, err := st.ListJoinCodes(ctx, c.WorkspaceID(), lp)
-			out := make([]*joinCodeOut, len(list))
-			for i := range list {
-				out[i] = toJoinCode(&list[i], "")
-			}
-			return out, total, err
+			return each(list, func(x *workspace.JoinCode) *joinCodeOut { return toJoinCode(x, "") }), total, err
 		})
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/workspaces/{id}/join-codes", Tag: tag, Summary: "Create a join code (returned once)", Scope: "members:write",
 		Tenant: httpapi.TenantPath, Status: http.StatusCreated, Message: "Join code created successfully."},

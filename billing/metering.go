@@ -728,28 +728,14 @@ func (m *Meter) thresholds(ctx context.Context, c Counter, st *Status) {
 	}
 }
 
-// Run folds the deltas bulk Ingest appends into their counters every
-// interval until ctx ends, so totals read a few rows however much arrives.
-func (m *Meter) Run(ctx context.Context, interval time.Duration, onErr func(error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+// Rollup folds the deltas bulk Ingest appends into their counters, all of
+// them, so totals read a few rows however much arrives (Platform.Start runs
+// it every second).
+func (m *Meter) Rollup(ctx context.Context) error {
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for ctx.Err() == nil {
-			n, err := m.store.RollupUsage(ctx, rollupBatch)
-			if err != nil {
-				if ctx.Err() == nil && onErr != nil {
-					onErr(err)
-				}
-				break
-			}
-			if n < rollupBatch {
-				break
-			}
+		n, err := m.store.RollupUsage(ctx, rollupBatch)
+		if err != nil || n < rollupBatch {
+			return err
 		}
 	}
 }

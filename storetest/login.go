@@ -81,18 +81,7 @@ func testLoginRefreshRace(e *env) {
 		_, err := e.s.UseRefreshToken(e.ctx, rt.Hash, at(time.Minute))
 		return err
 	})
-	wins := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, core.ErrConflict):
-			e.t.Errorf("a losing rotation: %v, want a conflict", err)
-		}
-	}
-	if wins != 1 {
-		e.t.Fatalf("%d rotations of one refresh token succeeded, want exactly 1", wins)
-	}
+	e.oneWins(errs, core.ErrConflict, "rotation of one refresh token")
 }
 
 // testLoginRefreshLookup: RefreshToken reads a token, used or not, without

@@ -355,3 +355,22 @@ func parallel(n int, fn func(i int) error) []error {
 	done.Wait()
 	return errs
 }
+
+// oneWins checks that exactly one of errs is nil and that every other
+// matches loser (core.ErrConflict, core.ErrNotFound…); what names the
+// contested action in failures.
+func (e *env) oneWins(errs []error, loser error, what string) {
+	e.t.Helper()
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, loser):
+			e.t.Errorf("a losing %s: %v, want %v", what, err, loser)
+		}
+	}
+	if wins != 1 {
+		e.t.Fatalf("%d concurrent %ss succeeded, want exactly 1", wins, what)
+	}
+}

@@ -89,18 +89,7 @@ func testTOTPStepCAS(e *env) {
 func testTOTPStepRace(e *env) {
 	uid := e.enabledTOTP("step-race")
 	errs := parallel(16, func(int) error { return e.s.UseTOTPStep(e.ctx, uid, 200) })
-	wins := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, core.ErrConflict):
-			e.t.Errorf("a losing use of the step: %v, want a conflict", err)
-		}
-	}
-	if wins != 1 {
-		e.t.Fatalf("%d concurrent uses of one time step succeeded, want exactly 1", wins)
-	}
+	e.oneWins(errs, core.ErrConflict, "use of one time step")
 }
 
 // testTOTPEnableRace: of concurrent confirmations exactly one enables, and
@@ -164,16 +153,5 @@ func testTOTPRecoveryRace(e *env) {
 	h := e.hash()
 	uid := e.enabledTOTP("recovery-race", h)
 	errs := parallel(16, func(int) error { return e.s.UseRecoveryCode(e.ctx, uid, h, at(time.Hour)) })
-	wins := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			wins++
-		case !errors.Is(err, core.ErrNotFound):
-			e.t.Errorf("a losing use of the recovery code: %v, want not found", err)
-		}
-	}
-	if wins != 1 {
-		e.t.Fatalf("%d concurrent uses of one recovery code succeeded, want exactly 1", wins)
-	}
+	e.oneWins(errs, core.ErrNotFound, "use of one recovery code")
 }

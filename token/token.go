@@ -207,10 +207,6 @@ func (s *Signer) Issue(c Claims) (string, *Claims, error) {
 // saying which check failed.
 var ErrInvalid = errors.New("token: invalid access token")
 
-// LooksLike reports whether s has the shape of a compact JWS, so that the
-// resolver can tell tokens from API keys without trying both.
-func LooksLike(s string) bool { return strings.HasPrefix(s, "eyJ") && strings.Count(s, ".") == 2 }
-
 // Verify checks the token's signature, algorithm, key, issuer, audience and
 // time window and returns its claims.
 func (s *Signer) Verify(tok string) (*Claims, error) {

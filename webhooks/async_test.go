@@ -20,21 +20,9 @@ func TestRunWritesEveryOutcomeBeforeReturning(t *testing.T) {
 	r := newReceiver(t, 200)
 	ep := e.endpoint(r.URL)
 	const n = 60
-	for range n {
-		_, err := e.svc.Publish(context.Background(), e.wid, "post.created", map[string]any{})
-		is.NoErr(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan struct{})
-	go func() { e.svc.Run(ctx); close(ran) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for r.hits.Load() < n && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Microsecond)
-	}
-	// As soon as the last POST arrives: outcomes are pending, and the last
-	// POSTs may be cut short (a retry, then).
-	cancel()
-	<-ran
+	// Stopped as soon as the last POST arrives: outcomes are pending, and
+	// the last POSTs may be cut short (a retry, then).
+	publishRunStop(t, e, r, n)
 	is.Equal(r.hits.Load(), int64(n))
 	ds, total, err := e.svc.ListDeliveries(context.Background(), e.wid, ep.ID, "", core.ListParams{PerPage: 100})
 	is.NoErr(err)
@@ -100,9 +88,20 @@ func TestRetryIsQueuedOnlyAfterItsOutcomeIsWritten(t *testing.T) {
 	r := newReceiver(t, 500)
 	e.endpoint(r.URL)
 	const n = 30
+	publishRunStop(t, e, r, n) // once Run returns, the follow-ups of every outcome are done
+	mu.Lock()
+	defer mu.Unlock()
+	is.Equal(len(retries), n) // every failed delivery queued again, once written
+}
+
+// publishRunStop publishes n events, runs the service until the receiver
+// has had n POSTs (20 s at most), then stops it and waits for Run to return.
+func publishRunStop(t *testing.T, e *env, r *receiver, n int64) {
+	t.Helper()
 	for range n {
-		_, err := e.svc.Publish(context.Background(), e.wid, "post.created", map[string]any{})
-		is.NoErr(err)
+		if _, err := e.svc.Publish(context.Background(), e.wid, "post.created", map[string]any{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
@@ -112,8 +111,5 @@ func TestRetryIsQueuedOnlyAfterItsOutcomeIsWritten(t *testing.T) {
 		time.Sleep(100 * time.Microsecond)
 	}
 	cancel()
-	<-ran // the follow-ups of every outcome are done
-	mu.Lock()
-	defer mu.Unlock()
-	is.Equal(len(retries), n) // every failed delivery queued again, once written
+	<-ran
 }

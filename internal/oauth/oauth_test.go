@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/adapters/sqlstore/sqltest"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/internal/testclock"
 	"github.com/revopsdev/revops/login"
@@ -36,14 +36,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlstore.Open(ctx, filepath.Join(t.TempDir(), "revops.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := sqltest.SQLite(t)
 	_, key, _ := ed25519.GenerateKey(nil)
 	f := &fixture{t: t, ctx: ctx, store: st, clock: testclock.New(time.Now().UTC()), key: key}
 	f.p = f.provider(key)
