@@ -2,7 +2,10 @@ package webhooks_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,4 +115,114 @@ func publishRunStop(t *testing.T, e *env, r *receiver, n int64) {
 	}
 	cancel()
 	<-ran
+}
+
+// blockingReceiver holds every request until release is closed.
+func blockingReceiver(t *testing.T) (url string, hits *atomic.Int64, release chan struct{}) {
+	hits, release = new(atomic.Int64), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, hits, release
+}
+
+// waitUntil polls cond for up to 10 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Run claims deliveries ahead of their POSTs; one whose lease runs short
+// while it waits for its turn is given back unsent (its attempt not
+// counted), queued again, claimed afresh and sent.
+func TestClaimAheadIsGivenBackWhenItsLeaseRunsShort(t *testing.T) {
+	is := is.New(t)
+	var mu sync.Mutex
+	queued := map[int64]int{}
+	q := &observedQueue{}
+	q.seen = func(j webhooks.Job) {
+		mu.Lock()
+		queued[j.DeliveryID]++
+		mu.Unlock()
+	}
+	e := newEnv(t, func(c *webhooks.Config) {
+		// One POST at a time; two claims (Lease / Timeout) per endpoint.
+		c.Concurrency, c.PerEndpoint, c.Timeout, c.Lease = 1, 1, time.Minute, 2*time.Minute
+		c.SweepInterval, c.Queue = time.Hour, q
+	})
+	q.MemoryQueue = webhooks.NewMemoryQueue(webhooks.MemoryQueueConfig{Now: e.clock.Now, MaxWait: 5 * time.Millisecond}) // before Run
+	url, hits, release := blockingReceiver(t)
+	ep := e.endpoint(url)
+	first, second := e.publish(ep), e.publish(ep)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { e.svc.Run(ctx); close(ran) }()
+	defer func() { cancel(); <-ran }()
+
+	waitUntil(t, "the first is sent and the second claimed ahead", func() bool {
+		return hits.Load() == 1 && e.delivery(second.ID).LockedUntil != nil
+	})
+	is.Equal(e.delivery(second.ID).Attempt, 1)
+	e.clock.Advance(2*time.Minute - 20*time.Second) // 20 s of lease left: under Timeout/2
+	close(release)
+	waitUntil(t, "both are delivered", func() bool {
+		return e.delivery(first.ID).Status == webhooks.StatusSuccess && e.delivery(second.ID).Status == webhooks.StatusSuccess
+	})
+	is.Equal(hits.Load(), int64(2))
+	is.Equal(e.delivery(second.ID).Attempt, 1) // the claim given back did not count
+	mu.Lock()
+	defer mu.Unlock()
+	is.Equal(queued[first.ID], 1)
+	is.Equal(queued[second.ID], 2) // published, then given back
+}
+
+// A stopping Run gives back the claims it holds and has not sent: they
+// are free at once, not after their lease, and their attempts not counted.
+func TestRunGivesBackUnsentClaimsWhenItStops(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, func(c *webhooks.Config) {
+		c.Concurrency, c.PerEndpoint, c.Timeout, c.SweepInterval = 1, 1, time.Minute, time.Hour
+	})
+	url, hits, release := blockingReceiver(t)
+	defer close(release)
+	ep := e.endpoint(url)
+	ds := []*webhooks.Delivery{e.publish(ep), e.publish(ep), e.publish(ep)}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { e.svc.Run(ctx); close(ran) }()
+	waitUntil(t, "one is sent and all are claimed", func() bool {
+		for _, d := range ds {
+			if e.delivery(d.ID).LockedUntil == nil {
+				return false
+			}
+		}
+		return hits.Load() == 1
+	})
+	cancel()
+	<-ran
+	var sent, back int
+	for _, d := range ds {
+		got := e.delivery(d.ID)
+		is.True(got.LockedUntil == nil)
+		switch got.Attempt {
+		case 1: // the POST cut short by the stop: a retry
+			sent++
+			is.Equal(got.Status, webhooks.StatusRetrying)
+		case 0:
+			back++
+			is.Equal(got.Status, webhooks.StatusPending)
+		}
+	}
+	is.Equal(sent, 1)
+	is.Equal(back, 2)
 }

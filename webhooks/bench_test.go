@@ -82,9 +82,8 @@ func benchDelivery(b *testing.B, st *sqlstore.Store, workers, publishers int) {
 
 	e := newEnvOn(b, st, func(c *webhooks.Config) {
 		c.Now = time.Now
-		c.PerEndpoint = workers
+		c.Concurrency, c.PerEndpoint = workers, workers
 		c.SweepInterval = time.Hour
-		c.Queue = webhooks.NewMemoryQueue(webhooks.MemoryQueueConfig{Workers: workers})
 	})
 	ep, err := e.svc.CreateEndpoint(context.Background(), e.wid, webhooks.EndpointInput{URL: recv.URL, Events: []string{"*"}})
 	if err != nil {

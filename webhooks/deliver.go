@@ -33,7 +33,7 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	err := s.cfg.Queue.Run(ctx, s.work)
+	err := s.runDispatch(ctx)
 	s.running.Wait() // every outcome handed to the write lane is written
 	return err
 }
@@ -51,30 +51,6 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return len(ds), nil
 }
 
-// work runs one job unless its endpoint already has PerEndpoint attempts
-// running: then it asks to run again shortly, so that a slow endpoint holds
-// at most PerEndpoint workers and never stalls the others.
-func (s *Service) work(ctx context.Context, j Job) time.Duration {
-	s.mu.Lock()
-	if s.busy[j.EndpointID] >= s.cfg.PerEndpoint {
-		s.mu.Unlock()
-		return 200 * time.Millisecond
-	}
-	s.busy[j.EndpointID]++
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		if s.busy[j.EndpointID]--; s.busy[j.EndpointID] <= 0 {
-			delete(s.busy, j.EndpointID)
-		}
-		s.mu.Unlock()
-	}()
-	if err := s.attempt(ctx, j.DeliveryID, true); err != nil && ctx.Err() == nil {
-		s.cfg.Logger.ErrorContext(ctx, "webhooks: attempt failed", "delivery_id", j.DeliveryID, "error", err)
-	}
-	return 0
-}
-
 // Attempt claims delivery id if it is due, sends it and records the
 // outcome: success, a retry on the schedule, or failure. A delivery that is
 // not due or is leased by another worker is left alone. It takes two store
@@ -83,14 +59,6 @@ func (s *Service) work(ctx context.Context, j Job) time.Duration {
 // It returns once the outcome is written and its follow-ups (the retry
 // queued, endpoint.disabled published) are done.
 func (s *Service) Attempt(ctx context.Context, id int64) error {
-	return s.attempt(ctx, id, false)
-}
-
-// attempt is Attempt; when async, it returns once the POST is made: the
-// outcome is handed to the write lane (waiting only while maxPending
-// outcomes are unwritten), and its follow-ups run once it is written.
-// Run waits for them before returning.
-func (s *Service) attempt(ctx context.Context, id int64, async bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -98,13 +66,22 @@ func (s *Service) attempt(ctx context.Context, id int64, async bool) error {
 	if err != nil || c == nil {
 		return err // not due, leased, or deleted with its endpoint
 	}
+	return s.deliver(ctx, c, s.cfg.Timeout, false)
+}
+
+// deliver makes the attempt of claim c, its POST bounded by timeout. When
+// async, it returns once the POST is made: the outcome is handed to the
+// write lane (waiting only while maxPending outcomes are unwritten), and
+// its follow-ups run once it is written. Run waits for them before
+// returning.
+func (s *Service) deliver(ctx context.Context, c *Claim, timeout time.Duration, async bool) error {
 	d, ep := &c.Delivery, &c.Endpoint
 	if !ep.IsActive {
 		// Nothing is sent; the claim still counts as an attempt.
 		d.Status, d.NextAttemptAt, d.Error = StatusFailed, nil, "The endpoint is disabled."
 		return s.finish(ctx, Finish{Delivery: d}, "", async)
 	}
-	r := s.send(ctx, ep, &c.Event)
+	r := s.send(ctx, ep, &c.Event, timeout)
 	now := s.cfg.Now().UTC()
 	d.ResponseCode, d.ResponseBody, d.ResponseTimeMs, d.Error = r.Code, r.Body, r.TimeMs, r.Err
 	success := r.Code >= 200 && r.Code < 300
@@ -161,7 +138,7 @@ func (s *Service) finish(ctx context.Context, f Finish, url string, async bool) 
 		if err == nil {
 			err = r.err
 		}
-		if err == nil && (!r.finish.Done || (f.Delivery.Status != StatusRetrying && !r.finish.Disabled)) {
+		if err == nil && (!r.finish.Done || (!due(f.Delivery) && !r.finish.Disabled)) {
 			s.running.Done() // nothing follows
 			return
 		}
@@ -181,8 +158,8 @@ func (s *Service) followUp(ctx context.Context, f Finish, url string, res Finish
 		return err
 	}
 	d := f.Delivery
-	if d.Status == StatusRetrying {
-		s.enqueue(ctx, []Delivery{*d})
+	if due(d) {
+		s.enqueue(ctx, []Delivery{*d}) // a retry, or a claim given back
 	}
 	if res.Disabled {
 		payload := map[string]any{"endpoint_id": d.EndpointID, "url": url, "reason": f.Outcome.Disable}
@@ -192,6 +169,9 @@ func (s *Service) followUp(ctx context.Context, f Finish, url string, res Finish
 	}
 	return nil
 }
+
+// due: the delivery is to be attempted again.
+func due(d *Delivery) bool { return d.Status == StatusRetrying || d.Status == StatusPending }
 
 // storeOp is one attempt's share of a store write: a claim of delivery
 // claim, or (claim 0) the finish of an attempt.
@@ -296,7 +276,7 @@ func Body(ev *Event) []byte {
 
 // send POSTs ev to ep, signed with its secret (and the previous one during
 // a rotation's overlap).
-func (s *Service) send(ctx context.Context, ep *Endpoint, ev *Event) SendResult {
+func (s *Service) send(ctx context.Context, ep *Endpoint, ev *Event, timeout time.Duration) SendResult {
 	body := Body(ev)
 	now := s.cfg.Now()
 	var keys [][]byte
@@ -317,7 +297,7 @@ func (s *Service) send(ctx context.Context, ep *Endpoint, ev *Event) SendResult 
 	if s.cfg.LegacyHeader != "" {
 		header[s.cfg.LegacyHeader] = LegacySignature(keys[0], body)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	return s.cfg.Sender.Send(ctx, ep.URL, header, body)
 }
@@ -331,7 +311,7 @@ func (s *Service) Test(ctx context.Context, workspaceID, id int64) (*Endpoint, S
 	}
 	ev := &Event{ID: NewEventID(), WorkspaceID: workspaceID, Type: "webhook.test", CreatedAt: s.cfg.Now().UTC(),
 		Payload: json.RawMessage(`{"message":"This is a test event from revops."}`)}
-	return ep, s.send(ctx, ep, ev), nil
+	return ep, s.send(ctx, ep, ev, s.cfg.Timeout), nil
 }
 
 // Delivery returns one delivery of endpoint endpointID.

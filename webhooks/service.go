@@ -54,15 +54,21 @@ type Config struct {
 	// LegacyHeader, if set (e.g. "X-Revops-Signature"), also signs each
 	// delivery as "sha256=<hex HMAC of the body>" for spec 000/001 receivers.
 	LegacyHeader string
-	// PerEndpoint bounds concurrent attempts to one endpoint (default 4).
+	// Concurrency bounds the POSTs Run makes at once (default 16), and
+	// PerEndpoint those to one endpoint (default 4): a slow endpoint holds
+	// at most PerEndpoint of them and never stalls the others.
+	Concurrency int
 	PerEndpoint int
 	// SweepInterval is how often due deliveries are re-enqueued (default
 	// 30 s): work lost by a crash between commit and enqueue, or with a
 	// worker that died, runs again once its lease ends.
 	SweepInterval time.Duration
-	// Lease is how long an attempt holds its delivery (default Timeout +
-	// 30 s, at least Timeout): a worker that dies mid-attempt leaves the
-	// delivery to the sweep once the lease ends.
+	// Lease is how long a claim holds its delivery (default 5 min, or
+	// Timeout + 30 s if longer; at least Timeout): a worker that dies
+	// mid-attempt leaves the delivery to the sweep once the lease ends. Run
+	// claims deliveries ahead of their POSTs, as many per endpoint as can
+	// be sent within the lease (PerEndpoint × Lease / Timeout): a short
+	// lease makes smaller batches.
 	Lease  time.Duration
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -78,15 +84,12 @@ type Service struct {
 	cfg   Config
 	store Store
 
-	mu   sync.Mutex
-	busy map[int64]int // running attempts per endpoint
-
 	// Concurrent attempts share store writes (group commit): each write
 	// finishes the attempts that ended (one transaction) and then claims
 	// the ones starting (one statement). One lane for both: on SQLite two
 	// writers of one process would only wait on each other's lock.
 	writes batcher[storeOp, opResult]
-	// Run's workers hand outcomes to the lane without waiting (Attempt
+	// Run's senders hand outcomes to the lane without waiting (Attempt
 	// waits): pending holds a slot per unwritten one (backpressure);
 	// running counts them until written and followed up.
 	pending chan struct{}
@@ -121,11 +124,14 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RotationOverlap <= 0 {
 		cfg.RotationOverlap = 24 * time.Hour
 	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
 	if cfg.PerEndpoint <= 0 {
 		cfg.PerEndpoint = 4
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = cfg.Timeout + 30*time.Second
+		cfg.Lease = max(5*time.Minute, cfg.Timeout+30*time.Second)
 	}
 	if cfg.Lease < cfg.Timeout {
 		return nil, fmt.Errorf("webhooks: Config.Lease (%v) is shorter than Config.Timeout (%v): an attempt would outlive its claim; raise Lease or leave it 0", cfg.Lease, cfg.Timeout)
@@ -145,7 +151,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Queue == nil {
 		cfg.Queue = NewMemoryQueue(MemoryQueueConfig{Now: cfg.Now})
 	}
-	s := &Service{cfg: cfg, store: cfg.Store, busy: map[int64]int{}, pending: make(chan struct{}, maxPending)}
+	s := &Service{cfg: cfg, store: cfg.Store, pending: make(chan struct{}, maxPending)}
 	s.writes.write = s.writeBatch
 	return s, nil
 }
