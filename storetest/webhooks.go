@@ -30,6 +30,7 @@ func webhookTests() []test {
 		{"Webhooks/Finish", testWebhookFinish},
 		{"Webhooks/FinishRefused", testWebhookFinishRefused},
 		{"Webhooks/FinishDisable", testWebhookFinishDisable},
+		{"Webhooks/FinishGiveBack", testWebhookFinishGiveBack},
 		{"Webhooks/FinishConcurrent", testWebhookFinishConcurrent},
 		{"Webhooks/ClaimBatch", testWebhookClaimBatch},
 		{"Webhooks/ClaimBatchRace", testWebhookClaimBatchRace},
@@ -912,6 +913,51 @@ func testWebhookFinishDisable(e *env) {
 	}
 	if got := e.getEndpoint(w.ID, off.ID); got.IsActive || got.DisabledReason != "" || got.FailureCount != 1 {
 		e.t.Errorf("owner-disabled endpoint after a disabling failure = %+v, want no reason, 1 failure", got)
+	}
+}
+
+// testWebhookFinishGiveBack: claims given back unsent store the Attempt
+// as given, one less than the claim counted, and are due again, lease
+// cleared; without an outcome the endpoint is left alone.
+func testWebhookFinishGiveBack(e *env) {
+	u := e.user("whfg")
+	w := e.workspace("whfg", u.ID)
+	ep := e.endpoint(w.ID)
+	p := e.claimDelivery(e.deliver(w.ID, ep.ID).ID, at(time.Second), at(time.Minute))
+	r := e.claimDelivery(e.deliver(w.ID, ep.ID, func(d *webhooks.Delivery) {
+		d.Status, d.Attempt, d.NextAttemptAt = webhooks.StatusRetrying, 3, ptr(at(time.Second))
+	}).ID, at(time.Second), at(time.Minute))
+	if p.Attempt != 1 || r.Attempt != 4 {
+		e.t.Fatalf("claimed attempts %d and %d, want 1 and 4", p.Attempt, r.Attempt)
+	}
+	beforeEp := e.getEndpoint(w.ID, ep.ID)
+	backP, backR := p, r
+	backP.Attempt, backP.NextAttemptAt = p.Attempt-1, ptr(at(2*time.Second))
+	backR.Attempt, backR.NextAttemptAt = r.Attempt-1, ptr(at(3*time.Second))
+	res, err := e.s.FinishWebhookAttempts(e.ctx, []webhooks.Finish{{Delivery: &backP}, {Delivery: &backR}})
+	e.must(err, "FinishWebhookAttempts giving claims back")
+	if len(res) != 2 || !res[0].Done || !res[1].Done || res[0].Disabled || res[1].Disabled {
+		e.t.Fatalf("FinishWebhookAttempts giving claims back = %+v, want both done", res)
+	}
+	for _, x := range []struct {
+		claimed, back webhooks.Delivery
+		next          time.Time
+	}{{p, backP, at(2 * time.Second)}, {r, backR, at(3 * time.Second)}} {
+		got := e.getDelivery(w.ID, x.claimed.ID)
+		want := x.claimed
+		want.Attempt, want.LockedUntil, want.NextAttemptAt, want.UpdatedAt = x.claimed.Attempt-1, nil, ptr(x.next), got.UpdatedAt
+		e.same(fmt.Sprintf("delivery %d given back (Attempt as given, lease cleared, due again)", x.claimed.ID), got, &want)
+		e.same(fmt.Sprintf("the caller's delivery %d given back (set to the stored row)", x.claimed.ID), x.back, *got)
+		e.recent("the UpdatedAt of a delivery given back", got.UpdatedAt)
+	}
+	e.same("endpoint after claims given back without an outcome", e.getEndpoint(w.ID, ep.ID), beforeEp)
+	// Due again: the next claim counts the attempt it makes.
+	e.notClaimable("a delivery given back, before it is due again", p.ID, at(2*time.Second-time.Microsecond))
+	if c := e.claimDelivery(p.ID, at(2*time.Second), at(2*time.Minute)); c.Attempt != 1 || c.Status != webhooks.StatusPending {
+		e.t.Errorf("claim of a delivery given back: attempt %d status %q, want 1 and pending", c.Attempt, c.Status)
+	}
+	if c := e.claimDelivery(r.ID, at(3*time.Second), at(2*time.Minute)); c.Attempt != 4 || c.Status != webhooks.StatusRetrying {
+		e.t.Errorf("claim of a retrying delivery given back: attempt %d status %q, want 4 and retrying", c.Attempt, c.Status)
 	}
 }
 

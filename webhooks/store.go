@@ -171,10 +171,11 @@ type Store interface {
 	// finished alone in the order given, and returns one result per item.
 	//
 	// Each item ends the attempt holding its Delivery's lease: it writes
-	// the outcome to the delivery (Status, NextAttemptAt, response fields,
-	// Error, DeliveredAt; LockedUntil cleared; the Attempt the claim
-	// counted is kept; UpdatedAt now) and sets the Delivery to the stored
-	// row. Unless its Outcome is nil (the endpoint is left alone), it counts
+	// the outcome to the delivery (Status, Attempt, NextAttemptAt, response
+	// fields, Error, DeliveredAt as given; LockedUntil cleared; UpdatedAt
+	// now) and sets the Delivery to the stored row. Attempt is the claim's
+	// count, or one less for a claim given back unsent (claimed ahead, its
+	// lease then too short to send safely). Unless its Outcome is nil (the endpoint is left alone), it counts
 	// the attempt on the endpoint: LastDeliveryAt Outcome.At; on success
 	// SuccessCount+1, ConsecutiveFailures 0, FailingSince nil; on failure
 	// FailureCount+1, ConsecutiveFailures+1, FailingSince kept or else

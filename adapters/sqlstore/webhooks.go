@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/webhooks"
@@ -404,74 +405,82 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, workspaceID int64, f 
 	return listRows(ctx, s.db, &deliveryList, &q, p, "webhook deliveries", (*deliveryRow).delivery)
 }
 
-// claimTargetRow is a delivery's endpoint and event, read together.
-type claimTargetRow struct {
-	DeliveryID int64 `bun:"d_id"`
-	endpointRow
-	EventType      string    `bun:"ev_type"`
-	EventPayload   []byte    `bun:"ev_payload"`
-	EventCreatedAt time.Time `bun:"ev_created_at"`
+// claimRow is a claimed delivery with its endpoint and event, read
+// together.
+type claimRow struct {
+	Delivery       deliveryRow `bun:"embed:d_"`
+	Endpoint       endpointRow `bun:"embed:e_"`
+	EventType      string      `bun:"ev_type"`
+	EventPayload   []byte      `bun:"ev_payload"`
+	EventCreatedAt time.Time   `bun:"ev_created_at"`
 }
 
-// claimTargetColumns are endpointColumns of e, then the event's columns of
-// ev.
-var claimTargetColumns = "e." + strings.ReplaceAll(endpointColumns, ", ", ", e.") +
-	", ev.type AS ev_type, ev.payload AS ev_payload, ev.created_at AS ev_created_at"
+// aliased lists columns ("a, b") as "t.a AS pa, t.b AS pb".
+func aliased(t, p, columns string) string {
+	cols := strings.Split(columns, ", ")
+	for i, c := range cols {
+		cols[i] = t + "." + c + " AS " + p + c
+	}
+	return strings.Join(cols, ", ")
+}
+
+// claimTargets are the endpoint's and the event's columns of claimRow, of
+// e and ev.
+var claimTargets = aliased("e", "e_", endpointColumns) + ", ev.type AS ev_type, ev.payload AS ev_payload, ev.created_at AS ev_created_at"
+
+const claimTargetJoins = `JOIN revops_webhook_endpoints AS e ON e.workspace_id = d.workspace_id AND e.id = d.endpoint_id
+JOIN revops_webhook_events AS ev ON ev.workspace_id = d.workspace_id AND ev.id = d.event_id`
+
+// claimable is the claim's condition on a delivery: due and not leased.
+const claimable = "status IN (?, ?) AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until <= ?)"
 
 // ClaimWebhookDeliveries leases the deliveries with one conditional UPDATE:
 // the database runs concurrent ones on a row one after another, and each
 // re-checks the condition on the row as the previous one left it, so only
-// one can match. On PostgreSQL the rows are first locked in id order (a
-// sub-select FOR UPDATE; SQLite locks the whole database), so that two
-// claims naming the same deliveries cannot deadlock. A second statement
-// reads the claimed deliveries' endpoints and events (one join); one whose
-// endpoint is gone (deleted since, with the delivery) is left out.
+// one can match. A delivery whose endpoint is gone (deleted since, with the
+// delivery) is left out.
+//
+// On PostgreSQL the rows are first locked in id order (a sub-select FOR
+// UPDATE), so that two claims naming the same deliveries cannot deadlock,
+// and the UPDATE is a data-modifying CTE that the same statement joins to
+// the endpoints and events: one round trip. The ids, named again outside
+// the sub-select, tell the planner how few rows can match: otherwise,
+// when most deliveries are due, it scans the table for them. SQLite
+// (which locks the whole database, and has no such CTE) reads the
+// endpoints and events with a second statement.
 func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, until time.Time) ([]webhooks.Claim, error) {
 	if len(ids) == 0 {
 		return []webhooks.Claim{}, nil
 	}
 	now, until = ts(now), ts(until)
-	target := "?"
-	args := []any{until, now, bun.In(ids)}
+	var rows []claimRow
+	var err error
 	if s.dialect == DialectPostgres {
-		target = "SELECT id FROM revops_webhook_deliveries WHERE id IN (?) ORDER BY id FOR UPDATE"
+		err = s.db.NewRaw(`WITH d AS (UPDATE revops_webhook_deliveries SET locked_until = ?, attempt = attempt + 1, updated_at = ?
+WHERE id IN (SELECT id FROM revops_webhook_deliveries WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE)
+AND id = ANY(?::bigint[]) AND `+claimable+`
+RETURNING `+deliveryColumns+`)
+SELECT `+aliased("d", "d_", deliveryColumns)+", "+claimTargets+" FROM d "+claimTargetJoins,
+			until, now, pgdialect.Array(ids), pgdialect.Array(ids), webhooks.StatusPending, webhooks.StatusRetrying, now, now).Scan(ctx, &rows)
+	} else {
+		rows, err = s.claimSQLite(ctx, ids, now, until)
 	}
-	args = append(args, webhooks.StatusPending, webhooks.StatusRetrying, now, now)
-	var rows []deliveryRow
-	err := s.db.NewRaw(`UPDATE revops_webhook_deliveries SET locked_until = ?, attempt = attempt + 1, updated_at = ?
-WHERE id IN (`+target+`) AND status IN (?, ?) AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until <= ?)
-RETURNING `+deliveryColumns, args...).Scan(ctx, &rows)
 	if err != nil {
 		return nil, fail("claim webhook deliveries", err, "")
 	}
-	if len(rows) == 0 {
-		return []webhooks.Claim{}, nil
-	}
-	claimed := make(map[int64]*deliveryRow, len(rows))
-	got := make([]int64, len(rows))
+	claimed := make(map[int64]*claimRow, len(rows))
 	for i := range rows {
-		claimed[rows[i].ID], got[i] = &rows[i], rows[i].ID
-	}
-	var targets []claimTargetRow
-	err = s.db.NewRaw(`SELECT d.id AS d_id, `+claimTargetColumns+` FROM revops_webhook_deliveries AS d
-JOIN revops_webhook_endpoints AS e ON e.workspace_id = d.workspace_id AND e.id = d.endpoint_id
-JOIN revops_webhook_events AS ev ON ev.workspace_id = d.workspace_id AND ev.id = d.event_id
-WHERE d.id IN (?)`, bun.In(got)).Scan(ctx, &targets)
-	if err != nil {
-		return nil, fail("claim webhook deliveries", err, "")
-	}
-	byID := make(map[int64]*claimTargetRow, len(targets))
-	for i := range targets {
-		byID[targets[i].DeliveryID] = &targets[i]
+		claimed[rows[i].Delivery.ID] = &rows[i]
 	}
 	out := make([]webhooks.Claim, 0, len(rows))
 	for _, id := range ids {
-		d, r := claimed[id], byID[id]
-		if d == nil || r == nil {
+		r := claimed[id]
+		if r == nil {
 			continue
 		}
 		delete(claimed, id) // a repeated id is claimed once
-		c := webhooks.Claim{Delivery: d.delivery(), Endpoint: r.endpoint()}
+		d := r.Delivery.delivery()
+		c := webhooks.Claim{Delivery: d, Endpoint: r.Endpoint.endpoint()}
 		c.Event = webhooks.Event{ID: d.EventID, WorkspaceID: d.WorkspaceID, Type: r.EventType, CreatedAt: utc(r.EventCreatedAt)}
 		if len(r.EventPayload) > 0 {
 			c.Event.Payload = json.RawMessage(r.EventPayload)
@@ -481,19 +490,52 @@ WHERE d.id IN (?)`, bun.In(got)).Scan(ctx, &targets)
 	return out, nil
 }
 
+// claimSQLite claims with an UPDATE … RETURNING, then reads the claimed
+// deliveries' endpoints and events (one join); a delivery without them is
+// left out. NOT INDEXED: SQLite would otherwise pick the due index for the
+// status and time terms and scan every due delivery; the ids are rowids.
+func (s *Store) claimSQLite(ctx context.Context, ids []int64, now, until time.Time) ([]claimRow, error) {
+	var rows []deliveryRow
+	err := s.db.NewRaw(`UPDATE revops_webhook_deliveries NOT INDEXED SET locked_until = ?, attempt = attempt + 1, updated_at = ?
+WHERE id IN (?) AND `+claimable+` RETURNING `+deliveryColumns,
+		until, now, bun.In(ids), webhooks.StatusPending, webhooks.StatusRetrying, now, now).Scan(ctx, &rows)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	got := make([]int64, len(rows))
+	for i := range rows {
+		got[i] = rows[i].ID
+	}
+	var targets []claimRow
+	err = s.db.NewRaw("SELECT d.id AS d_id, "+claimTargets+" FROM revops_webhook_deliveries AS d "+claimTargetJoins+" WHERE d.id IN (?)",
+		bun.In(got)).Scan(ctx, &targets)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[int64]*deliveryRow, len(rows))
+	for i := range rows {
+		byID[rows[i].ID] = &rows[i]
+	}
+	for i := range targets {
+		targets[i].Delivery = *byID[targets[i].Delivery.ID]
+	}
+	return targets, nil
+}
+
 // endpointKey names an endpoint within its workspace.
 type endpointKey struct{ workspaceID, id int64 }
 
 // FinishWebhookAttempts ends a batch of attempts in one transaction:
 //
-//  1. it locks the endpoints of the items with an outcome, in (workspace,
-//     id) order, reading whether each is active: the lock order of a
-//     single attempt (endpoint before delivery, see above), and an order
-//     concurrent batches share, so they cannot deadlock;
-//  2. it finishes each delivery with one conditional UPDATE that checks
-//     the lease (at the stored precision), the workspace and the endpoint,
-//     in delivery id order; an item matching no row is not done and counts
-//     nothing;
+//  1. it locks the endpoints of the items with an outcome in one
+//     statement, in (workspace, id) order, reading whether each is
+//     active: the lock order of a single attempt (endpoint before
+//     delivery, see above), and an order concurrent batches share, so they
+//     cannot deadlock;
+//  2. it finishes the deliveries with one conditional UPDATE (see
+//     finishDeliveries) that checks each item's lease (at the stored
+//     precision), workspace and endpoint, locking them in delivery id
+//     order; an item matching no row is not done and counts nothing;
 //  3. it writes each endpoint once, adding up the done items' outcomes in
 //     the order given: counters by expressions on the stored values (never
 //     lost), the run of failures as the last of them leaves it, and the
@@ -524,37 +566,23 @@ func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish)
 	outs := make([]webhooks.Delivery, len(fs))
 	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 		clear(res)
-		active := make(map[endpointKey]bool, len(keys))
-		for _, k := range keys {
-			var rows []struct {
-				IsActive bool `bun:"is_active"`
-			}
-			err := tx.NewRaw("UPDATE revops_webhook_endpoints SET updated_at = updated_at WHERE workspace_id = ? AND id = ? RETURNING is_active",
-				k.workspaceID, k.id).Scan(ctx, &rows)
-			if err != nil {
-				return fail("finish webhook attempts", err, "")
-			}
-			if len(rows) == 1 {
-				active[k] = rows[0].IsActive
-			}
+		active, err := s.lockEndpoints(ctx, tx, keys)
+		if err != nil {
+			return err
 		}
-		for _, i := range order {
-			d := fs[i].Delivery
-			out := *d
-			normalizeDelivery(&out)
-			var rows []deliveryRow
-			err := tx.NewRaw(`UPDATE revops_webhook_deliveries SET status = ?, next_attempt_at = ?, locked_until = NULL,
-response_code = ?, response_body = ?, response_time_ms = ?, error = ?, delivered_at = ?, updated_at = ?
-WHERE id = ? AND workspace_id = ? AND endpoint_id = ? AND locked_until = ?
-RETURNING `+deliveryColumns,
-				out.Status, out.NextAttemptAt, out.ResponseCode, []byte(out.ResponseBody), out.ResponseTimeMs, out.Error,
-				out.DeliveredAt, now, d.ID, d.WorkspaceID, d.EndpointID, ts(*d.LockedUntil)).Scan(ctx, &rows)
-			if err != nil {
-				return fail("finish webhook attempts", err, "")
+		// Items naming one delivery go to statements one after another, in
+		// the order given, so the first holding the lease takes it, as if
+		// each were written alone. (bun writes the values into the SQL:
+		// SQLite's limit on its length is 1e9 bytes, far above a batch.)
+		for start := 0; start < len(order); {
+			end := start + 1
+			for end < len(order) && fs[order[end]].Delivery.ID != fs[order[end-1]].Delivery.ID {
+				end++
 			}
-			if len(rows) == 1 { // else claimed again since, finished, or gone
-				res[i].Done, outs[i] = true, rows[0].delivery()
+			if err := s.finishDeliveries(ctx, tx, fs, order[start:end], now, res, outs); err != nil {
+				return err
 			}
+			start = end
 		}
 		for _, k := range keys {
 			if err := countOutcomes(ctx, tx, k, active[k], fs, res, now); err != nil {
@@ -572,6 +600,130 @@ RETURNING `+deliveryColumns,
 		}
 	}
 	return res, nil
+}
+
+// lockEndpoints takes the row locks of the endpoints keys names (sorted),
+// in that order, and tells whether each is active; a missing one is left
+// out. PostgreSQL takes the lock an UPDATE takes (FOR NO KEY UPDATE, which
+// leaves inserts of deliveries referencing the endpoint free); SQLite,
+// where a write locks the database, writes them (a no-op update), so that
+// a deferred transaction takes the write lock here, before it reads.
+func (s *Store) lockEndpoints(ctx context.Context, tx bun.Tx, keys []endpointKey) (map[endpointKey]bool, error) {
+	active := make(map[endpointKey]bool, len(keys))
+	if len(keys) == 0 {
+		return active, nil
+	}
+	in := make([]string, len(keys))
+	args := make([]any, 0, 2*len(keys))
+	for i, k := range keys {
+		in[i] = "(?, ?)"
+		args = append(args, k.workspaceID, k.id)
+	}
+	where := "(workspace_id, id) IN (VALUES " + strings.Join(in, ", ") + ")"
+	q := "SELECT workspace_id, id, is_active FROM revops_webhook_endpoints WHERE " + where + " ORDER BY workspace_id, id FOR NO KEY UPDATE"
+	if s.dialect == DialectSQLite {
+		q = "UPDATE revops_webhook_endpoints SET updated_at = updated_at WHERE " + where + " RETURNING workspace_id, id, is_active"
+	}
+	var rows []struct {
+		WorkspaceID int64 `bun:"workspace_id"`
+		ID          int64 `bun:"id"`
+		IsActive    bool  `bun:"is_active"`
+	}
+	if err := tx.NewRaw(q, args...).Scan(ctx, &rows); err != nil {
+		return nil, fail("finish webhook attempts", err, "")
+	}
+	for _, r := range rows {
+		active[endpointKey{r.WorkspaceID, r.ID}] = r.IsActive
+	}
+	return active, nil
+}
+
+// finishedRow is what finishDeliveries reads back: the columns it does not
+// write.
+type finishedRow struct {
+	ID        int64     `bun:"id"`
+	EventID   string    `bun:"event_id"`
+	EventType string    `bun:"event_type"`
+	CreatedAt time.Time `bun:"created_at"`
+}
+
+// finishDeliveries writes the items of fs at indexes items (by delivery id,
+// no id twice) with one UPDATE joined to their values, each only if its row
+// still holds its lease, workspace and endpoint, and marks those written
+// done in res, their stored rows in outs. The stored row is
+// the item's Delivery with its times at the stored precision, no lease,
+// UpdatedAt now, and the columns not written as read back.
+//
+// PostgreSQL: the values come as one array per column (unnest; a nil time
+// is a NULL element), joined to
+// the rows in a sub-select that locks them in id order (ORDER BY … FOR
+// UPDATE, as a claim locks them) whatever the plan; the ids, named again,
+// let the planner look the rows up by id (see ClaimWebhookDeliveries).
+// SQLite: a VALUES list.
+func (s *Store) finishDeliveries(ctx context.Context, tx bun.Tx, fs []webhooks.Finish, items []int, now time.Time, res []webhooks.FinishResult, outs []webhooks.Delivery) error {
+	ds, locks := make([]webhooks.Delivery, len(items)), make([]time.Time, len(items))
+	for j, i := range items {
+		ds[j], locks[j] = *fs[i].Delivery, ts(*fs[i].Delivery.LockedUntil)
+		normalizeDelivery(&ds[j])
+	}
+	const set = `SET status = v.status, attempt = v.attempt, next_attempt_at = v.next_attempt_at, locked_until = NULL,
+response_code = v.response_code, response_body = v.response_body, response_time_ms = v.response_time_ms, error = v.error,
+delivered_at = v.delivered_at, updated_at = ?`
+	const columns = "id, workspace_id, endpoint_id, locked_until, status, attempt, next_attempt_at, " +
+		"response_code, response_body, response_time_ms, error, delivered_at"
+	const match = "d.id = v.id AND d.workspace_id = v.workspace_id AND d.endpoint_id = v.endpoint_id AND d.locked_until = v.locked_until"
+	var rows []finishedRow
+	var err error
+	if s.dialect == DialectPostgres {
+		n := len(ds)
+		ids, wss, eps := make([]int64, n), make([]int64, n), make([]int64, n)
+		next, delivered := make([]*time.Time, n), make([]*time.Time, n)
+		statuses, errs := make([]string, n), make([]string, n)
+		attempts, codes, times := make([]int, n), make([]int, n), make([]int, n)
+		bodies := make([][]byte, n)
+		for j, d := range ds {
+			ids[j], wss[j], eps[j] = d.ID, d.WorkspaceID, d.EndpointID
+			statuses[j], attempts[j], next[j], codes[j] = d.Status, d.Attempt, d.NextAttemptAt, d.ResponseCode
+			bodies[j], times[j], errs[j], delivered[j] = []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt
+		}
+		err = tx.NewRaw(`UPDATE revops_webhook_deliveries AS d `+set+`
+FROM (SELECT v.* FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::text[], ?::int[], ?::timestamptz[],
+?::int[], ?::bytea[], ?::int[], ?::text[], ?::timestamptz[]) AS v(`+columns+`)
+JOIN revops_webhook_deliveries AS l ON l.id = v.id WHERE l.id = ANY(?::bigint[]) ORDER BY l.id FOR UPDATE OF l) AS v
+WHERE `+match+` AND d.id = ANY(?::bigint[])
+RETURNING d.id, d.event_id, d.event_type, d.created_at`,
+			now, pgdialect.Array(ids), pgdialect.Array(wss), pgdialect.Array(eps), pgdialect.Array(locks),
+			pgdialect.Array(statuses), pgdialect.Array(attempts), pgdialect.Array(next), pgdialect.Array(codes),
+			pgdialect.Array(bodies), pgdialect.Array(times), pgdialect.Array(errs), pgdialect.Array(delivered),
+			pgdialect.Array(ids), pgdialect.Array(ids)).Scan(ctx, &rows)
+	} else {
+		values := make([]string, len(ds))
+		args := make([]any, 0, 12*len(ds)+1)
+		for j, d := range ds {
+			values[j] = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+			args = append(args, d.ID, d.WorkspaceID, d.EndpointID, locks[j], d.Status, d.Attempt, d.NextAttemptAt,
+				d.ResponseCode, []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt)
+		}
+		// RETURNING names the updated table's columns unqualified (SQLite).
+		err = tx.NewRaw(`WITH v(`+columns+`) AS (VALUES `+strings.Join(values, ", ")+`)
+UPDATE revops_webhook_deliveries AS d `+set+` FROM v WHERE `+match+`
+RETURNING id, event_id, event_type, created_at`, append(args, now)...).Scan(ctx, &rows)
+	}
+	if err != nil {
+		return fail("finish webhook attempts", err, "")
+	}
+	byID := make(map[int64]int, len(ds))
+	for j, d := range ds {
+		byID[d.ID] = j
+	}
+	for _, r := range rows {
+		j := byID[r.ID]
+		out := ds[j]
+		out.LockedUntil, out.UpdatedAt = nil, now
+		out.EventID, out.EventType, out.CreatedAt = r.EventID, r.EventType, utc(r.CreatedAt)
+		res[items[j]].Done, outs[items[j]] = true, out
+	}
+	return nil
 }
 
 // countOutcomes writes to endpoint k the outcomes of the done items of fs
