@@ -107,3 +107,46 @@ func TestBatcherRefusesAShortAnswer(t *testing.T) {
 		t.Errorf("a failing write: %v, want its error", err)
 	}
 }
+
+// Under load (the last write was not small) a submitted call's write
+// lingers, and the calls submitted meanwhile join it; at low load it is
+// written at once, alone.
+func TestBatcherLingersUnderLoad(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	wrote := make(chan struct{}, 8)
+	b := batcher[int, int]{linger: time.Second, write: func(_ context.Context, ins []int) ([]int, error) {
+		mu.Lock()
+		sizes = append(sizes, len(ins))
+		mu.Unlock()
+		wrote <- struct{}{}
+		return make([]int, len(ins)), nil
+	}}
+	var done sync.WaitGroup
+	submit := func(n int) {
+		for range n {
+			done.Add(1)
+			b.submit(context.Background(), 1, func(int, error) { done.Done() })
+		}
+	}
+	start := time.Now()
+	submit(1) // idle: written at once
+	<-wrote
+	if waited := time.Since(start); waited > 500*time.Millisecond {
+		t.Errorf("a lone call at low load waited %v", waited)
+	}
+	done.Wait()
+	b.mu.Lock()
+	b.last = lingerAbove // as after a write under load
+	b.mu.Unlock()
+	submit(1) // leads, and lingers ...
+	time.Sleep(50 * time.Millisecond)
+	submit(2) // ... so these join its write
+	<-wrote
+	done.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 3 {
+		t.Errorf("write sizes %v, want [1 3]", sizes)
+	}
+}

@@ -248,7 +248,7 @@ func (s *Service) writeBatch(ctx context.Context, ops []storeOp) ([]opResult, er
 // claim leases delivery id, in a write shared with the attempts starting
 // and ending at the same time; nil if it is not claimable.
 func (s *Service) claim(ctx context.Context, id int64) (*Claim, error) {
-	r, err := s.writes.do(ctx, storeOp{claim: id})
+	r, err := s.claims.do(ctx, storeOp{claim: id})
 	if err == nil {
 		err = r.err
 	}

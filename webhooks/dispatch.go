@@ -136,7 +136,7 @@ func (d *dispatcher) endpoint(id int64) *endpointState {
 // lane; the claimed delivery waits for a sender.
 func (s *Service) claimAhead(ctx context.Context, d *dispatcher, j Job) {
 	s.running.Add(1)
-	s.writes.submit(ctx, storeOp{claim: j.DeliveryID}, func(r opResult, err error) {
+	s.claims.submit(ctx, storeOp{claim: j.DeliveryID}, func(r opResult, err error) {
 		if err == nil {
 			err = r.err
 		}

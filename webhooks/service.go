@@ -86,9 +86,11 @@ type Service struct {
 
 	// Concurrent attempts share store writes (group commit): each write
 	// finishes the attempts that ended (one transaction) and then claims
-	// the ones starting (one statement). One lane for both: on SQLite two
-	// writers of one process would only wait on each other's lock.
-	writes batcher[storeOp, opResult]
+	// the ones starting (one statement). Claims have a lane of their own
+	// when the store writes in parallel (ParallelWriter); otherwise one
+	// lane takes both: on SQLite two writers of one process would only
+	// wait on each other's lock.
+	writes, claims *batcher[storeOp, opResult]
 	// Run's senders hand outcomes to the lane without waiting (Attempt
 	// waits): pending holds a slot per unwritten one (backpressure);
 	// running counts them until written and followed up.
@@ -152,7 +154,11 @@ func New(cfg Config) (*Service, error) {
 		cfg.Queue = NewMemoryQueue(MemoryQueueConfig{Now: cfg.Now})
 	}
 	s := &Service{cfg: cfg, store: cfg.Store, pending: make(chan struct{}, maxPending)}
-	s.writes.write = s.writeBatch
+	s.writes = &batcher[storeOp, opResult]{write: s.writeBatch}
+	s.claims = s.writes
+	if pw, ok := cfg.Store.(ParallelWriter); ok && pw.ParallelWrites() {
+		s.claims = &batcher[storeOp, opResult]{write: s.writeBatch}
+	}
 	return s, nil
 }
 

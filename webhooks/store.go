@@ -200,3 +200,10 @@ type Store interface {
 	// back (manual retry); an error from fn is returned and nothing is written.
 	UpdateWebhookDelivery(ctx context.Context, workspaceID, id int64, fn func(*Delivery) error) (*Delivery, error)
 }
+
+// ParallelWriter is a Store that says whether it runs concurrent writes in
+// parallel (PostgreSQL does; SQLite takes one writer at a time). If it
+// does, claims and finishes are written in two lanes instead of one.
+type ParallelWriter interface {
+	ParallelWrites() bool
+}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,6 +237,22 @@ func TestMigrateIdempotent(t *testing.T) {
 		u := &workspace.User{Email: "m@example.test"}
 		if err := s.CreateUser(t.Context(), u); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// A {{postgres_only}} statement runs on PostgreSQL and is skipped on
+// SQLite (which has no syntax for it: migrating would fail).
+func TestPostgresOnlyMigrationStatements(t *testing.T) {
+	each(t, func(t *testing.T, open func(t *testing.T) *sqlstore.Store) {
+		s := open(t)
+		if s.Dialect() != sqlstore.DialectPostgres {
+			return // migrated without error: the statement was skipped
+		}
+		var opts []string
+		err := s.DB().NewRaw("SELECT unnest(reloptions) FROM pg_class WHERE relname = 'revops_webhook_deliveries'").Scan(t.Context(), &opts)
+		if err != nil || !slices.Contains(opts, "fillfactor=50") {
+			t.Errorf("revops_webhook_deliveries options %v (%v), want fillfactor=50", opts, err)
 		}
 	})
 }

@@ -3,14 +3,15 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/webhooks"
@@ -434,6 +435,14 @@ JOIN revops_webhook_events AS ev ON ev.workspace_id = d.workspace_id AND ev.id =
 // claimable is the claim's condition on a delivery: due and not leased.
 const claimable = "status IN (?, ?) AND next_attempt_at <= ? AND (locked_until IS NULL OR locked_until <= ?)"
 
+// claimPostgres is the claim on PostgreSQL ($1 until, $2 now, $3 ids,
+// $4 and $5 the claimable statuses).
+var claimPostgres = `WITH d AS (UPDATE revops_webhook_deliveries SET locked_until = $1, attempt = attempt + 1, updated_at = $2
+WHERE id IN (SELECT id FROM revops_webhook_deliveries WHERE id = ANY($3::bigint[]) ORDER BY id FOR UPDATE)
+AND id = ANY($3::bigint[]) AND status IN ($4, $5) AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
+RETURNING ` + deliveryColumns + `)
+SELECT ` + aliased("d", "d_", deliveryColumns) + ", " + claimTargets + " FROM d " + claimTargetJoins
+
 // ClaimWebhookDeliveries leases the deliveries with one conditional UPDATE:
 // the database runs concurrent ones on a row one after another, and each
 // re-checks the condition on the row as the previous one left it, so only
@@ -456,12 +465,14 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, un
 	var rows []claimRow
 	var err error
 	if s.dialect == DialectPostgres {
-		err = s.db.NewRaw(`WITH d AS (UPDATE revops_webhook_deliveries SET locked_until = ?, attempt = attempt + 1, updated_at = ?
-WHERE id IN (SELECT id FROM revops_webhook_deliveries WHERE id = ANY(?::bigint[]) ORDER BY id FOR UPDATE)
-AND id = ANY(?::bigint[]) AND `+claimable+`
-RETURNING `+deliveryColumns+`)
-SELECT `+aliased("d", "d_", deliveryColumns)+", "+claimTargets+" FROM d "+claimTargetJoins,
-			until, now, pgdialect.Array(ids), pgdialect.Array(ids), webhooks.StatusPending, webhooks.StatusRetrying, now, now).Scan(ctx, &rows)
+		// Bound parameters and a statement prepared once per connection:
+		// the text never changes, so PostgreSQL parses it once.
+		var r *sql.Rows
+		r, err = s.db.DB.QueryContext(ctx, claimPostgres, pgx.QueryExecModeCacheStatement,
+			until, now, ids, webhooks.StatusPending, webhooks.StatusRetrying)
+		if err == nil {
+			err = s.db.ScanRows(ctx, r, &rows)
+		}
 	} else {
 		rows, err = s.claimSQLite(ctx, ids, now, until)
 	}
@@ -660,18 +671,31 @@ type finishedRow struct {
 // UPDATE, as a claim locks them) whatever the plan; the ids, named again,
 // let the planner look the rows up by id (see ClaimWebhookDeliveries).
 // SQLite: a VALUES list.
+// The finish's statement: set from v, the items, matched on the lease.
+const (
+	finishSet = `SET status = v.status, attempt = v.attempt, next_attempt_at = v.next_attempt_at, locked_until = NULL,
+response_code = v.response_code, response_body = v.response_body, response_time_ms = v.response_time_ms, error = v.error,
+delivered_at = v.delivered_at, updated_at = ?`
+	finishColumns = "id, workspace_id, endpoint_id, locked_until, status, attempt, next_attempt_at, " +
+		"response_code, response_body, response_time_ms, error, delivered_at"
+	finishMatch = "d.id = v.id AND d.workspace_id = v.workspace_id AND d.endpoint_id = v.endpoint_id AND d.locked_until = v.locked_until"
+)
+
+// finishPostgres takes the updated_at ($1) and one array per column of
+// finishColumns ($2–$13); the rows are locked in id order first.
+var finishPostgres = `UPDATE revops_webhook_deliveries AS d ` + strings.Replace(finishSet, "?", "$1", 1) + `
+FROM (SELECT v.* FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::text[], $7::int[], $8::timestamptz[],
+$9::int[], $10::bytea[], $11::int[], $12::text[], $13::timestamptz[]) AS v(` + finishColumns + `)
+JOIN revops_webhook_deliveries AS l ON l.id = v.id WHERE l.id = ANY($2::bigint[]) ORDER BY l.id FOR UPDATE OF l) AS v
+WHERE ` + finishMatch + ` AND d.id = ANY($2::bigint[])
+RETURNING d.id, d.event_id, d.event_type, d.created_at`
+
 func (s *Store) finishDeliveries(ctx context.Context, tx bun.Tx, fs []webhooks.Finish, items []int, now time.Time, res []webhooks.FinishResult, outs []webhooks.Delivery) error {
 	ds, locks := make([]webhooks.Delivery, len(items)), make([]time.Time, len(items))
 	for j, i := range items {
 		ds[j], locks[j] = *fs[i].Delivery, ts(*fs[i].Delivery.LockedUntil)
 		normalizeDelivery(&ds[j])
 	}
-	const set = `SET status = v.status, attempt = v.attempt, next_attempt_at = v.next_attempt_at, locked_until = NULL,
-response_code = v.response_code, response_body = v.response_body, response_time_ms = v.response_time_ms, error = v.error,
-delivered_at = v.delivered_at, updated_at = ?`
-	const columns = "id, workspace_id, endpoint_id, locked_until, status, attempt, next_attempt_at, " +
-		"response_code, response_body, response_time_ms, error, delivered_at"
-	const match = "d.id = v.id AND d.workspace_id = v.workspace_id AND d.endpoint_id = v.endpoint_id AND d.locked_until = v.locked_until"
 	var rows []finishedRow
 	var err error
 	if s.dialect == DialectPostgres {
@@ -686,16 +710,12 @@ delivered_at = v.delivered_at, updated_at = ?`
 			statuses[j], attempts[j], next[j], codes[j] = d.Status, d.Attempt, d.NextAttemptAt, d.ResponseCode
 			bodies[j], times[j], errs[j], delivered[j] = []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt
 		}
-		err = tx.NewRaw(`UPDATE revops_webhook_deliveries AS d `+set+`
-FROM (SELECT v.* FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::text[], ?::int[], ?::timestamptz[],
-?::int[], ?::bytea[], ?::int[], ?::text[], ?::timestamptz[]) AS v(`+columns+`)
-JOIN revops_webhook_deliveries AS l ON l.id = v.id WHERE l.id = ANY(?::bigint[]) ORDER BY l.id FOR UPDATE OF l) AS v
-WHERE `+match+` AND d.id = ANY(?::bigint[])
-RETURNING d.id, d.event_id, d.event_type, d.created_at`,
-			now, pgdialect.Array(ids), pgdialect.Array(wss), pgdialect.Array(eps), pgdialect.Array(locks),
-			pgdialect.Array(statuses), pgdialect.Array(attempts), pgdialect.Array(next), pgdialect.Array(codes),
-			pgdialect.Array(bodies), pgdialect.Array(times), pgdialect.Array(errs), pgdialect.Array(delivered),
-			pgdialect.Array(ids), pgdialect.Array(ids)).Scan(ctx, &rows)
+		var r *sql.Rows
+		r, err = tx.Tx.QueryContext(ctx, finishPostgres, pgx.QueryExecModeCacheStatement,
+			now, ids, wss, eps, locks, statuses, attempts, next, codes, bodies, times, errs, delivered)
+		if err == nil {
+			err = s.db.ScanRows(ctx, r, &rows)
+		}
 	} else {
 		values := make([]string, len(ds))
 		args := make([]any, 0, 12*len(ds)+1)
@@ -705,8 +725,8 @@ RETURNING d.id, d.event_id, d.event_type, d.created_at`,
 				d.ResponseCode, []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt)
 		}
 		// RETURNING names the updated table's columns unqualified (SQLite).
-		err = tx.NewRaw(`WITH v(`+columns+`) AS (VALUES `+strings.Join(values, ", ")+`)
-UPDATE revops_webhook_deliveries AS d `+set+` FROM v WHERE `+match+`
+		err = tx.NewRaw(`WITH v(`+finishColumns+`) AS (VALUES `+strings.Join(values, ", ")+`)
+UPDATE revops_webhook_deliveries AS d `+finishSet+` FROM v WHERE `+finishMatch+`
 RETURNING id, event_id, event_type, created_at`, append(args, now)...).Scan(ctx, &rows)
 	}
 	if err != nil {
@@ -839,3 +859,7 @@ WHERE workspace_id = ? AND id = ?`,
 	}
 	return out, nil
 }
+
+// ParallelWrites tells webhooks whether concurrent writes run in parallel:
+// on PostgreSQL they do; SQLite takes one writer at a time.
+func (s *Store) ParallelWrites() bool { return s.dialect == DialectPostgres }
