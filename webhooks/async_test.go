@@ -2,8 +2,10 @@ package webhooks_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,10 +119,13 @@ func publishRunStop(t *testing.T, e *env, r *receiver, n int64) {
 	<-ran
 }
 
-// blockingReceiver holds every request until release is closed.
-func blockingReceiver(t *testing.T) (url string, hits *atomic.Int64, release chan struct{}) {
+// blockingReceiver holds every request until release is closed; firstID
+// is the webhook-id of the first.
+func blockingReceiver(t *testing.T) (url string, hits *atomic.Int64, release chan struct{}, firstID func() string) {
 	hits, release = new(atomic.Int64), make(chan struct{})
+	var first atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		first.CompareAndSwap(nil, r.Header.Get("webhook-id"))
 		hits.Add(1)
 		select {
 		case <-release:
@@ -128,7 +133,7 @@ func blockingReceiver(t *testing.T) (url string, hits *atomic.Int64, release cha
 		}
 	}))
 	t.Cleanup(srv.Close)
-	return srv.URL, hits, release
+	return srv.URL, hits, release, func() string { id, _ := first.Load().(string); return id }
 }
 
 // waitUntil polls cond for up to 10 s.
@@ -164,7 +169,7 @@ func TestClaimAheadIsGivenBackWhenItsLeaseRunsShort(t *testing.T) {
 		c.SweepInterval, c.Queue = time.Hour, q
 	})
 	q.MemoryQueue = webhooks.NewMemoryQueue(webhooks.MemoryQueueConfig{Now: e.clock.Now, MaxWait: 5 * time.Millisecond}) // before Run
-	url, hits, release := blockingReceiver(t)
+	url, hits, release, firstID := blockingReceiver(t)
 	ep := e.endpoint(url)
 	first, second := e.publish(ep), e.publish(ep)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -172,9 +177,12 @@ func TestClaimAheadIsGivenBackWhenItsLeaseRunsShort(t *testing.T) {
 	go func() { e.svc.Run(ctx); close(ran) }()
 	defer func() { cancel(); <-ran }()
 
-	waitUntil(t, "the first is sent and the second claimed ahead", func() bool {
-		return hits.Load() == 1 && e.delivery(second.ID).LockedUntil != nil
+	waitUntil(t, "one is sent and the other claimed ahead", func() bool {
+		return hits.Load() == 1 && e.delivery(first.ID).LockedUntil != nil && e.delivery(second.ID).LockedUntil != nil
 	})
+	if firstID() == second.EventID { // the order they are sent in is not fixed
+		first, second = second, first
+	}
 	is.Equal(e.delivery(second.ID).Attempt, 1)
 	e.clock.Advance(2*time.Minute - 20*time.Second) // 20 s of lease left: under Timeout/2
 	mu.Lock()
@@ -199,7 +207,7 @@ func TestRunGivesBackUnsentClaimsWhenItStops(t *testing.T) {
 	e := newEnv(t, func(c *webhooks.Config) {
 		c.Concurrency, c.PerEndpoint, c.Timeout, c.SweepInterval = 1, 1, time.Minute, time.Hour
 	})
-	url, hits, release := blockingReceiver(t)
+	url, hits, release, _ := blockingReceiver(t)
 	defer close(release)
 	ep := e.endpoint(url)
 	ds := []*webhooks.Delivery{e.publish(ep), e.publish(ep), e.publish(ep)}
@@ -231,4 +239,68 @@ func TestRunGivesBackUnsentClaimsWhenItStops(t *testing.T) {
 	}
 	is.Equal(sent, 1)
 	is.Equal(back, 2)
+}
+
+// Endpoints take turns for the claims that free up: one with a backlog
+// does not keep another waiting until it is drained.
+func TestEndpointsTakeTurnsForClaims(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, func(c *webhooks.Config) {
+		// Two claims in all (Concurrency × Lease / Timeout), one POST at a time.
+		c.Concurrency, c.PerEndpoint, c.Timeout, c.Lease = 1, 1, time.Minute, 2*time.Minute
+		c.Now, c.SweepInterval = time.Now, time.Hour
+	})
+	var mu sync.Mutex
+	var order []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		order = append(order, r.URL.Path)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	e.endpoint(srv.URL+"/busy", "post.created")
+	e.endpoint(srv.URL+"/quiet", "post.updated")
+	const n = 30
+	for range n {
+		_, err := e.svc.Publish(context.Background(), e.wid, "post.created", map[string]any{})
+		is.NoErr(err)
+	}
+	_, err := e.svc.Publish(context.Background(), e.wid, "post.updated", map[string]any{})
+	is.NoErr(err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { e.svc.Run(ctx); close(ran) }()
+	defer func() { cancel(); <-ran }()
+	waitUntil(t, "everything is delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == n+1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	at := slices.Index(order, "/quiet")
+	is.True(at >= 0)
+	if at > 5 { // its turn comes after one or two of the busy endpoint's
+		t.Errorf("the quiet endpoint's delivery was POST %d of %d: it waited for the busy endpoint's backlog", at+1, n+1)
+	}
+}
+
+// failingQueue's Run fails at once.
+type failingQueue struct{ *webhooks.MemoryQueue }
+
+func (failingQueue) Run(context.Context, webhooks.Work) error { return errors.New("queue broke") }
+
+// Run returns the queue's error when the queue stops by itself.
+func TestRunReturnsWhenTheQueueStops(t *testing.T) {
+	e := newEnv(t, func(c *webhooks.Config) { c.Queue = failingQueue{webhooks.NewMemoryQueue(webhooks.MemoryQueueConfig{})} })
+	done := make(chan error, 1)
+	go func() { done <- e.svc.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || err.Error() != "queue broke" {
+			t.Errorf("Run: %v, want the queue's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its queue stopped")
+	}
 }

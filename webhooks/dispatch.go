@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"container/heap"
 	"context"
 	"sync"
 	"time"
@@ -9,16 +10,19 @@ import (
 // Run's deliveries flow through a dispatcher. A due job is claimed ahead of
 // its POST, so that claims share store writes in batches as large as the
 // backlog instead of as the number of senders: the queue's workers only
-// hand jobs over (a job whose endpoint holds all the claims it may is
-// parked here, in order), and Concurrency senders POST the claimed
-// deliveries, round robin across endpoints, at most PerEndpoint to one
-// endpoint at a time.
+// hand jobs over (a job whose endpoint, or the dispatcher, holds all the
+// claims it may is parked here, in order), and Concurrency senders POST
+// the claimed deliveries, earliest lease first, at most PerEndpoint to one
+// endpoint at a time. Parked jobs are claimed as room frees, the endpoints
+// taking turns.
 //
-// A claim ahead must be sent within its lease: an endpoint holds at most
-// PerEndpoint × (Lease / Timeout) claims, so that the last of them starts
-// before its lease runs short even if every POST ahead of it takes the
-// whole Timeout; a claim whose lease has less than half a Timeout left
-// when its turn comes is given back unsent, and no POST outlives its lease.
+// A claim ahead should be sent within its lease: Concurrency × (Lease /
+// Timeout) claims are held in all (at most 1,024), PerEndpoint × (Lease /
+// Timeout) by one endpoint, so that the last of them starts in time even
+// if every POST ahead of it takes the whole Timeout. A claim whose lease
+// has less than half a Timeout left when its turn comes is given back
+// unsent, and a POST ends a tenth of a Timeout before its lease does, so
+// that its outcome is written while the lease still holds.
 
 // maxParked bounds the jobs parked for endpoints holding all their claims;
 // beyond it, jobs go back to the queue for a second.
@@ -29,11 +33,12 @@ const maxHeld = 1024
 
 // endpointState is the dispatcher's view of one endpoint.
 type endpointState struct {
+	id       int64
 	parked   []Job    // due, not claimed yet: waiting for room
-	waiting  []*Claim // claimed, waiting for a sender
+	waiting  []*Claim // claimed, waiting for a sender, in lease order
 	held     int      // being claimed, waiting or being sent
 	sending  int
-	inReady  bool
+	index    int // in the ready heap; -1 when not in it
 	inParked bool
 }
 
@@ -42,8 +47,8 @@ type dispatcher struct {
 	cond      sync.Cond // a claim is ready, or the dispatcher stopped
 	eps       map[int64]*endpointState
 	ids       map[int64]struct{} // deliveries parked or held: a repeat job is dropped
-	ready     []int64            // endpoints with a waiting claim and a free sending slot
-	parkedEps []int64            // endpoints with parked jobs
+	ready     readyHeap          // endpoints with a waiting claim and a free sending slot
+	parkedEps []*endpointState   // endpoints with parked jobs; the one served goes last
 	held      int
 	parked    int
 	stopped   bool
@@ -61,9 +66,13 @@ func (s *Service) newDispatcher() *dispatcher {
 	return d
 }
 
-// runDispatch runs the queue's workers and the senders until ctx ends,
-// then gives back the claims not sent. Outcomes may still be unwritten.
+// runDispatch runs the queue's workers and the senders until ctx ends (or
+// the queue stops), then gives back the claims not sent and queues the
+// parked jobs again (a durable queue keeps them). Outcomes may still be
+// unwritten when it returns.
 func (s *Service) runDispatch(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	d := s.newDispatcher()
 	var senders sync.WaitGroup
 	for range s.cfg.Concurrency {
@@ -77,16 +86,24 @@ func (s *Service) runDispatch(ctx context.Context) error {
 	})
 	defer stop()
 	err := s.cfg.Queue.Run(ctx, func(ctx context.Context, j Job) time.Duration { return s.take(ctx, d, j) })
+	cancel() // a queue that returned early stops the senders too
 	senders.Wait()
 	d.mu.Lock()
 	var left []*Claim
+	var parked []Job
 	for _, e := range d.eps {
 		left = append(left, e.waiting...)
-		e.waiting = nil
+		parked = append(parked, e.parked...)
+		e.waiting, e.parked = nil, nil
 	}
 	d.mu.Unlock()
 	for _, c := range left {
 		s.giveBack(ctx, c)
+	}
+	if len(parked) > 0 {
+		if err := s.cfg.Queue.Enqueue(context.WithoutCancel(ctx), parked...); err != nil {
+			s.cfg.Logger.WarnContext(ctx, "webhooks: parked jobs not queued again; the sweep will deliver", "error", err)
+		}
 	}
 	return err
 }
@@ -95,48 +112,43 @@ func (s *Service) runDispatch(ctx context.Context) error {
 // endpoint (or the dispatcher) holds all the claims it may.
 func (s *Service) take(ctx context.Context, d *dispatcher, j Job) time.Duration {
 	d.mu.Lock()
-	if _, dup := d.ids[j.DeliveryID]; dup || d.stopped {
+	if _, dup := d.ids[j.DeliveryID]; dup {
 		d.mu.Unlock()
 		return 0
 	}
-	e := d.endpoint(j.EndpointID)
+	if d.stopped || d.parked >= maxParked {
+		d.mu.Unlock()
+		return time.Second // back to the queue
+	}
+	e := d.eps[j.EndpointID]
+	if e == nil {
+		e = &endpointState{id: j.EndpointID, index: -1}
+		d.eps[j.EndpointID] = e
+	}
+	d.ids[j.DeliveryID] = struct{}{}
 	if len(e.parked) == 0 && e.held < d.perEP && d.held < d.total {
 		e.held++
 		d.held++
-		d.ids[j.DeliveryID] = struct{}{}
 		d.mu.Unlock()
-		s.claimAhead(ctx, d, j)
+		s.claimAhead(ctx, d, e, j)
 		return 0
-	}
-	if d.parked >= maxParked {
-		d.mu.Unlock()
-		return time.Second
 	}
 	e.parked = append(e.parked, j)
 	d.parked++
-	d.ids[j.DeliveryID] = struct{}{}
 	if !e.inParked {
 		e.inParked = true
-		d.parkedEps = append(d.parkedEps, j.EndpointID)
+		d.parkedEps = append(d.parkedEps, e)
 	}
 	d.mu.Unlock()
 	return 0
 }
 
-func (d *dispatcher) endpoint(id int64) *endpointState {
-	e := d.eps[id]
-	if e == nil {
-		e = &endpointState{}
-		d.eps[id] = e
-	}
-	return e
-}
-
-// claimAhead submits the claim of j (already counted as held) to the write
-// lane; the claimed delivery waits for a sender.
-func (s *Service) claimAhead(ctx context.Context, d *dispatcher, j Job) {
+// claimAhead submits the claim of j (already counted as held by e) to the
+// claims' write lane; the claimed delivery waits for a sender.
+func (s *Service) claimAhead(ctx context.Context, d *dispatcher, e *endpointState, j Job) {
 	s.running.Add(1)
 	s.claims.submit(ctx, storeOp{claim: j.DeliveryID}, func(r opResult, err error) {
+		defer s.running.Done()
 		if err == nil {
 			err = r.err
 		}
@@ -146,7 +158,7 @@ func (s *Service) claimAhead(ctx context.Context, d *dispatcher, j Job) {
 		d.mu.Lock()
 		switch {
 		case r.claim == nil || err != nil: // not due, leased elsewhere, or gone
-			jobs := s.release(d, j.EndpointID, j.DeliveryID)
+			jobs := s.release(d, e, j.DeliveryID)
 			d.mu.Unlock()
 			s.claimAll(ctx, d, jobs)
 		case d.stopped:
@@ -157,68 +169,71 @@ func (s *Service) claimAhead(ctx context.Context, d *dispatcher, j Job) {
 				s.giveBack(ctx, r.claim)
 			}()
 		default:
-			e := d.eps[j.EndpointID]
 			e.waiting = append(e.waiting, r.claim)
-			d.makeReady(j.EndpointID, e)
+			d.fix(e)
 			d.mu.Unlock()
 			d.cond.Signal()
 		}
-		s.running.Done()
 	})
 }
 
 func (s *Service) claimAll(ctx context.Context, d *dispatcher, jobs []Job) {
 	for _, j := range jobs {
-		s.claimAhead(ctx, d, j)
+		d.mu.Lock()
+		e := d.eps[j.EndpointID]
+		d.mu.Unlock()
+		s.claimAhead(ctx, d, e, j)
 	}
 }
 
-// makeReady puts endpoint id in the senders' round if it has a waiting
-// claim and a free sending slot. d.mu is held.
-func (d *dispatcher) makeReady(id int64, e *endpointState) {
-	if !e.inReady && len(e.waiting) > 0 && e.sending < d.perSend {
-		e.inReady = true
-		d.ready = append(d.ready, id)
+// fix puts e in the ready heap, or takes it out, or moves it, after its
+// waiting claims or its sending count changed. d.mu is held.
+func (d *dispatcher) fix(e *endpointState) {
+	ready := len(e.waiting) > 0 && e.sending < d.perSend
+	switch {
+	case ready && e.index < 0:
+		heap.Push(&d.ready, e)
+	case ready:
+		heap.Fix(&d.ready, e.index)
+	case e.index >= 0:
+		heap.Remove(&d.ready, e.index)
 	}
 }
 
-// release forgets a claim that ended (sent, given back or not claimed) and
-// returns the parked jobs that may now be claimed, round robin across
-// endpoints, already counted as held. d.mu is held.
-func (s *Service) release(d *dispatcher, endpointID, deliveryID int64) []Job {
-	e := d.eps[endpointID]
+// release forgets a claim of e that ended (sent, given back or not
+// claimed) and returns the parked jobs that may now be claimed, already
+// counted as held: one at a time from the first endpoint with room, which
+// then goes last, so that endpoints take turns. d.mu is held.
+func (s *Service) release(d *dispatcher, e *endpointState, deliveryID int64) []Job {
 	e.held--
 	d.held--
 	delete(d.ids, deliveryID)
 	var jobs []Job
-	for d.held < d.total && len(d.parkedEps) > 0 {
-		took := false
-		eps := d.parkedEps[:0]
-		for _, id := range d.parkedEps {
-			p := d.eps[id]
-			if d.held < d.total && p.held < d.perEP {
-				jobs = append(jobs, p.parked[0])
-				p.parked[0] = Job{}
-				p.parked = p.parked[1:]
-				p.held++
-				d.held++
-				d.parked--
-				took = true
-			}
-			if len(p.parked) > 0 {
-				eps = append(eps, id)
-			} else {
-				p.inParked = false
-			}
+	for !d.stopped && d.held < d.total {
+		i := 0
+		for i < len(d.parkedEps) && d.parkedEps[i].held >= d.perEP {
+			i++
 		}
-		clear(d.parkedEps[len(eps):])
-		d.parkedEps = eps
-		if !took {
+		if i == len(d.parkedEps) {
 			break
+		}
+		p := d.parkedEps[i]
+		jobs = append(jobs, p.parked[0])
+		p.parked[0] = Job{}
+		p.parked = p.parked[1:]
+		p.held++
+		d.held++
+		d.parked--
+		copy(d.parkedEps[i:], d.parkedEps[i+1:])
+		d.parkedEps = d.parkedEps[:len(d.parkedEps)-1]
+		if len(p.parked) > 0 {
+			d.parkedEps = append(d.parkedEps, p)
+		} else {
+			p.inParked = false
 		}
 	}
 	if e.held == 0 && len(e.parked) == 0 {
-		delete(d.eps, endpointID)
+		delete(d.eps, e.id)
 	}
 	return jobs
 }
@@ -234,16 +249,12 @@ func (s *Service) sender(ctx context.Context, d *dispatcher) {
 			d.mu.Unlock()
 			return
 		}
-		id := d.ready[0]
-		d.ready[0] = 0
-		d.ready = d.ready[1:]
-		e := d.eps[id]
-		e.inReady = false
+		e := d.ready[0]
 		c := e.waiting[0]
 		e.waiting[0] = nil
 		e.waiting = e.waiting[1:]
 		e.sending++
-		d.makeReady(id, e) // back of the round: endpoints take turns
+		d.fix(e)
 		d.mu.Unlock()
 
 		did := c.Delivery.ID // c is the write lane's once handed over
@@ -253,23 +264,23 @@ func (s *Service) sender(ctx context.Context, d *dispatcher) {
 
 		d.mu.Lock()
 		e.sending--
-		d.makeReady(id, e)
-		jobs := s.release(d, id, did)
+		d.fix(e)
+		jobs := s.release(d, e, did)
 		d.mu.Unlock()
 		d.cond.Signal()
 		s.claimAll(ctx, d, jobs)
 	}
 }
 
-// send1 makes the attempt of claim c, or gives c back unsent if its lease
-// has run short while it waited.
+// send1 makes the attempt of claim c, or gives c back unsent if Run is
+// stopping or c's lease ran short while it waited.
 func (s *Service) send1(ctx context.Context, c *Claim) error {
 	left := c.Delivery.LockedUntil.Sub(s.cfg.Now())
-	if left < s.cfg.Timeout/2 {
+	if ctx.Err() != nil || left < s.cfg.Timeout/2 {
 		s.giveBack(ctx, c)
 		return nil
 	}
-	return s.deliver(ctx, c, min(left, s.cfg.Timeout), true)
+	return s.deliver(ctx, c, min(s.cfg.Timeout, left-s.cfg.Timeout/10), true)
 }
 
 // giveBack ends claim c without an attempt: the lease is cleared and the
@@ -279,4 +290,34 @@ func (s *Service) giveBack(ctx context.Context, c *Claim) {
 	d := c.Delivery
 	d.Attempt--
 	s.finish(ctx, Finish{Delivery: &d}, "", true)
+}
+
+// readyHeap orders endpoints by the lease of their first waiting claim
+// (ties by delivery id): the claim whose lease ends first is sent first.
+type readyHeap []*endpointState
+
+func (h readyHeap) Len() int { return len(h) }
+func (h readyHeap) Less(i, j int) bool {
+	a, b := &h[i].waiting[0].Delivery, &h[j].waiting[0].Delivery
+	if !a.LockedUntil.Equal(*b.LockedUntil) {
+		return a.LockedUntil.Before(*b.LockedUntil)
+	}
+	return a.ID < b.ID
+}
+func (h readyHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *readyHeap) Push(x any) {
+	e := x.(*endpointState)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *readyHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.index = -1
+	*h = old[:len(old)-1]
+	return e
 }
