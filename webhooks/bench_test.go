@@ -39,11 +39,11 @@ import (
 //     Publish being called to the receiver reading the body.
 //
 // It runs on SQLite and, when REVOPS_TEST_POSTGRES_URL is set, on
-// PostgreSQL (a schema of its own): with 8 and 32 workers (PerEndpoint
-// equal: the one endpoint may use them all) and one publisher, and with 32
-// workers and 8 publishers (phase 1 only differs).
+// PostgreSQL (a schema of its own): with 8 and 32 workers (Concurrency
+// senders, PerEndpoint equal: the one endpoint may use them all) and one
+// publisher, and with 32 workers and 8 publishers (phase 1 only differs).
 //
-//	go test -run x -bench DeliveryThroughput -benchtime 3000x ./webhooks/
+//	go test -run x -bench DeliveryThroughput -benchtime 20000x ./webhooks/
 func BenchmarkDeliveryThroughput(b *testing.B) {
 	for _, db := range []struct {
 		name string
