@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/revopsdev/revops/core"
@@ -21,7 +22,11 @@ const maxRetryAfter = 24 * time.Hour
 // Run delivers until ctx ends: the queue's workers, and a sweep (at once,
 // then every SweepInterval) that queues whatever is due and not leased.
 func (s *Service) Run(ctx context.Context) error {
-	go func() {
+	ctx, cancel := context.WithCancel(ctx)
+	var sweeping sync.WaitGroup
+	defer sweeping.Wait()
+	defer cancel() // a queue that stops by itself stops the sweep too
+	sweeping.Go(func() {
 		t := time.NewTicker(s.cfg.SweepInterval)
 		defer t.Stop()
 		for {
@@ -32,7 +37,7 @@ func (s *Service) Run(ctx context.Context) error {
 			case <-t.C:
 			}
 		}
-	}()
+	})
 	err := s.runDispatch(ctx)
 	s.running.Wait() // every outcome handed to the write lane is written
 	return err
@@ -82,6 +87,13 @@ func (s *Service) deliver(ctx context.Context, c *Claim, timeout time.Duration, 
 		return s.finish(ctx, Finish{Delivery: d}, "", async)
 	}
 	r := s.send(ctx, ep, &c.Event, timeout)
+	if async && r.Code == 0 && ctx.Err() != nil {
+		// Run is stopping and cut the POST short: not an attempt that
+		// failed, so it is given back (the receiver may have had it:
+		// delivery is at least once).
+		s.giveBack(ctx, c)
+		return nil
+	}
 	now := s.cfg.Now().UTC()
 	d.ResponseCode, d.ResponseBody, d.ResponseTimeMs, d.Error = r.Code, r.Body, r.TimeMs, r.Err
 	success := r.Code >= 200 && r.Code < 300

@@ -488,8 +488,9 @@ func TestRunDeliversEverythingAndBoundsEachEndpoint(t *testing.T) {
 	e.endpoint(slow.URL, "post.updated")
 	e.endpoint(fast.URL, "post.created")
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go e.svc.Run(ctx)
+	ran := make(chan struct{})
+	go func() { e.svc.Run(ctx); close(ran) }()
+	defer func() { cancel(); <-ran }() // before the store closes
 	for range 6 {
 		_, err := e.svc.Publish(ctx, e.wid, "post.updated", map[string]any{})
 		is.NoErr(err)

@@ -65,6 +65,11 @@ var (
 type Store struct {
 	db      *bun.DB
 	dialect string
+	// hot is passed first to the few hot statements that bind their
+	// values (webhook claims and finishes): prepared once per connection,
+	// unless the URL chose a query exec mode (e.g. for a pooler that keeps
+	// no prepared statements), which then applies to them too.
+	hot []any
 }
 
 // supportedURLs is quoted by every error about a database URL.
@@ -166,11 +171,13 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore: invalid PostgreSQL URL %s: %w (expected %s)", where, err, supportedURLs)
 	}
+	var hot []any
 	if !strings.Contains(dsn, "default_query_exec_mode") {
 		// bun writes the values into the SQL text, so nearly every
 		// statement is new to pgx's statement cache, and preparing it
 		// costs a round trip of its own. The simple protocol sends it once.
 		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+		hot = []any{pgx.QueryExecModeCacheStatement}
 	}
 	sqldb := stdlib.OpenDB(*cfg)
 	if err := sqldb.PingContext(ctx); err != nil {
@@ -180,7 +187,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	// database/sql keeps only 2 idle connections by default, so any burst
 	// of concurrent requests reconnects; keep more. Tune through DB().
 	sqldb.SetMaxIdleConns(10)
-	return &Store{db: bun.NewDB(sqldb, pgdialect.New()), dialect: DialectPostgres}, nil
+	return &Store{db: bun.NewDB(sqldb, pgdialect.New()), dialect: DialectPostgres, hot: hot}, nil
 }
 
 func openSQLite(ctx context.Context, dsn string, memory bool) (*Store, error) {

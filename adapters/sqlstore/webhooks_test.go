@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/adapters/sqlstore/sqltest"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/webhooks"
 	"github.com/revopsdev/revops/workspace"
@@ -118,4 +119,34 @@ func TestWebhookAdapterConventions(t *testing.T) {
 			t.Errorf("DueWebhookDeliveries limit 0: %d %v, want none", len(due), err)
 		}
 	})
+}
+
+// A URL that chooses a query exec mode (here: no statement cache at all, as
+// behind a pooler that keeps no prepared statements) applies to the
+// claim's and the finish's statements too: they must not insist on
+// preparing.
+func TestWebhookClaimAndFinishFollowTheURLsExecMode(t *testing.T) {
+	st := sqltest.Open(t, sqltest.PostgresURL(t)+"&default_query_exec_mode=simple_protocol&statement_cache_capacity=0")
+	ctx := t.Context()
+	wid := sqltest.Workspace(t, st)
+	ep := &webhooks.Endpoint{WorkspaceID: wid, URL: "https://x.test", Events: []string{"*"}, Secret: "whsec_x", IsActive: true}
+	if err := st.CreateWebhookEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := st.CreateWebhookEvent(ctx, &webhooks.Event{WorkspaceID: wid, Type: "post.created", Payload: json.RawMessage(`{}`)},
+		[]webhooks.Delivery{{EndpointID: ep.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	cs, err := st.ClaimWebhookDeliveries(ctx, []int64{ds[0].ID}, now, now.Add(time.Minute))
+	if err != nil || len(cs) != 1 || cs[0].Endpoint.ID != ep.ID {
+		t.Fatalf("claim: %v, %d claims", err, len(cs))
+	}
+	d := &cs[0].Delivery
+	d.Status, d.NextAttemptAt, d.DeliveredAt, d.ResponseCode = webhooks.StatusSuccess, nil, &now, 200
+	res, err := st.FinishWebhookAttempts(ctx, []webhooks.Finish{{Delivery: d, Outcome: &webhooks.AttemptOutcome{Success: true, At: now}}})
+	if err != nil || !res[0].Done {
+		t.Fatalf("finish: %v, %+v", err, res)
+	}
 }
