@@ -13,10 +13,9 @@ const maxBatch = 256
 
 // A leader for submitted calls lingers lingerFor before a write of fewer
 // than maxBatch/4 calls, none of whose callers waits, if the last write
-// had lingerAbove or more: under
-// load, fewer and larger writes (measured on PostgreSQL: 16 items per write
-// without, 45 with; throughput up about a third), while a lone call at low
-// load is written at once.
+// had lingerAbove or more: under load, fewer and larger writes (measured on
+// PostgreSQL: 16 items per write without, 45 with; throughput up about a
+// third), while a lone call at low load is written at once.
 const (
 	lingerAbove = 8
 	lingerFor   = 2 * time.Millisecond
