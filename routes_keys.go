@@ -196,10 +196,7 @@ func (p *Platform) personalKeyRoutes() {
 
 	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: "/user/api-keys/{id}", Tag: tag, Summary: "Get one of your personal API keys", Scope: "api-keys:read"},
 		func(ctx context.Context, c *Call, _ *NoBody) (*keyOut, error) {
-			if err := needUser(c, "have personal keys"); err != nil {
-				return nil, err
-			}
-			id, err := c.PathID("id")
+			id, err := personalKeyID(c)
 			if err != nil {
 				return nil, err
 			}
@@ -213,10 +210,7 @@ func (p *Platform) personalKeyRoutes() {
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/user/api-keys/{id}/rotate", Tag: tag, Scope: "api-keys:write", Message: "API key rotated successfully.",
 		Summary: "Rotate one of your personal API keys (the new key is returned once); the old key works until the grace period ends"},
 		func(ctx context.Context, c *Call, in *rotateKeyIn) (*keyOut, error) {
-			if err := needUser(c, "have personal keys"); err != nil {
-				return nil, err
-			}
-			id, err := c.PathID("id")
+			id, err := personalKeyID(c)
 			if err != nil {
 				return nil, err
 			}
@@ -236,10 +230,7 @@ func (p *Platform) personalKeyRoutes() {
 	httpapi.Handle(a, httpapi.Route{Method: "DELETE", Path: "/user/api-keys/{id}", Tag: tag, Summary: "Revoke one of your personal API keys; it fails at once", Scope: "api-keys:delete",
 		Status: http.StatusNoContent},
 		func(ctx context.Context, c *Call, _ *NoBody) (NoBody, error) {
-			if err := needUser(c, "have personal keys"); err != nil {
-				return NoBody{}, err
-			}
-			id, err := c.PathID("id")
+			id, err := personalKeyID(c)
 			if err != nil {
 				return NoBody{}, err
 			}
@@ -283,4 +274,13 @@ func keyMeta(k *keys.Key) map[string]any {
 		m["user_id"] = k.UserID
 	}
 	return m
+}
+
+// personalKeyID is the {id} of a personal key route, for a user principal
+// only (a workspace key has no personal keys).
+func personalKeyID(c *Call) (int64, error) {
+	if err := needUser(c, "have personal keys"); err != nil {
+		return 0, err
+	}
+	return c.PathID("id")
 }

@@ -509,12 +509,12 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, un
 // batch mostly names few), by (workspace, id).
 func (s *Store) claimedEndpoints(ctx context.Context, rows []claimRow) (map[endpointKey]webhooks.Endpoint, error) {
 	out := map[endpointKey]webhooks.Endpoint{}
+	seen := map[endpointKey]bool{}
 	var in []string
 	var args []any
 	for _, r := range rows {
-		k := endpointKey{r.Delivery.WorkspaceID, r.Delivery.EndpointID}
-		if _, ok := out[k]; !ok {
-			out[k] = webhooks.Endpoint{}
+		if k := (endpointKey{r.Delivery.WorkspaceID, r.Delivery.EndpointID}); !seen[k] {
+			seen[k] = true
 			in = append(in, "(?, ?)")
 			args = append(args, k.workspaceID, k.id)
 		}
@@ -522,7 +522,6 @@ func (s *Store) claimedEndpoints(ctx context.Context, rows []claimRow) (map[endp
 	if len(in) == 0 {
 		return out, nil
 	}
-	clear(out)
 	var eps []endpointRow
 	err := s.db.NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE (workspace_id, id) IN (VALUES "+
 		strings.Join(in, ", ")+")", args...).Scan(ctx, &eps)
