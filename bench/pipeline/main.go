@@ -3,7 +3,7 @@
 // workspace, scope, rate limit, idempotency, envelope), with -mode=bare as a
 // bare net/http handler writing the same JSON, with -mode=headers as that
 // handler also setting the six headers the pipeline sends. scripts/bench-pipeline runs
-// both pinned to one core and loads them from another with hey.
+// both pinned to one core and loads them from another with wrk.
 //
 // It prints the API key to use on its first line, then serves until killed.
 package main

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"regexp"
 	"runtime/debug"
@@ -77,8 +78,10 @@ type API struct {
 }
 
 type pathRoutes struct {
-	api     *API
-	methods map[string]*Route
+	api *API
+	// methods is replaced, never changed, under api.mu, so that requests
+	// read it without a lock.
+	methods atomic.Pointer[map[string]*Route]
 }
 
 // New returns an API.
@@ -159,15 +162,18 @@ func (a *API) register(rt *Route) {
 	defer a.mu.Unlock()
 	pr := a.paths[rt.Path]
 	if pr == nil {
-		pr = &pathRoutes{api: a, methods: map[string]*Route{}}
+		pr = &pathRoutes{api: a}
+		pr.methods.Store(&map[string]*Route{})
 		a.paths[rt.Path] = pr
 		a.mux.Handle(rt.Path, pr)
 		a.rebuildFast()
 	}
-	if pr.methods[rt.Method] != nil {
+	methods := maps.Clone(*pr.methods.Load())
+	if methods[rt.Method] != nil {
 		panic(fmt.Sprintf("httpapi: route %s %s registered twice", rt.Method, rt.Path))
 	}
-	pr.methods[rt.Method] = rt
+	methods[rt.Method] = rt
+	pr.methods.Store(&methods)
 	a.routes = append(a.routes, rt)
 }
 
@@ -193,14 +199,24 @@ type ctxKey int
 const keyState ctxKey = 0
 
 // reqState is what the kernel keeps in a request's context: Begin sets the
-// id, serveRoute the call (one context value, one request copy).
+// id, serveRoute the call. It is itself the request's context (its parent's
+// values plus itself under keyState), so Begin allocates one state and one
+// request copy, no context node.
 type reqState struct {
+	context.Context
 	id    string
 	idv   [1]string // the X-Request-Id header value, allocated with the state
 	idb   [4 + 24]byte
 	call  *Call
 	callv Call // the call of the request, allocated with the state
 	tw    trackingWriter
+}
+
+func (s *reqState) Value(key any) any {
+	if key == keyState {
+		return s
+	}
+	return s.Context.Value(key)
 }
 
 func stateOf(ctx context.Context) *reqState {
@@ -252,7 +268,7 @@ func (a *API) Begin(next http.Handler) http.Handler {
 			return
 		}
 		// Canonical header keys, so that the hot path allocates no copies.
-		st := &reqState{id: r.Header.Get("X-Request-Id"), tw: trackingWriter{ResponseWriter: w}}
+		st := &reqState{Context: r.Context(), id: r.Header.Get("X-Request-Id"), tw: trackingWriter{ResponseWriter: w}}
 		if !validRequestID(st.id) {
 			newRequestID(&st.idb)
 			st.id = unsafe.String(&st.idb[0], len(st.idb)) // idb is not written again
@@ -260,7 +276,7 @@ func (a *API) Begin(next http.Handler) http.Handler {
 		id := st.id
 		st.idv[0] = id
 		w.Header()["X-Request-Id"] = st.idv[:]
-		r = r.WithContext(context.WithValue(r.Context(), keyState, st))
+		r = r.WithContext(st)
 		tw := &st.tw
 		defer func() {
 			v := recover()
@@ -318,17 +334,13 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 
 // ServeHTTP dispatches on the method, answering 405 with Allow otherwise.
 func (pr *pathRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	pr.api.mu.RLock()
-	rt := pr.methods[r.Method]
+	methods := *pr.methods.Load()
+	rt := methods[r.Method]
 	if rt == nil && r.Method == http.MethodHead {
-		rt = pr.methods[http.MethodGet]
+		rt = methods[http.MethodGet]
 	}
-	var allow string
 	if rt == nil {
-		allow = pr.allow()
-	}
-	pr.api.mu.RUnlock()
-	if rt == nil {
+		allow := allowed(methods)
 		w.Header().Set("Allow", allow)
 		if r.Method == http.MethodOptions {
 			w.WriteHeader(http.StatusNoContent)
@@ -340,12 +352,12 @@ func (pr *pathRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pr.api.serveRoute(w, r, rt)
 }
 
-func (pr *pathRoutes) allow() string {
-	ms := make([]string, 0, len(pr.methods)+2)
-	for m := range pr.methods {
+func allowed(methods map[string]*Route) string {
+	ms := make([]string, 0, len(methods)+2)
+	for m := range methods {
 		ms = append(ms, m)
 	}
-	if pr.methods[http.MethodGet] != nil && pr.methods[http.MethodHead] == nil {
+	if methods[http.MethodGet] != nil && methods[http.MethodHead] == nil {
 		ms = append(ms, http.MethodHead)
 	}
 	ms = append(ms, http.MethodOptions)

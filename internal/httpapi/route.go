@@ -159,7 +159,7 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 	if !nested {
 		st.call = c
 	} else { // its own state
-		r = r.WithContext(context.WithValue(r.Context(), keyState, &reqState{id: st.id, call: c}))
+		r = r.WithContext(&reqState{Context: r.Context(), id: st.id, call: c})
 		c.R = r
 	}
 	a.chain(rt).ServeHTTP(w, r)

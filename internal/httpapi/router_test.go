@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/revopsdev/revops/auth"
 )
 
 // TestFastTreeAgreesWithServeMux: wherever the fast tree answers, it picks
@@ -77,4 +80,41 @@ func TestFastTreeAgreesWithServeMux(t *testing.T) {
 			t.Errorf("fastPattern accepted %q", bad)
 		}
 	}
+}
+
+// TestRequestContextKeepsParent: the request state Begin puts in the
+// context is itself the context, so a handler still sees the values and
+// the cancellation of the context the request arrived with.
+func TestRequestContextKeepsParent(t *testing.T) {
+	a, err := New(Config{Auth: noAuth{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type hostKey struct{}
+	var sawValue any
+	var sawDone, sawID bool
+	Handle(a, Route{Method: "GET", Path: "/ctx", Public: true}, func(ctx context.Context, c *Call, _ *NoBody) (*struct{}, error) {
+		sawValue = ctx.Value(hostKey{})
+		sawID = RequestID(ctx) != "" && CallFrom(ctx) == c
+		select {
+		case <-ctx.Done():
+			sawDone = true
+		default:
+		}
+		return &struct{}{}, nil
+	})
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), hostKey{}, "host value"))
+	cancel()
+	r := httptest.NewRequest("GET", "/ctx", nil).WithContext(parent)
+	a.ServeHTTP(httptest.NewRecorder(), r)
+	if sawValue != "host value" || !sawDone || !sawID {
+		t.Fatalf("handler saw value %v, done %v, request id and call %v", sawValue, sawDone, sawID)
+	}
+}
+
+type noAuth struct{}
+
+func (noAuth) Authenticate(context.Context, string) (*auth.Principal, error) { return nil, nil }
+func (noAuth) Access(context.Context, *auth.Principal, int64) (*auth.Access, error) {
+	return nil, nil
 }
