@@ -626,7 +626,7 @@ func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish)
 			start = end
 		}
 		for _, k := range keys {
-			if err := countOutcomes(ctx, tx, k, active[k], fs, res, now); err != nil {
+			if err := s.countOutcomes(ctx, tx, k, active[k], fs, res, now); err != nil {
 				return err
 			}
 		}
@@ -654,17 +654,17 @@ func (s *Store) lockEndpoints(ctx context.Context, tx bun.Tx, keys []endpointKey
 	if len(keys) == 0 {
 		return active, nil
 	}
+	if s.dialect == DialectPostgres {
+		return active, s.lockEndpointsPostgres(ctx, tx, keys, active)
+	}
 	in := make([]string, len(keys))
 	args := make([]any, 0, 2*len(keys))
 	for i, k := range keys {
 		in[i] = "(?, ?)"
 		args = append(args, k.workspaceID, k.id)
 	}
-	where := "(workspace_id, id) IN (VALUES " + strings.Join(in, ", ") + ")"
-	q := "SELECT workspace_id, id, is_active FROM revops_webhook_endpoints WHERE " + where + " ORDER BY workspace_id, id FOR NO KEY UPDATE"
-	if s.dialect == DialectSQLite {
-		q = "UPDATE revops_webhook_endpoints SET updated_at = updated_at WHERE " + where + " RETURNING workspace_id, id, is_active"
-	}
+	q := "UPDATE revops_webhook_endpoints SET updated_at = updated_at WHERE (workspace_id, id) IN (VALUES " +
+		strings.Join(in, ", ") + ") RETURNING workspace_id, id, is_active"
 	var rows []struct {
 		WorkspaceID int64 `bun:"workspace_id"`
 		ID          int64 `bun:"id"`
@@ -679,6 +679,32 @@ func (s *Store) lockEndpoints(ctx context.Context, tx bun.Tx, keys []endpointKey
 	return active, nil
 }
 
+// lockEndpointsPostgres is lockEndpoints on PostgreSQL, with the keys as
+// two arrays: the text never changes, so (s.hot) it is prepared once per
+// connection instead of parsed and planned with every finish.
+func (s *Store) lockEndpointsPostgres(ctx context.Context, tx bun.Tx, keys []endpointKey, active map[endpointKey]bool) error {
+	wss, ids := make([]int64, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		wss[i], ids[i] = k.workspaceID, k.id
+	}
+	r, err := tx.Tx.QueryContext(ctx, `SELECT workspace_id, id, is_active FROM revops_webhook_endpoints
+WHERE (workspace_id, id) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[])) ORDER BY workspace_id, id FOR NO KEY UPDATE`,
+		append(s.hot[:len(s.hot):len(s.hot)], wss, ids)...)
+	if err != nil {
+		return fail("finish webhook attempts", err, "")
+	}
+	defer r.Close()
+	for r.Next() {
+		var k endpointKey
+		var a bool
+		if err := r.Scan(&k.workspaceID, &k.id, &a); err != nil {
+			return fail("finish webhook attempts", err, "")
+		}
+		active[k] = a
+	}
+	return fail("finish webhook attempts", r.Err(), "")
+}
+
 // finishedRow is what finishDeliveries reads back: the columns it does not
 // write.
 type finishedRow struct {
@@ -686,6 +712,21 @@ type finishedRow struct {
 	EventID   string    `bun:"event_id"`
 	EventType string    `bun:"event_type"`
 	CreatedAt time.Time `bun:"created_at"`
+}
+
+// scanFinished reads finishedRows with plain Scans: bun's reflection cost
+// more than the rows.
+func scanFinished(r *sql.Rows, n int) ([]finishedRow, error) {
+	defer r.Close()
+	rows := make([]finishedRow, 0, n)
+	for r.Next() {
+		var f finishedRow
+		if err := r.Scan(&f.ID, &f.EventID, &f.EventType, &f.CreatedAt); err != nil {
+			return nil, err
+		}
+		rows = append(rows, f)
+	}
+	return rows, r.Err()
 }
 
 // finishDeliveries writes the items of fs at indexes items (by delivery id,
@@ -744,7 +785,7 @@ func (s *Store) finishDeliveries(ctx context.Context, tx bun.Tx, fs []webhooks.F
 		r, err = tx.Tx.QueryContext(ctx, finishPostgres,
 			append(s.hot[:len(s.hot):len(s.hot)], now, ids, wss, eps, locks, statuses, attempts, next, codes, bodies, times, errs, delivered)...)
 		if err == nil {
-			err = s.db.ScanRows(ctx, r, &rows)
+			rows, err = scanFinished(r, len(ds))
 		}
 	} else {
 		values := make([]string, len(ds))
@@ -779,7 +820,7 @@ RETURNING id, event_id, event_type, created_at`, append(args, now)...).Scan(ctx,
 // countOutcomes writes to endpoint k the outcomes of the done items of fs
 // naming it, as if written one after another in their order, and marks
 // the item that disables it (if it was active).
-func countOutcomes(ctx context.Context, tx bun.Tx, k endpointKey, active bool, fs []webhooks.Finish, res []webhooks.FinishResult, now time.Time) error {
+func (s *Store) countOutcomes(ctx context.Context, tx bun.Tx, k endpointKey, active bool, fs []webhooks.Finish, res []webhooks.FinishResult, now time.Time) error {
 	var successes, failures, failsAfter int
 	var lastAt time.Time
 	var runStart *time.Time // first failure after the last success
@@ -809,21 +850,38 @@ func countOutcomes(ctx context.Context, tx bun.Tx, k endpointKey, active bool, f
 	if successes+failures == 0 {
 		return nil
 	}
-	set := "success_count = success_count + ?, failure_count = failure_count + ?, last_delivery_at = ?, updated_at = ?"
-	args := []any{successes, failures, lastAt, now}
+	// PostgreSQL: numbered parameters and (s.hot) a statement prepared
+	// once per connection; the text is one of four, so each is parsed and
+	// planned once. SQLite: bun's placeholders (it formats the times).
+	pg := s.dialect == DialectPostgres
+	var args []any
+	if pg {
+		args = s.hot[:len(s.hot):len(s.hot)]
+	}
+	param := func(v any) string {
+		args = append(args, v)
+		if pg {
+			return fmt.Sprintf("$%d", len(args)-len(s.hot))
+		}
+		return "?"
+	}
+	set := "success_count = success_count + " + param(successes) + ", failure_count = failure_count + " + param(failures) +
+		", last_delivery_at = " + param(lastAt) + ", updated_at = " + param(now)
 	if sawSuccess {
-		set += ", consecutive_failures = ?, failing_since = ?"
-		args = append(args, failsAfter, runStart)
+		set += ", consecutive_failures = " + param(failsAfter) + ", failing_since = " + param(runStart)
 	} else {
-		set += ", consecutive_failures = consecutive_failures + ?, failing_since = COALESCE(failing_since, ?)"
-		args = append(args, failsAfter, runStart)
+		set += ", consecutive_failures = consecutive_failures + " + param(failsAfter) + ", failing_since = COALESCE(failing_since, " + param(runStart) + ")"
 	}
 	if disable != "" {
-		set += ", is_active = ?, disabled_reason = ?"
-		args = append(args, false, disable)
+		set += ", is_active = " + param(false) + ", disabled_reason = " + param(disable)
 	}
-	args = append(args, k.workspaceID, k.id)
-	_, err := tx.NewRaw("UPDATE revops_webhook_endpoints SET "+set+" WHERE workspace_id = ? AND id = ?", args...).Exec(ctx)
+	q := "UPDATE revops_webhook_endpoints SET " + set + " WHERE workspace_id = " + param(k.workspaceID) + " AND id = " + param(k.id)
+	var err error
+	if pg {
+		_, err = tx.Tx.ExecContext(ctx, q, args...)
+	} else {
+		_, err = tx.NewRaw(q, args...).Exec(ctx)
+	}
 	return fail("finish webhook attempts", err, "")
 }
 
