@@ -31,7 +31,7 @@ var notReplayed = map[string]bool{
 // method, path with query, and body.
 func (p *Platform) idempotent(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		vals := r.Header.Values("Idempotency-Key")
+		vals := r.Header["Idempotency-Key"] // canonical key: Values would canonicalize it again
 		c := httpapi.CallFrom(r.Context())
 		if len(vals) == 0 || c.Principal == nil || !unsafeMethod(r.Method) {
 			next.ServeHTTP(w, r)

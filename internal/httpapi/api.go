@@ -268,7 +268,7 @@ func (a *API) Begin(next http.Handler) http.Handler {
 			return
 		}
 		// Canonical header keys, so that the hot path allocates no copies.
-		st := &reqState{Context: r.Context(), id: r.Header.Get("X-Request-Id"), tw: trackingWriter{ResponseWriter: w}}
+		st := &reqState{Context: r.Context(), id: header(r.Header, "X-Request-Id"), tw: trackingWriter{ResponseWriter: w}}
 		if !validRequestID(st.id) {
 			newRequestID(&st.idb)
 			st.id = unsafe.String(&st.idb[0], len(st.idb)) // idb is not written again
@@ -293,6 +293,15 @@ func (a *API) Begin(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(tw, r)
 	})
+}
+
+// header is h.Get(key) for a key already in canonical form: it skips
+// canonicalizing the key again, which the hot path would pay per header.
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 type trackingWriter struct {

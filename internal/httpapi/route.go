@@ -231,7 +231,7 @@ func (a *API) admit(r *http.Request, rt *Route, c *Call) error {
 }
 
 func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
+	h := header(r.Header, "Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
@@ -244,7 +244,7 @@ func workspaceOf(r *http.Request, rt *Route, p *auth.Principal) (int64, error) {
 	if rt.Tenant == TenantPath {
 		return pathID(r, rt.WorkspaceParam)
 	}
-	if h := r.Header.Get("X-Workspace-Id"); h != "" {
+	if h := header(r.Header, "X-Workspace-Id"); h != "" {
 		n, err := strconv.ParseInt(h, 10, 64)
 		if err != nil || n <= 0 {
 			return 0, core.E(core.CodeBadRequest, "The X-Workspace-ID header must be a positive integer workspace id.")
