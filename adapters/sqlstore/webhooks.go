@@ -506,25 +506,39 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, un
 }
 
 // claimedEndpoints reads the endpoints of the claimed rows, each once (a
-// batch mostly names few), by (workspace, id).
+// batch mostly names few), by (workspace, id). On PostgreSQL the keys go
+// as two arrays: the text never changes, so (s.hot) it is prepared once per
+// connection instead of parsed and planned with every claim.
 func (s *Store) claimedEndpoints(ctx context.Context, rows []claimRow) (map[endpointKey]webhooks.Endpoint, error) {
 	out := map[endpointKey]webhooks.Endpoint{}
 	seen := map[endpointKey]bool{}
-	var in []string
-	var args []any
+	var wss, ids []int64
 	for _, r := range rows {
 		if k := (endpointKey{r.Delivery.WorkspaceID, r.Delivery.EndpointID}); !seen[k] {
 			seen[k] = true
-			in = append(in, "(?, ?)")
-			args = append(args, k.workspaceID, k.id)
+			wss, ids = append(wss, k.workspaceID), append(ids, k.id)
 		}
 	}
-	if len(in) == 0 {
+	if len(ids) == 0 {
 		return out, nil
 	}
 	var eps []endpointRow
-	err := s.db.NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE (workspace_id, id) IN (VALUES "+
-		strings.Join(in, ", ")+")", args...).Scan(ctx, &eps)
+	var err error
+	if s.dialect == DialectPostgres {
+		var r *sql.Rows
+		r, err = s.db.DB.QueryContext(ctx, "SELECT "+endpointColumns+` FROM revops_webhook_endpoints
+WHERE (workspace_id, id) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))`, append(s.hot[:len(s.hot):len(s.hot)], wss, ids)...)
+		if err == nil {
+			err = s.db.ScanRows(ctx, r, &eps)
+		}
+	} else {
+		in := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(ids)), ", ")
+		args := make([]any, 0, 2*len(ids))
+		for i := range ids {
+			args = append(args, wss[i], ids[i])
+		}
+		err = s.db.NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE (workspace_id, id) IN (VALUES "+in+")", args...).Scan(ctx, &eps)
+	}
 	for i := range eps {
 		out[endpointKey{eps[i].WorkspaceID, eps[i].ID}] = eps[i].endpoint()
 	}
