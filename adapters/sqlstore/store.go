@@ -254,6 +254,18 @@ func (s *Store) conn(ctx context.Context) bun.IDB {
 	return s.db
 }
 
+// raw is conn(ctx) at the database/sql level: bun does not format what is
+// run on it, so a statement may use $n parameters and (s.hot) be prepared
+// once per connection.
+func (s *Store) raw(ctx context.Context) interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+} {
+	if h := hostTxFrom(ctx); h != nil && h.db == s.db {
+		return h.tx.Tx
+	}
+	return s.db.DB
+}
+
 // InTx reports whether ctx carries a transaction of RunInTx on this store.
 func (s *Store) InTx(ctx context.Context) bool {
 	h := hostTxFrom(ctx)

@@ -121,6 +121,28 @@ func testHostTx(t *testing.T, st *sqlstore.Store) {
 	if s := q.seen(); len(s) != 2 || !s[1] {
 		t.Fatalf("queued %v after a plain Publish; want a second, visible delivery", s)
 	}
+
+	// A refused write inside the host's transaction (an event id taken)
+	// fails alone: the host's transaction goes on and commits.
+	ev, err := svc.Publish(ctx, wid, "post.created", map[string]int{"id": 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.RunInTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		dup := &webhooks.Event{ID: ev.ID, WorkspaceID: wid, Type: "post.created", Payload: []byte(`{}`)}
+		_, err := st.CreateWebhookEvent(ctx, dup, []webhooks.Delivery{{EndpointID: ep.ID}})
+		if core.As(err).Code != core.CodeConflict {
+			t.Errorf("CreateWebhookEvent with a taken id in the host's transaction = %v, want a conflict", err)
+		}
+		_, err = tx.NewRaw("INSERT INTO host_posts (id, title) VALUES (?, ?)", 5, "After").Exec(ctx)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("the host's transaction after a refused event: %v", err)
+	}
+	if p, d := countPosts(), countDeliveries(); p != 2 || d != 3 {
+		t.Fatalf("after a refused event in a committed transaction: %d posts, %d deliveries; want 2, 3", p, d)
+	}
 }
 
 type nopSender struct{}

@@ -208,10 +208,21 @@ func (s *Store) DeleteWebhookEndpoint(ctx context.Context, workspaceID, id int64
 // ActiveWebhookEndpoints lists the workspace's active endpoints by id.
 func (s *Store) ActiveWebhookEndpoints(ctx context.Context, workspaceID int64) ([]webhooks.Endpoint, error) {
 	var rows []endpointRow
+	var err error
 	// In the host's transaction when there is one: Publish reads this
 	// there, and a single-connection database has no other to read on.
-	err := s.conn(ctx).NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE workspace_id = ? AND is_active = ? ORDER BY id",
-		workspaceID, true).Scan(ctx, &rows)
+	if s.dialect == DialectPostgres {
+		// Every Publish reads this: (s.hot) prepared once per connection.
+		var r *sql.Rows
+		r, err = s.raw(ctx).QueryContext(ctx, "SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE workspace_id = $1 AND is_active ORDER BY id",
+			append(s.hot[:len(s.hot):len(s.hot)], workspaceID)...)
+		if err == nil {
+			err = s.db.ScanRows(ctx, r, &rows)
+		}
+	} else {
+		err = s.conn(ctx).NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE workspace_id = ? AND is_active = ? ORDER BY id",
+			workspaceID, true).Scan(ctx, &rows)
+	}
 	if err != nil {
 		return nil, fail("list active webhook endpoints", err, "")
 	}
@@ -247,42 +258,50 @@ func (s *Store) CreateWebhookEvent(ctx context.Context, ev *webhooks.Event, ds [
 	}
 	created := orNow(ev.CreatedAt)
 	out := make([]webhooks.Delivery, len(ds))
-	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		_, err := tx.NewRaw("INSERT INTO revops_webhook_events (id, workspace_id, type, payload, created_at) VALUES (?, ?, ?, ?, ?)",
-			id, ev.WorkspaceID, ev.Type, string(ev.Payload), created).Exec(ctx)
-		if err != nil {
-			return fail("create webhook event", err, "An event with this id already exists.")
+	for i, d := range ds {
+		d.WorkspaceID, d.EventID, d.EventType = ev.WorkspaceID, id, ev.Type
+		if d.Status == "" {
+			d.Status = webhooks.StatusPending
 		}
-		for i, d := range ds {
-			d.WorkspaceID, d.EventID, d.EventType = ev.WorkspaceID, id, ev.Type
-			if d.Status == "" {
-				d.Status = webhooks.StatusPending
+		d.CreatedAt = ts(d.CreatedAt)
+		if d.CreatedAt.IsZero() {
+			d.CreatedAt = created
+		}
+		d.UpdatedAt = ts(d.UpdatedAt)
+		if d.UpdatedAt.IsZero() {
+			d.UpdatedAt = d.CreatedAt
+		}
+		if d.NextAttemptAt == nil && (d.Status == webhooks.StatusPending || d.Status == webhooks.StatusRetrying) {
+			d.NextAttemptAt = ptrTo(d.CreatedAt)
+		}
+		normalizeDelivery(&d)
+		out[i] = d
+	}
+	var err error
+	if s.dialect == DialectPostgres {
+		err = s.createEventPostgres(ctx, ev, id, created, out)
+	} else {
+		err = s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			_, err := tx.NewRaw("INSERT INTO revops_webhook_events (id, workspace_id, type, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+				id, ev.WorkspaceID, ev.Type, string(ev.Payload), created).Exec(ctx)
+			if err != nil {
+				return fail("create webhook event", err, "An event with this id already exists.")
 			}
-			d.CreatedAt = ts(d.CreatedAt)
-			if d.CreatedAt.IsZero() {
-				d.CreatedAt = created
-			}
-			d.UpdatedAt = ts(d.UpdatedAt)
-			if d.UpdatedAt.IsZero() {
-				d.UpdatedAt = d.CreatedAt
-			}
-			if d.NextAttemptAt == nil && (d.Status == webhooks.StatusPending || d.Status == webhooks.StatusRetrying) {
-				d.NextAttemptAt = ptrTo(d.CreatedAt)
-			}
-			normalizeDelivery(&d)
-			err := tx.NewRaw(`INSERT INTO revops_webhook_deliveries (workspace_id, endpoint_id, event_id, event_type, status, attempt,
+			for i := range out {
+				d := &out[i]
+				err := tx.NewRaw(`INSERT INTO revops_webhook_deliveries (workspace_id, endpoint_id, event_id, event_type, status, attempt,
 next_attempt_at, locked_until, response_code, response_body, response_time_ms, error, delivered_at, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-				d.WorkspaceID, d.EndpointID, d.EventID, d.EventType, d.Status, d.Attempt,
-				d.NextAttemptAt, d.LockedUntil, d.ResponseCode, []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt,
-				d.CreatedAt, d.UpdatedAt).Scan(ctx, &d.ID)
-			if err != nil {
-				return fail("create webhook delivery", err, "")
+					d.WorkspaceID, d.EndpointID, d.EventID, d.EventType, d.Status, d.Attempt,
+					d.NextAttemptAt, d.LockedUntil, d.ResponseCode, []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt,
+					d.CreatedAt, d.UpdatedAt).Scan(ctx, &d.ID)
+				if err != nil {
+					return fail("create webhook delivery", err, "")
+				}
 			}
-			out[i] = d
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -290,6 +309,72 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 	copy(ds, out)
 	return ds, nil
 }
+
+// createEventPostgres inserts the event and its deliveries ds (filled in,
+// given their ids) with one statement: the event in a data-modifying CTE,
+// the deliveries from one array per column, in order. One round trip, and
+// atomic by itself; in the host's transaction it runs under a savepoint,
+// so that a failure (a duplicate id, an endpoint of another workspace)
+// does not abort the host's.
+func (s *Store) createEventPostgres(ctx context.Context, ev *webhooks.Event, id string, created time.Time, ds []webhooks.Delivery) error {
+	n := len(ds)
+	eps, attempts, codes, times := make([]int64, n), make([]int, n), make([]int, n), make([]int, n)
+	statuses, errs := make([]string, n), make([]string, n)
+	next, locks, delivered := make([]*time.Time, n), make([]*time.Time, n), make([]*time.Time, n)
+	createdAt, updated := make([]time.Time, n), make([]time.Time, n)
+	bodies := make([][]byte, n)
+	for i, d := range ds {
+		eps[i], statuses[i], attempts[i], next[i], locks[i] = d.EndpointID, d.Status, d.Attempt, d.NextAttemptAt, d.LockedUntil
+		codes[i], bodies[i], times[i], errs[i], delivered[i] = d.ResponseCode, []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt
+		createdAt[i], updated[i] = d.CreatedAt, d.UpdatedAt
+	}
+	args := append(s.hot[:len(s.hot):len(s.hot)], id, ev.WorkspaceID, ev.Type, string(ev.Payload), created,
+		eps, statuses, attempts, next, locks, codes, bodies, times, errs, delivered, createdAt, updated)
+	insert := func(ctx context.Context, q interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}) error {
+		r, err := q.QueryContext(ctx, createEventPostgres, args...)
+		if err != nil {
+			return fail("create webhook event", err, "An event with this id already exists.")
+		}
+		defer r.Close()
+		i := 0
+		for r.Next() {
+			if i == n {
+				return fmt.Errorf("sqlstore: create webhook event: more deliveries inserted than given")
+			}
+			if err := r.Scan(&ds[i].ID); err != nil {
+				return fail("create webhook event", err, "")
+			}
+			i++
+		}
+		if err := r.Err(); err != nil { // a constraint fails as the rows are read
+			return fail("create webhook event", err, "An event with this id already exists.")
+		}
+		if i != n {
+			return fmt.Errorf("sqlstore: create webhook event: %d of %d deliveries inserted", i, n)
+		}
+		return nil
+	}
+	if s.InTx(ctx) {
+		return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error { return insert(ctx, tx.Tx) })
+	}
+	return insert(ctx, s.db.DB)
+}
+
+// createEventPostgres is the statement of createEventPostgres: $1–$5 the
+// event, $6–$17 the deliveries' columns after event_type, as arrays.
+const createEventPostgres = `WITH ev AS (INSERT INTO revops_webhook_events (id, workspace_id, type, payload, created_at) VALUES ($1, $2, $3, $4, $5))
+INSERT INTO revops_webhook_deliveries (workspace_id, endpoint_id, event_id, event_type, status, attempt,
+next_attempt_at, locked_until, response_code, response_body, response_time_ms, error, delivered_at, created_at, updated_at)
+SELECT $2, v.endpoint_id, $1, $3, v.status, v.attempt, v.next_attempt_at, v.locked_until, v.response_code, v.response_body,
+v.response_time_ms, v.error, v.delivered_at, v.created_at, v.updated_at
+FROM unnest($6::bigint[], $7::text[], $8::int[], $9::timestamptz[], $10::timestamptz[], $11::int[], $12::bytea[], $13::int[],
+$14::text[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[]) WITH ORDINALITY
+AS v(endpoint_id, status, attempt, next_attempt_at, locked_until, response_code, response_body, response_time_ms, error,
+delivered_at, created_at, updated_at, n)
+ORDER BY v.n
+RETURNING id`
 
 func (s *Store) WebhookEvent(ctx context.Context, workspaceID int64, id string) (*webhooks.Event, error) {
 	var r webhookEventRow
