@@ -215,8 +215,11 @@ func TestRefreshReuseRevokesFamily(t *testing.T) {
 	}
 }
 
-// TestConcurrentRefresh: of concurrent rotations of one token exactly one
-// wins; the others presented it a second time, so the session dies. A loser
+// TestConcurrentRefresh: of concurrent rotations of one token at most one
+// wins; the others presented it a second time, so the session dies. None
+// wins when a loser's reuse detection revokes the session after the winner
+// spent the old token and before it stored its new one (the rotation's
+// steps are fosite's, one write each): the session dies either way. A loser
 // that comes after fosite's reuse handling has deleted the token finds it
 // unknown: still 401, just not reported as reuse again.
 func TestConcurrentRefresh(t *testing.T) {
@@ -241,8 +244,8 @@ func TestConcurrentRefresh(t *testing.T) {
 			t.Errorf("a losing rotation: %v, want 401", err)
 		}
 	}
-	if wins != 1 || reuses == 0 || !f.revoked(rt.SessionID) {
-		t.Fatalf("%d rotations won (want 1), %d reported reuse (want some); session revoked: %v", wins, reuses, f.revoked(rt.SessionID))
+	if wins > 1 || reuses == 0 || !f.revoked(rt.SessionID) {
+		t.Fatalf("%d rotations won (want at most 1), %d reported reuse (want some); session revoked: %v", wins, reuses, f.revoked(rt.SessionID))
 	}
 }
 
