@@ -236,6 +236,10 @@ type TokensConfig struct {
 	// AccessTTL is the access-token lifetime (default 15 min); RefreshTTL
 	// the refresh-token lifetime, renewed by each rotation (default 30 days).
 	AccessTTL, RefreshTTL time.Duration
+	// SessionMaxAge ends a token session this long after its login, however
+	// often it is refreshed (default 90 days): refresh tokens are capped at
+	// that end, and the user signs in again after it.
+	SessionMaxAge time.Duration
 	// LoginPerAccount and LoginPerIP limit login attempts per email and
 	// per client IP (default 10 and 30 per minute); beyond them 429.
 	LoginPerAccount, LoginPerIP ratelimit.Policy
@@ -245,8 +249,11 @@ func (tc *TokensConfig) validate() error {
 	if tc.Issuer == "" {
 		tc.Issuer = "revops"
 	}
-	if tc.AccessTTL < 0 || tc.RefreshTTL < 0 {
-		return errors.New("revops: Config.Tokens TTLs must not be negative (zero means the default)")
+	if tc.AccessTTL < 0 || tc.RefreshTTL < 0 || tc.SessionMaxAge < 0 {
+		return errors.New("revops: Config.Tokens TTLs and SessionMaxAge must not be negative (zero means the default)")
+	}
+	if tc.SessionMaxAge == 0 {
+		tc.SessionMaxAge = 90 * 24 * time.Hour
 	}
 	if tc.AccessTTL == 0 {
 		tc.AccessTTL = 15 * time.Minute

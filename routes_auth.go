@@ -95,7 +95,7 @@ func (p *Platform) initLogin() error {
 	if err != nil {
 		return fmt.Errorf("revops: Config.Tokens: %w", err)
 	}
-	issuer, err := oauth.New(oauth.Config{Store: p.cfg.Store, Signer: signer, RefreshTTL: tc.RefreshTTL, Now: p.cfg.Now,
+	issuer, err := oauth.New(oauth.Config{Store: p.cfg.Store, Signer: signer, RefreshTTL: tc.RefreshTTL, SessionMaxAge: tc.SessionMaxAge, Now: p.cfg.Now,
 		Memberships: p.membershipClaims})
 	if err != nil {
 		return fmt.Errorf("revops: %w", err)

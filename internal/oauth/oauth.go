@@ -71,7 +71,10 @@ type Config struct {
 	Store      Store
 	Signer     *token.Signer // signs and verifies access tokens; its keys also key the refresh-token HMAC
 	RefreshTTL time.Duration
-	Now        func() time.Time
+	// SessionMaxAge ends a session this long after its login, however often
+	// it is refreshed: no refresh token outlives it (0: no end).
+	SessionMaxAge time.Duration
+	Now           func() time.Time
 	// Memberships are the workspace claims of a user's access tokens,
 	// read again at every rotation.
 	Memberships func(ctx context.Context, userID int64) ([]token.WorkspaceClaim, error)
@@ -122,7 +125,7 @@ func New(cfg Config) (*Provider, error) {
 		HMACSHAStrategy: &refreshStrategy{HMACSHAStrategyUnPrefixed: oauth2.NewHMACSHAStrategyUnPrefixed(&hmac.HMACStrategy{Config: fc}, fc), now: p.clock},
 		Config:          fc,
 	}
-	p.store = &storage{store: cfg.Store, client: p.client, now: p.clock, audience: cfg.Signer.Audience()}
+	p.store = &storage{store: cfg.Store, client: p.client, now: p.clock, audience: cfg.Signer.Audience(), maxAge: cfg.SessionMaxAge}
 	p.oauth = compose.Compose(fc, p.store, p.strategy,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OAuth2TokenRevocationFactory,

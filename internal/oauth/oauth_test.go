@@ -24,13 +24,14 @@ import (
 )
 
 type fixture struct {
-	t     *testing.T
-	ctx   context.Context
-	store *sqlstore.Store
-	clock *testclock.Clock
-	key   ed25519.PrivateKey
-	p     *Provider
-	user  *workspace.User
+	t      *testing.T
+	ctx    context.Context
+	store  *sqlstore.Store
+	clock  *testclock.Clock
+	key    ed25519.PrivateKey
+	p      *Provider
+	user   *workspace.User
+	maxAge time.Duration // of sessions, for providers made after it is set
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -54,7 +55,7 @@ func (f *fixture) provider(key ed25519.PrivateKey) *Provider {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	p, err := New(Config{Store: f.store, Signer: signer, RefreshTTL: 24 * time.Hour, Now: f.clock.Now,
+	p, err := New(Config{Store: f.store, Signer: signer, RefreshTTL: 24 * time.Hour, SessionMaxAge: f.maxAge, Now: f.clock.Now,
 		Memberships: func(context.Context, int64) ([]token.WorkspaceClaim, error) {
 			return []token.WorkspaceClaim{{ID: 7, Role: "owner"}}, nil
 		}})
@@ -262,6 +263,66 @@ func TestRefreshExpiry(t *testing.T) {
 	f.clock.Advance(24 * time.Hour)
 	if _, err := f.p.Refresh(f.ctx, next.Refresh); !errors.Is(err, core.ErrUnauthorized) {
 		t.Fatalf("after expiry: %v, want 401", err)
+	}
+}
+
+// TestSessionMaxAge: a session refreshed every day still ends MaxAge after
+// its login: the refresh token issued near the end expires at the end (and
+// says so), and after it the token is unknown, not reused.
+func TestSessionMaxAge(t *testing.T) {
+	f := newFixture(t)
+	f.maxAge = 72 * time.Hour
+	f.p = f.provider(f.key)
+	start := f.clock.Now()
+	s := &login.Session{UserID: f.user.ID, CreatedAt: start}
+	if err := f.store.CreateSession(f.ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.p.Issue(f.ctx, f.user, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for day := 1; day <= 2; day++ { // each refresh well within the token's 24 h
+		f.clock.Advance(20 * time.Hour)
+		if tok, err = f.p.Refresh(f.ctx, tok.Refresh); err != nil {
+			t.Fatalf("refresh %d: %v", day, err)
+		}
+		if want := f.clock.Now().Add(24 * time.Hour); tok.RefreshExpiresAt.Sub(want).Abs() > time.Second {
+			t.Fatalf("refresh %d: the new token expires at %s, want %s (not capped yet)", day, tok.RefreshExpiresAt, want)
+		}
+	}
+	f.clock.Advance(10 * time.Hour) // 50 h in: 24 h more would pass the 72 h end
+	if tok, err = f.p.Refresh(f.ctx, tok.Refresh); err != nil {
+		t.Fatalf("refresh near the end: %v", err)
+	}
+	end := start.Add(f.maxAge)
+	if tok.RefreshExpiresAt.Sub(end).Abs() > time.Second {
+		t.Fatalf("refresh near the end: the new token expires at %s, want the session's end %s", tok.RefreshExpiresAt, end)
+	}
+	f.clock.Advance(22*time.Hour + time.Second)
+	_, err = f.p.Refresh(f.ctx, tok.Refresh)
+	var reuse *login.ReuseError
+	if !errors.Is(err, core.ErrUnauthorized) || errors.As(err, &reuse) {
+		t.Fatalf("refresh after the session's end: %v, want a plain 401", err)
+	}
+
+	// A token issued before the limit was set (not capped) stops at the
+	// session's end too, though it has not expired.
+	f.maxAge = 0
+	f.p = f.provider(f.key)
+	s2 := &login.Session{UserID: f.user.ID, CreatedAt: f.clock.Now()}
+	if err := f.store.CreateSession(f.ctx, s2); err != nil {
+		t.Fatal(err)
+	}
+	old, err := f.p.Issue(f.ctx, f.user, s2.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(20 * time.Hour)
+	f.maxAge = 12 * time.Hour
+	f.p = f.provider(f.key)
+	if _, err := f.p.Refresh(f.ctx, old.Refresh); !errors.Is(err, core.ErrUnauthorized) || errors.As(err, &reuse) {
+		t.Fatalf("refresh of an uncapped token after its session's end: %v, want a plain 401", err)
 	}
 }
 

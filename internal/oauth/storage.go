@@ -23,6 +23,7 @@ type storage struct {
 	client   fosite.Client
 	now      func() time.Time
 	audience string
+	maxAge   time.Duration // of a session, from its login; 0: none
 }
 
 var (
@@ -79,6 +80,17 @@ func (s *storage) CreateRefreshTokenSession(ctx context.Context, signature, _ st
 	if exp.IsZero() {
 		return errors.New("oauth: a refresh token without an expiry")
 	}
+	if s.maxAge > 0 {
+		sess, err := s.store.Session(ctx, sid)
+		if err != nil {
+			return err
+		}
+		if end := sess.CreatedAt.Add(s.maxAge); end.Before(exp) {
+			// The response reports the session's expiry too: same object.
+			exp = end
+			r.GetSession().SetExpiresAt(fosite.RefreshToken, exp)
+		}
+	}
 	return s.store.CreateRefreshToken(ctx, &login.RefreshToken{SessionID: sid, UserID: uid, Hash: signature, CreatedAt: s.now(), ExpiresAt: exp})
 }
 
@@ -97,6 +109,11 @@ func (s *storage) GetRefreshTokenSession(ctx context.Context, signature string, 
 	sess, err := s.store.Session(ctx, t.SessionID)
 	if err != nil {
 		return nil, err
+	}
+	if s.maxAge > 0 && !s.now().Before(sess.CreatedAt.Add(s.maxAge)) {
+		// The session is over (its tokens were capped at its end): an
+		// unknown token, not a reused one.
+		return nil, fosite.ErrNotFound
 	}
 	r := s.request(t)
 	pr := probeOf(ctx)
