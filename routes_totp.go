@@ -288,6 +288,22 @@ func (p *Platform) totpRoutes() {
 			return &totpConfirmOut{Enabled: true, RecoveryCodes: codes}, nil
 		})
 
+	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/auth/totp/recovery-codes", Tag: tag, Scope: "totp:write",
+		Message: "New recovery codes issued. Store them: they are shown only once, and the old ones no longer work.",
+		Summary: "Replace the recovery codes with ten new ones, with a current code from the authenticator app"},
+		func(ctx context.Context, c *Call, in *totpCodeIn) (*totpConfirmOut, error) {
+			u, err := user(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			codes, err := p.totp.ReplaceRecoveryCodes(ctx, u.ID, in.Code, "code")
+			if err != nil {
+				return nil, err
+			}
+			p.recordTOTP(ctx, c, u, audit.TOTPRecoveryCodesReplaced, map[string]any{"recovery_codes": len(codes)})
+			return &totpConfirmOut{Enabled: true, RecoveryCodes: codes}, nil
+		})
+
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/auth/totp/disable", Tag: tag, Scope: "totp:write",
 		Message: "Two-factor authentication disabled.",
 		Summary: "Disable two-factor authentication with a current code or a recovery code"},

@@ -183,7 +183,8 @@ func btoi(b bool) int {
 
 // totpRoutesCovered are the two-factor routes TestTenantIsolationTOTP
 // drives. They take no ids: each acts on the caller's own user only.
-var totpRoutesCovered = map[string]bool{"GET /auth/totp": true, "POST /auth/totp/enroll": true, "POST /auth/totp/confirm": true, "POST /auth/totp/disable": true}
+var totpRoutesCovered = map[string]bool{"GET /auth/totp": true, "POST /auth/totp/enroll": true, "POST /auth/totp/confirm": true, "POST /auth/totp/disable": true,
+	"POST /auth/totp/recovery-codes": true}
 
 // TestTenantIsolationTOTP: user X can never see or change user Y's
 // two-factor state, nor spend Y's codes.
@@ -210,6 +211,7 @@ func TestTenantIsolationTOTP(t *testing.T) {
 		t.Fatalf("X sees %v, want its own (empty) state", d)
 	}
 	e.do("POST", "/auth/totp/disable", xkey, map[string]any{"code": ycode}).must(t, 409, "conflict")
+	e.do("POST", "/auth/totp/recovery-codes", xkey, map[string]any{"code": ycode}).must(t, 409, "conflict")
 	xsecret := e.do("POST", "/auth/totp/enroll", xkey, nil).must(t, 201).str("secret")
 	if xsecret == ysecret {
 		t.Fatal("X's enrolment returned Y's secret")
@@ -219,6 +221,9 @@ func TestTenantIsolationTOTP(t *testing.T) {
 	}
 	e.do("POST", "/auth/totp/confirm", xkey, map[string]any{"code": codeAt(t, xsecret, e.clock.Now())}).must(t, 200)
 	e.do("POST", "/auth/totp/disable", xkey, map[string]any{"code": yrecovery[0]}).must(t, 422, "validation_failed")
+	if codeAt(t, xsecret, e.clock.Now()) != ycode {
+		e.do("POST", "/auth/totp/recovery-codes", xkey, map[string]any{"code": ycode}).must(t, 422, "validation_failed")
+	}
 
 	// Y is untouched: still enabled, every recovery code left, and the code
 	// X tried is still Y's to use.

@@ -318,6 +318,40 @@ func TestTOTPDisable(t *testing.T) {
 	e.do("POST", "/auth/totp/enroll", narrow, nil).must(t, 403, "access_denied")
 }
 
+// TestTOTPReplaceRecoveryCodes: a current code replaces every recovery
+// code with ten new ones; a recovery code or a replayed code cannot.
+func TestTOTPReplaceRecoveryCodes(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	e.withFastPassword(e.owner.ID)
+	e.do("POST", "/auth/totp/recovery-codes", e.key, map[string]any{"code": "123456"}).must(t, 409, "conflict") // not enabled
+	secret, old := e.enableTOTP(e.key)
+	e.do("POST", "/auth/totp/recovery-codes", e.key, map[string]any{"code": old[0]}).must(t, 422, "validation_failed")
+	e.do("POST", "/auth/totp/recovery-codes", e.key, map[string]any{}).must(t, 422, "validation_failed")
+	e.loginTOTP("admin@localhost", old[1]).must(t, 200) // one old code used
+
+	code := e.nextCode(secret)
+	r := e.do("POST", "/auth/totp/recovery-codes", e.key, map[string]any{"code": code}).must(t, 200)
+	is.Equal(r.Body["message"], "New recovery codes issued. Store them: they are shown only once, and the old ones no longer work.")
+	var fresh []string
+	for _, c := range r.data()["recovery_codes"].([]any) {
+		fresh = append(fresh, c.(string))
+		is.True(recoveryRE.MatchString(c.(string)))
+	}
+	is.Equal(len(fresh), 10)
+	is.Equal(e.lastEvent(audit.TOTPRecoveryCodesReplaced).Metadata["recovery_codes"], 10.0)
+	is.Equal(e.do("GET", "/auth/totp", e.key, nil).must(t, 200).data()["recovery_codes_remaining"], 10.0)
+	// The code it spent cannot be replayed, here or at login.
+	e.do("POST", "/auth/totp/recovery-codes", e.key, map[string]any{"code": code}).must(t, 422, "validation_failed")
+	e.loginTOTP("admin@localhost", code).must(t, 401, "unauthorized")
+	// Old codes, used or not, are gone; new ones work.
+	e.clock.Advance(time.Minute) // a fresh allowance of code checks
+	e.loginTOTP("admin@localhost", old[2]).must(t, 401, "unauthorized")
+	e.loginTOTP("admin@localhost", old[1]).must(t, 401, "unauthorized")
+	e.loginTOTP("admin@localhost", fresh[0]).must(t, 200)
+	is.Equal(e.do("GET", "/auth/totp", e.key, nil).must(t, 200).data()["recovery_codes_remaining"], 9.0)
+}
+
 // TestTOTPWorkspacePolicyRequired: in a workspace that requires two-factor
 // authentication, members without it cannot act, by any user credential
 // and on any workspace route, but can still enrol; workspace keys go on.

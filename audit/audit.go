@@ -62,6 +62,7 @@ const (
 	TOTPEnabled                = "totp.enabled"  // confirmed with a first code
 	TOTPDisabled               = "totp.disabled"
 	TOTPRecoveryCodeUsed       = "totp.recovery_code_used"
+	TOTPRecoveryCodesReplaced  = "totp.recovery_codes_replaced" // a new set; the old codes stop working
 	WorkspaceTOTPPolicyChanged = "workspace.totp_policy_changed"
 	WorkspaceDeleted           = "workspace.deleted"
 	SecretRevealed             = "secret.revealed"
@@ -74,7 +75,7 @@ var Actions = []string{
 	LoginSucceeded, LoginFailed, TokenReuseDetected,
 	APIKeyCreated, APIKeyRotated, APIKeyRevoked,
 	MemberAdded, MemberRemoved, MemberRoleChanged,
-	TOTPEnrolled, TOTPEnabled, TOTPDisabled, TOTPRecoveryCodeUsed, WorkspaceTOTPPolicyChanged, WorkspaceDeleted,
+	TOTPEnrolled, TOTPEnabled, TOTPDisabled, TOTPRecoveryCodeUsed, TOTPRecoveryCodesReplaced, WorkspaceTOTPPolicyChanged, WorkspaceDeleted,
 	SecretRevealed, SessionRevoked, UserCreated,
 }
 

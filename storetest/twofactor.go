@@ -16,6 +16,8 @@ func totpTests() []test {
 		{"TOTP/EnableRace", testTOTPEnableRace},
 		{"TOTP/RecoveryCodes", testTOTPRecoveryCodes},
 		{"TOTP/RecoveryRace", testTOTPRecoveryRace},
+		{"TOTP/ReplaceRecoveryCodes", testTOTPReplaceRecoveryCodes},
+		{"TOTP/ReplaceRace", testTOTPReplaceRace},
 	}
 }
 
@@ -154,4 +156,57 @@ func testTOTPRecoveryRace(e *env) {
 	uid := e.enabledTOTP("recovery-race", h)
 	errs := parallel(16, func(int) error { return e.s.UseRecoveryCode(e.ctx, uid, h, at(time.Hour)) })
 	e.oneWins(errs, core.ErrNotFound, "use of one recovery code")
+}
+
+// testTOTPReplaceRecoveryCodes: a new set replaces every old code, used or
+// not, and spends its step; a step not after the last one changes nothing.
+func testTOTPReplaceRecoveryCodes(e *env) {
+	used, unused := e.hash(), e.hash()
+	uid := e.enabledTOTP("replace", used, unused)
+	other := e.enabledTOTP("replace-other", e.hash())
+	pending := e.user("replace-pending")
+	e.must(e.s.PutTOTP(e.ctx, &twofactor.Secret{UserID: pending.ID, Secret: "P", CreatedAt: at(0)}), "PutTOTP")
+	e.notFound(e.s.ReplaceRecoveryCodes(e.ctx, pending.ID, 101, []string{e.hash()}, at(time.Hour)), "ReplaceRecoveryCodes on a pending enrolment")
+	e.notFound(e.s.ReplaceRecoveryCodes(e.ctx, e.user("replace-none").ID, 101, []string{e.hash()}, at(time.Hour)), "ReplaceRecoveryCodes without an enrolment")
+	e.must(e.s.UseRecoveryCode(e.ctx, uid, used, at(time.Hour)), "UseRecoveryCode")
+
+	kept := e.hash()
+	e.conflict(e.s.ReplaceRecoveryCodes(e.ctx, uid, 100, []string{e.hash()}, at(time.Hour)), "ReplaceRecoveryCodes with the step EnableTOTP used")
+	if got, _ := e.s.TOTP(e.ctx, uid); got.RecoveryRemaining != 1 {
+		e.t.Fatalf("a refused replacement left %d recovery codes, want the 1 unused", got.RecoveryRemaining)
+	}
+	fresh := []string{kept, e.hash(), e.hash()}
+	e.must(e.s.ReplaceRecoveryCodes(e.ctx, uid, 101, fresh, at(2*time.Hour)), "ReplaceRecoveryCodes")
+	got, err := e.s.TOTP(e.ctx, uid)
+	e.must(err, "TOTP")
+	if got.RecoveryRemaining != 3 || got.LastStep != 101 || got.EnabledAt == nil {
+		e.t.Fatalf("after replacement %+v, want 3 recovery codes, step 101, still enabled", got)
+	}
+	e.conflict(e.s.UseTOTPStep(e.ctx, uid, 101), "the step the replacement used")
+	e.notFound(e.s.UseRecoveryCode(e.ctx, uid, unused, at(3*time.Hour)), "an old unused recovery code")
+	e.notFound(e.s.UseRecoveryCode(e.ctx, uid, used, at(3*time.Hour)), "an old used recovery code")
+	e.must(e.s.UseRecoveryCode(e.ctx, uid, kept, at(3*time.Hour)), "a new recovery code")
+	if got, _ := e.s.TOTP(e.ctx, other); got.RecoveryRemaining != 1 || got.LastStep != 100 {
+		e.t.Fatalf("another user's enrolment changed: %+v", got)
+	}
+}
+
+// testTOTPReplaceRace: of concurrent replacements with one step exactly one
+// wins, and its codes are the ones kept.
+func testTOTPReplaceRace(e *env) {
+	uid := e.enabledTOTP("replace-race", e.hash())
+	sets := make([][]string, 8)
+	for i := range sets {
+		sets[i] = []string{e.hash(), e.hash()}
+	}
+	errs := parallel(len(sets), func(i int) error { return e.s.ReplaceRecoveryCodes(e.ctx, uid, 200, sets[i], at(time.Hour)) })
+	e.oneWins(errs, core.ErrConflict, "replacement of the recovery codes with one step")
+	for i, err := range errs {
+		got := e.s.UseRecoveryCode(e.ctx, uid, sets[i][0], at(2*time.Hour))
+		if err == nil {
+			e.must(got, "the winner's recovery code")
+		} else {
+			e.notFound(got, "a loser's recovery code")
+		}
+	}
 }

@@ -70,6 +70,10 @@ type Secret struct {
 //     is later than it: an equal or earlier step is a conflict (of
 //     concurrent callers with one step exactly one succeeds); no enabled
 //     enrolment: not found;
+//   - ReplaceRecoveryCodes spends step as UseTOTPStep does and replaces all
+//     the user's recovery codes (used or not) with recoveryHashes, at once:
+//     an equal or earlier step is a conflict and changes nothing; no
+//     enabled enrolment: not found;
 //   - UseRecoveryCode marks the user's unused code with this hash used: of
 //     concurrent callers exactly one succeeds; unknown, used or another
 //     user's: not found;
@@ -80,6 +84,7 @@ type Store interface {
 	PutTOTP(ctx context.Context, s *Secret) error
 	EnableTOTP(ctx context.Context, userID, step int64, recoveryHashes []string, at time.Time) error
 	UseTOTPStep(ctx context.Context, userID, step int64) error
+	ReplaceRecoveryCodes(ctx context.Context, userID, step int64, recoveryHashes []string, at time.Time) error
 	UseRecoveryCode(ctx context.Context, userID int64, hash string, at time.Time) error
 	DeleteTOTP(ctx context.Context, userID int64) error
 }
@@ -267,12 +272,7 @@ func (s *Service) Confirm(ctx context.Context, userID int64, code, field string)
 	if !ok || step <= sec.LastStep {
 		return nil, ErrInvalidCode(field)
 	}
-	codes := make([]string, RecoveryCodes)
-	hashes := make([]string, RecoveryCodes)
-	for i := range codes {
-		codes[i] = newRecoveryCode()
-		hashes[i] = HashRecoveryCode(codes[i])
-	}
+	codes, hashes := newRecoveryCodes()
 	err = s.cfg.Store.EnableTOTP(ctx, userID, step, hashes, s.clock())
 	switch {
 	case errors.Is(err, core.ErrConflict):
@@ -326,6 +326,47 @@ func (s *Service) Check(ctx context.Context, userID int64, code, field string) (
 		return "", ErrInvalidCode(field) // replayed, or used concurrently
 	}
 	return MethodTOTP, err
+}
+
+// ReplaceRecoveryCodes checks a current code of an enabled secret (not a
+// recovery code: a new set proves the authenticator is still at hand) and
+// replaces the user's recovery codes with new ones, returned this once; the
+// old ones, used or not, stop working. Errors as Check's.
+func (s *Service) ReplaceRecoveryCodes(ctx context.Context, userID int64, code, field string) ([]string, error) {
+	code = normalize(code)
+	if !isTOTPCode(code) {
+		return nil, core.Invalid(field, "The code must be the 6-digit code from your authenticator app (a recovery code cannot replace the recovery codes).")
+	}
+	sec, err := s.cfg.Store.TOTP(ctx, userID)
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		return nil, ErrNotEnabled()
+	case err != nil:
+		return nil, err
+	case sec.EnabledAt == nil:
+		return nil, ErrNotEnabled()
+	}
+	if err := s.limit(ctx, userID); err != nil {
+		return nil, err
+	}
+	step, ok, err := s.match(sec, code)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || step <= sec.LastStep {
+		return nil, ErrInvalidCode(field)
+	}
+	codes, hashes := newRecoveryCodes()
+	err = s.cfg.Store.ReplaceRecoveryCodes(ctx, userID, step, hashes, s.clock())
+	switch {
+	case errors.Is(err, core.ErrConflict):
+		return nil, ErrInvalidCode(field) // replayed, or used concurrently
+	case errors.Is(err, core.ErrNotFound):
+		return nil, ErrNotEnabled() // disabled meanwhile
+	case err != nil:
+		return nil, err
+	}
+	return codes, nil
 }
 
 // Disable turns two-factor authentication off after checking a current
@@ -429,6 +470,16 @@ func isRecoveryCode(c string) bool {
 
 // newRecoveryCode is 10 random characters of recoveryAlphabet, shown as
 // xxxxx-xxxxx.
+// newRecoveryCodes returns a new set of recovery codes and their hashes.
+func newRecoveryCodes() (codes, hashes []string) {
+	codes, hashes = make([]string, RecoveryCodes), make([]string, RecoveryCodes)
+	for i := range codes {
+		codes[i] = newRecoveryCode()
+		hashes[i] = HashRecoveryCode(codes[i])
+	}
+	return codes, hashes
+}
+
 func newRecoveryCode() string {
 	var b [recoveryLen]byte
 	rand.Read(b[:])

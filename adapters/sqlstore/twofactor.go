@@ -68,16 +68,40 @@ func (s *Store) EnableTOTP(ctx context.Context, userID, step int64, hashes []str
 		} else if n == 0 {
 			return s.totpMissOrConflict(ctx, tx, userID, false)
 		}
-		if _, err := tx.NewRaw("DELETE FROM revops_totp_recovery_codes WHERE user_id = ?", userID).Exec(ctx); err != nil {
-			return fail("delete recovery codes", err, "")
-		}
-		for _, h := range hashes {
-			if _, err := tx.NewRaw("INSERT INTO revops_totp_recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)", userID, h, at).Exec(ctx); err != nil {
-				return fail("insert recovery code", err, "A recovery code is duplicated.")
-			}
-		}
-		return nil
+		return putRecoveryCodes(ctx, tx, userID, hashes, at)
 	})
+}
+
+// ReplaceRecoveryCodes spends step on the enabled enrolment (the WHERE is
+// the race, as in UseTOTPStep) and replaces the recovery codes with it.
+func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID, step int64, hashes []string, at time.Time) error {
+	at = ts(at)
+	return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+		res, err := tx.NewRaw("UPDATE revops_totp SET last_step = ? WHERE user_id = ? AND enabled_at IS NOT NULL AND last_step < ?",
+			step, userID, step).Exec(ctx)
+		if err != nil {
+			return fail("replace recovery codes", err, "")
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fail("replace recovery codes", err, "")
+		} else if n == 0 {
+			return s.totpMissOrConflict(ctx, tx, userID, true)
+		}
+		return putRecoveryCodes(ctx, tx, userID, hashes, at)
+	})
+}
+
+// putRecoveryCodes replaces the user's recovery codes, in tx.
+func putRecoveryCodes(ctx context.Context, tx bun.Tx, userID int64, hashes []string, at time.Time) error {
+	if _, err := tx.NewRaw("DELETE FROM revops_totp_recovery_codes WHERE user_id = ?", userID).Exec(ctx); err != nil {
+		return fail("delete recovery codes", err, "")
+	}
+	for _, h := range hashes {
+		if _, err := tx.NewRaw("INSERT INTO revops_totp_recovery_codes (user_id, code_hash, created_at) VALUES (?, ?, ?)", userID, h, at).Exec(ctx); err != nil {
+			return fail("insert recovery code", err, "A recovery code is duplicated.")
+		}
+	}
+	return nil
 }
 
 // totpMissOrConflict explains a conditional update that changed nothing:
