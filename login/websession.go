@@ -23,13 +23,17 @@ type WebSession struct {
 	ExpiresAt  time.Time
 	UserAgent  string
 	IP         string
+	// SessionRevokedAt is when the login Session was revoked (read only,
+	// filled by WebSessionByHash; nil while it is live).
+	SessionRevokedAt *time.Time
 }
 
 // WebSessionStore persists web sessions. Contract, checked by storetest:
 //   - CreateWebSession: a session that does not exist is not found; a
 //     duplicate hash or a second web session of one session is a conflict;
 //   - WebSessionByHash: unknown hash is not found (revoked and expired web
-//     sessions are returned: the caller judges them);
+//     sessions are returned: the caller judges them), with its Session's
+//     revocation time in one read;
 //   - TouchWebSession sets LastSeenAt, never moving it backwards; a missing
 //     web session is not found;
 //   - ListWebSessions lists the user's web sessions whose Session is not

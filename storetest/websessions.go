@@ -53,8 +53,8 @@ func testWebSessionLifecycle(e *env) {
 	e.must(e.s.RevokeSession(e.ctx, sess.ID, at(2*time.Hour)), "RevokeSession")
 	got, err = e.s.WebSessionByHash(e.ctx, w.Hash)
 	e.must(err, "WebSessionByHash of a revoked session")
-	if got.SessionID != sess.ID {
-		e.t.Fatalf("revoked web session %+v", got)
+	if got.SessionID != sess.ID || got.SessionRevokedAt == nil || !got.SessionRevokedAt.Equal(at(2*time.Hour)) {
+		e.t.Fatalf("revoked web session %+v, want its session's revocation at +2h", got)
 	}
 }
 

@@ -49,13 +49,21 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, w.SessionID, w.UserID, w.Hash, w.CreatedAt, w.
 	return fail("create web session", err, "This web session exists.")
 }
 
-// WebSessionByHash finds a web session by its token hash.
+// WebSessionByHash finds a web session by its token hash, with its login
+// session's revocation: every cookie request reads this, in one query.
 func (s *Store) WebSessionByHash(ctx context.Context, hash string) (*login.WebSession, error) {
-	var r webSessionRow
-	if err := s.db.NewRaw("SELECT "+webSessionColumns+" FROM revops_web_sessions w WHERE w.token_hash = ?", hash).Scan(ctx, &r); err != nil {
+	var r struct {
+		webSessionRow
+		RevokedAt *time.Time `bun:"revoked_at"`
+	}
+	if err := s.db.NewRaw("SELECT "+webSessionColumns+", s.revoked_at FROM revops_web_sessions w JOIN revops_sessions s ON s.id = w.session_id WHERE w.token_hash = ?",
+		hash).Scan(ctx, &r); err != nil {
 		return nil, fail("get web session", err, "")
 	}
 	w := r.webSession()
+	if r.RevokedAt != nil {
+		w.SessionRevokedAt = ptrTo(utc(*r.RevokedAt))
+	}
 	return &w, nil
 }
 
