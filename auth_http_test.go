@@ -8,12 +8,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/matryer/is"
+	"golang.org/x/crypto/argon2"
 
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/audit"
@@ -341,4 +344,49 @@ func TestLoginThrottleConcurrentGuesses(t *testing.T) {
 		count[s]++
 	}
 	is.Equal(count, map[int]int{401: 3, 429: 9})
+}
+
+// TestLoginWaitEndsWithClient: a login waiting for its account's turn
+// (another login of the account is verifying a password) gives up when its
+// client does, instead of waiting on.
+func TestLoginWaitEndsWithClient(t *testing.T) {
+	e := newEnv(t)
+	// A costly hash (64 MiB, 4 passes): the first login holds the turn
+	// for far longer than the second waits.
+	salt := []byte("0123456789abcdef")
+	key := argon2.IDKey([]byte(testPassword), salt, 4, 64*1024, 1, 32)
+	b64 := base64.RawStdEncoding
+	hash := fmt.Sprintf("$argon2id$v=%d$m=%d,t=4,p=1$%s$%s", argon2.Version, 64*1024, b64.EncodeToString(salt), b64.EncodeToString(key))
+	if err := e.store.SetUserPassword(context.Background(), e.owner.ID, hash); err != nil {
+		t.Fatal(err)
+	}
+	h := e.p.Handler()
+	post := func(ctx context.Context) *httptest.ResponseRecorder {
+		r := httptest.NewRequestWithContext(ctx, "POST", "/auth/login",
+			strings.NewReader(`{"email":"admin@localhost","password":"`+testPassword+`"}`))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	var firstDone atomic.Bool
+	first := make(chan int, 1)
+	go func() {
+		w := post(context.Background())
+		firstDone.Store(true)
+		first <- w.Code
+	}()
+	time.Sleep(50 * time.Millisecond) // the first login has taken the turn
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	w := post(ctx)
+	if firstDone.Load() {
+		t.Fatal("the second login returned only after the first ended: it waited on after its client left (or the hash is too cheap to tell)")
+	}
+	if w.Code != 503 || !strings.Contains(w.Body.String(), `"service_unavailable"`) {
+		t.Fatalf("the waiting login whose client left: %d %s, want 503 service_unavailable", w.Code, w.Body)
+	}
+	if code := <-first; code != 200 {
+		t.Fatalf("the first login: %d, want 200", code)
+	}
 }

@@ -276,8 +276,9 @@ type Platform struct {
 	cfg Config
 	// loginTurns: logins of one account take turns on this instance
 	// (striped by email), so that concurrent guesses each see the
-	// failures counted before them.
-	loginTurns [256]sync.Mutex
+	// failures counted before them. A turn is a one-slot channel, so that
+	// a waiting request can give up when its client does.
+	loginTurns [256]chan struct{}
 	api        *httpapi.API
 	catalog    *scope.Catalog
 	workspaces *workspace.Service
@@ -349,6 +350,9 @@ func New(cfg Config) (*Platform, error) {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
 	p := &Platform{cfg: cfg, catalog: catalog, workspaces: ws, keys: ks, verifier: v, resolver: res, limiter: cfg.Limiter, webhooks: wh, ledger: ledger, audit: rec}
+	for i := range p.loginTurns {
+		p.loginTurns[i] = make(chan struct{}, 1)
+	}
 	if p.meter, err = billing.NewMeter(cfg.Store, &p.cfg.Billing, cfg.Now); err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}

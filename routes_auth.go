@@ -224,9 +224,13 @@ func (p *Platform) authRoutes() {
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/auth/login", Tag: tag, Public: true,
 		Summary: "Exchange email and password for an access token (EdDSA JWT) and a refresh token (shown once)"},
 		func(ctx context.Context, c *Call, in *loginIn) (*tokensOut, error) {
-			turn := &p.loginTurns[maphash.String(loginSeed, login.NormalizeEmail(in.Email))%uint64(len(p.loginTurns))]
-			turn.Lock()
-			defer turn.Unlock()
+			turn := p.loginTurns[maphash.String(loginSeed, login.NormalizeEmail(in.Email))%uint64(len(p.loginTurns))]
+			select {
+			case turn <- struct{}{}:
+				defer func() { <-turn }()
+			case <-ctx.Done(): // the client left while other logins of the account ran
+				return nil, core.E(core.CodeUnavailable, "The login was cancelled while waiting for another login of this account; retry.")
+			}
 			if err := p.throttleLogin(ctx, c, in.Email); err != nil {
 				var ce *core.Error
 				if errors.As(err, &ce) && ce.Code == core.CodeRateLimited {
