@@ -119,6 +119,12 @@ func TestAuditTrailRecordsEveryAction(t *testing.T) {
 			e.do("POST", "/auth/totp/disable", ukey, map[string]any{"code": e.nextCode(secret)}, with(reqID)).must(t, 200)
 			return expect{0, audit.Actor{Kind: audit.ActorUser, ID: u.ID, Display: u.Email}, fmt.Sprintf("user:%d", u.ID)}
 		},
+		audit.TOTPRecoveryCodesReplaced: func(reqID string) expect {
+			u, ukey := e.newUser("replaces@example.com")
+			secret, _ := e.enableTOTP(ukey)
+			e.do("POST", "/auth/totp/recovery-codes", ukey, map[string]any{"code": e.nextCode(secret)}, with(reqID)).must(t, 200)
+			return expect{0, audit.Actor{Kind: audit.ActorUser, ID: u.ID, Display: u.Email}, fmt.Sprintf("user:%d", u.ID)}
+		},
 		audit.TOTPRecoveryCodeUsed: func(reqID string) expect {
 			u, ukey := e.newUser("recovers@example.com")
 			e.withFastPassword(u.ID)

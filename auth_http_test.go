@@ -383,8 +383,8 @@ func TestLoginWaitEndsWithClient(t *testing.T) {
 	if firstDone.Load() {
 		t.Fatal("the second login returned only after the first ended: it waited on after its client left (or the hash is too cheap to tell)")
 	}
-	if w.Code != 503 || !strings.Contains(w.Body.String(), `"service_unavailable"`) {
-		t.Fatalf("the waiting login whose client left: %d %s, want 503 service_unavailable", w.Code, w.Body)
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "The request was cancelled.") {
+		t.Fatalf("the waiting login whose client left: %d %s, want the cancelled request's 400", w.Code, w.Body)
 	}
 	if code := <-first; code != 200 {
 		t.Fatalf("the first login: %d, want 200", code)

@@ -229,7 +229,7 @@ func (p *Platform) authRoutes() {
 			case turn <- struct{}{}:
 				defer func() { <-turn }()
 			case <-ctx.Done(): // the client left while other logins of the account ran
-				return nil, core.E(core.CodeUnavailable, "The login was cancelled while waiting for another login of this account; retry.")
+				return nil, ctx.Err()
 			}
 			if err := p.throttleLogin(ctx, c, in.Email); err != nil {
 				var ce *core.Error
