@@ -119,6 +119,12 @@ type Config struct {
 	// Sessions configures browser sessions (the cookie of POST /auth/login
 	// with {"session": "cookie"}): Secure unless PlainHTTP, timeouts.
 	Sessions SessionsConfig
+	// SendInvitation, if set, delivers each new invitation's token to the
+	// invitee (by email, say): the token is then left out of the API's
+	// answer, so that only the owner of the address can accept it. If it
+	// fails, the invitation is revoked and the request fails. Unset, the
+	// token goes to the inviter, once, in the answer.
+	SendInvitation func(ctx context.Context, inv *workspace.Invitation, token string) error
 	// Title and Version describe the API in /openapi.json.
 	Title, Version string
 	// Now is the clock (tests).

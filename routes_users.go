@@ -118,6 +118,9 @@ func (p *Platform) userRoutes() {
 			if err != nil {
 				return nil, err
 			}
+			if token, err = p.sendInvitation(ctx, inv, token); err != nil {
+				return nil, err
+			}
 			return &invitedUserOut{User: inviteeOut{Email: email, DisplayName: name, Locale: locale}, Invitation: toInvitation(inv, token)}, nil
 		})
 

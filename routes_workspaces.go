@@ -121,6 +121,22 @@ func toMember(m *workspace.Member) memberOut {
 	return memberOut{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role, CreatedAt: m.CreatedAt}
 }
 
+// sendInvitation hands a new invitation's token to Config.SendInvitation
+// and returns what the answer shows: the token when there is no sender,
+// nothing when it was sent. A failed send revokes the invitation.
+func (p *Platform) sendInvitation(ctx context.Context, inv *workspace.Invitation, token string) (string, error) {
+	if p.cfg.SendInvitation == nil {
+		return token, nil
+	}
+	if err := p.cfg.SendInvitation(ctx, inv, token); err != nil {
+		if rerr := p.cfg.Store.RevokeInvitation(context.WithoutCancel(ctx), inv.WorkspaceID, inv.ID); rerr != nil && !errors.Is(rerr, core.ErrNotFound) {
+			err = errors.Join(err, rerr)
+		}
+		return "", fmt.Errorf("revops: sending invitation %d: %w", inv.ID, err)
+	}
+	return "", nil
+}
+
 func toInvitation(i *workspace.Invitation, token string) *invitationOut {
 	return &invitationOut{ID: i.ID, Email: i.Email, Role: i.Role, Status: "pending", Token: token, ExpiresAt: i.ExpiresAt, CreatedAt: i.CreatedAt}
 }
@@ -375,6 +391,9 @@ func (p *Platform) memberRoutes() {
 		func(ctx context.Context, c *Call, in *inviteIn) (*invitationOut, error) {
 			inv, token, err := ws.Invite(ctx, c.WorkspaceID(), in.Email, in.Role, c.Principal.UserID, actorRole(c))
 			if err != nil {
+				return nil, err
+			}
+			if token, err = p.sendInvitation(ctx, inv, token); err != nil {
 				return nil, err
 			}
 			return toInvitation(inv, token), nil

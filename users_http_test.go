@@ -2,12 +2,16 @@ package revops_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/matryer/is"
 
+	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/audit"
+	"github.com/revopsdev/revops/workspace"
 )
 
 func TestInviteUserCreatesAccount(t *testing.T) {
@@ -152,4 +156,53 @@ func TestMemberRoleChange(t *testing.T) {
 	is.Equal(last.Metadata["from"], "member")
 	is.Equal(last.Metadata["to"], "admin")
 	is.Equal(last.TargetID, fmt.Sprint(m.ID))
+}
+
+// TestSendInvitation: with Config.SendInvitation the token goes to the
+// invitee only (never in the answer); a failed send leaves no invitation.
+func TestSendInvitation(t *testing.T) {
+	is := is.New(t)
+	var mu sync.Mutex
+	sent := map[string]string{} // email -> token
+	fail := false
+	e := newEnv(t, func(c *revops.Config) {
+		c.SendInvitation = func(_ context.Context, inv *workspace.Invitation, token string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if fail {
+				return errors.New("mailer down")
+			}
+			sent[inv.Email] = token
+			return nil
+		}
+	})
+	members := fmt.Sprintf("/workspaces/%d/members", e.ws.ID)
+	r := e.do("POST", members, e.key, map[string]any{"email": "mailed@example.com", "role": "member"}).must(t, 201)
+	_, shown := r.data()["token"]
+	is.True(!shown) // the inviter never sees it
+	r = e.do("POST", "/users", e.key, map[string]any{"email": "mailed-too@example.com", "display_name": "Mailed"}, wsHdr(e.ws.ID)).must(t, 201)
+	_, shown = r.data()["invitation"].(map[string]any)["token"]
+	is.True(!shown)
+	mu.Lock()
+	token, token2 := sent["mailed@example.com"], sent["mailed-too@example.com"]
+	mu.Unlock()
+	is.True(token != "" && token2 != "")
+	e.do("POST", "/invitations/register", "", map[string]any{"token": token, "password": testPassword, "display_name": "Mailed"}).must(t, 200)
+	e.do("POST", "/invitations/register", "", map[string]any{"token": token2, "password": testPassword}).must(t, 200)
+
+	// A failed send: the request fails and no invitation is left pending.
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	e.do("POST", members, e.key, map[string]any{"email": "unlucky@example.com", "role": "member"}).must(t, 500, "server_error")
+	list := e.do("GET", fmt.Sprintf("/workspaces/%d/invitations", e.ws.ID), e.key, nil).must(t, 200)
+	for _, it := range list.Body["data"].([]any) {
+		if it.(map[string]any)["email"] == "unlucky@example.com" {
+			t.Fatalf("an invitation whose send failed is pending: %v", it)
+		}
+	}
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	e.do("POST", members, e.key, map[string]any{"email": "unlucky@example.com", "role": "member"}).must(t, 201) // and may be made again
 }
