@@ -1,9 +1,11 @@
 package revops
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,21 +65,34 @@ func validCookieName(s string) bool {
 // PATCH and DELETE requests.
 const CSRFHeader = "X-CSRF-Token"
 
-// Wire shapes of web sessions.
+// Wire shapes of sessions.
 type sessionOut struct {
-	ID         int64     `json:"id"` // the login session id
-	Current    bool      `json:"current"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID   int64  `json:"id"`   // the login session id
+	Kind string `json:"kind"` // "cookie" (a browser) or "token" (an API client with a refresh token)
+	// Current marks the session making the request.
+	Current   bool      `json:"current"`
+	CreatedAt time.Time `json:"created_at"`
+	// LastSeenAt is a cookie's last use (to the minute), or a token
+	// session's last refresh.
 	LastSeenAt time.Time `json:"last_seen_at"`
-	ExpiresAt  time.Time `json:"expires_at"` // the earlier of the idle and the absolute end
-	UserAgent  string    `json:"user_agent"`
-	IP         string    `json:"ip"`
+	// ExpiresAt is when it stops working unless used (a cookie) or
+	// refreshed (tokens): never past the session's absolute end.
+	ExpiresAt time.Time `json:"expires_at"`
+	UserAgent string    `json:"user_agent"` // cookies only
+	IP        string    `json:"ip"`         // cookies only
 }
 
 // touchEvery is how stale last_seen_at may get before a request writes it.
 const touchEvery = time.Minute
 
 func (p *Platform) now() time.Time { return p.cfg.Now().UTC().Truncate(time.Microsecond) }
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
 
 // webSessionEnd is when w stops working: idle or absolute, whichever first.
 func (p *Platform) webSessionEnd(w *login.WebSession) time.Time {
@@ -202,7 +217,7 @@ func (p *Platform) sessionRoutes() {
 	const tag = "Auth"
 
 	httpapi.HandleList(a, httpapi.Route{Method: "GET", Path: "/auth/sessions", Tag: tag, Scope: "sessions:read",
-		Summary: "Your signed-in browser sessions (cookies), newest first; current marks the one making the request"},
+		Summary: "Your signed-in sessions, browsers (cookies) and API clients (refresh tokens), newest first; current marks the one making the request"},
 		func(ctx context.Context, c *Call, lp core.ListParams) ([]*sessionOut, int, error) {
 			if err := needUser(c, "have sessions"); err != nil {
 				return nil, 0, err
@@ -212,16 +227,29 @@ func (p *Platform) sessionRoutes() {
 			if err != nil {
 				return nil, 0, err
 			}
+			tokens, err := p.cfg.Store.ListTokenSessions(ctx, c.Principal.UserID, now)
+			if err != nil {
+				return nil, 0, err
+			}
 			var live []*sessionOut
+			add := func(s *sessionOut) {
+				if now.Before(s.ExpiresAt) && inWindow(s.CreatedAt, lp.Filter.CreatedAfter, lp.Filter.CreatedBefore) {
+					s.Current = s.ID == c.Principal.SessionID
+					live = append(live, s)
+				}
+			}
 			for i := range list {
 				w := &list[i]
-				end := p.webSessionEnd(w)
-				if !now.Before(end) || !inWindow(w.CreatedAt, lp.Filter.CreatedAfter, lp.Filter.CreatedBefore) {
-					continue
-				}
-				live = append(live, &sessionOut{ID: w.SessionID, Current: w.SessionID == c.Principal.SessionID, CreatedAt: w.CreatedAt,
-					LastSeenAt: w.LastSeenAt, ExpiresAt: end, UserAgent: w.UserAgent, IP: w.IP})
+				add(&sessionOut{ID: w.SessionID, Kind: "cookie", CreatedAt: w.CreatedAt, LastSeenAt: w.LastSeenAt, ExpiresAt: p.webSessionEnd(w),
+					UserAgent: w.UserAgent, IP: w.IP})
 			}
+			for _, t := range tokens {
+				add(&sessionOut{ID: t.SessionID, Kind: "token", CreatedAt: t.CreatedAt, LastSeenAt: t.LastRefreshAt,
+					ExpiresAt: minTime(t.ExpiresAt, t.CreatedAt.Add(p.cfg.Tokens.SessionMaxAge))})
+			}
+			slices.SortStableFunc(live, func(a, b *sessionOut) int { // newest first, as each list is
+				return cmp.Or(b.CreatedAt.Compare(a.CreatedAt), cmp.Compare(b.ID, a.ID))
+			})
 			from := min(lp.Offset(), len(live))
 			return live[from:min(from+lp.PerPage, len(live))], len(live), nil
 		})

@@ -215,3 +215,42 @@ func TestSessionExpiry(t *testing.T) {
 	e.clock.Advance(time.Hour + time.Second)
 	e.do("GET", "/auth/me", "", nil, withCookie(idle)).must(t, 401, "unauthorized")
 }
+
+// TestSessionListTokenSessions: sessions signed in with tokens are listed
+// beside cookies (kind "token", current for the access token's own), and
+// one signed out, from the list or with its refresh token, drops out.
+func TestSessionListTokenSessions(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	e.withFastPassword(e.owner.ID)
+	cookie, _, _ := e.webLogin("admin@localhost")
+	e.clock.Advance(time.Minute)
+	first := e.login("admin@localhost", testPassword).must(t, 200)
+	e.clock.Advance(time.Minute)
+	second := e.login("admin@localhost", testPassword).must(t, 200)
+	access := second.str("access_token")
+
+	l := e.do("GET", "/auth/sessions", access, nil).must(t, 200).list()
+	is.Equal(len(l), 3)
+	kinds := []string{}
+	for _, s := range l {
+		kinds = append(kinds, s.(map[string]any)["kind"].(string))
+	}
+	is.Equal(kinds, []string{"token", "token", "cookie"}) // newest first
+	newest := l[0].(map[string]any)
+	is.Equal(newest["current"], true)
+	is.Equal(newest["expires_at"], second.str("refresh_token_expires_at"))
+	is.Equal(l[1].(map[string]any)["current"], false)
+
+	// Refreshing moves last_seen_at; signing the first out drops it.
+	e.clock.Advance(10 * time.Minute) // within the access token's 15 min
+	e.do("POST", "/auth/refresh", "", map[string]any{"refresh_token": first.str("refresh_token")}).must(t, 200)
+	l = e.do("GET", "/auth/sessions", access, nil).must(t, 200).list()
+	firstID := l[1].(map[string]any)["id"]
+	is.Equal(l[1].(map[string]any)["last_seen_at"], e.clock.Now().UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano))
+	e.do("DELETE", fmt.Sprintf("/auth/sessions/%v", firstID), access, nil).must(t, 204)
+	e.do("POST", "/auth/logout", "", map[string]any{"refresh_token": second.str("refresh_token")}).must(t, 204)
+	l = e.do("GET", "/auth/sessions", "", nil, withCookie(cookie)).must(t, 200).list()
+	is.Equal(len(l), 1)
+	is.Equal(l[0].(map[string]any)["kind"], "cookie")
+}

@@ -52,7 +52,12 @@ type RefreshToken struct {
 //     can revoke its session); an unknown hash is not found;
 //   - RefreshToken finds a token by hash, used or not; DeleteRefreshToken
 //     removes one; an unknown hash is not found for both;
-//   - RevokeSession is idempotent (the first revocation time is kept).
+//   - RevokeSession is idempotent (the first revocation time is kept);
+//   - ListTokenSessions lists the user's sessions that are not revoked, have
+//     no web session (a cookie login's refresh token never leaves the
+//     server) and hold an unused refresh token expiring after now, one
+//     entry per session, newest first (by CreatedAt, then SessionID);
+//     other users' never appear.
 type Store interface {
 	UserCredentials(ctx context.Context, email string) (*workspace.User, string, error)
 	User(ctx context.Context, id int64) (*workspace.User, error)
@@ -64,6 +69,17 @@ type Store interface {
 	UseRefreshToken(ctx context.Context, hash string, now time.Time) (*RefreshToken, error)
 	RefreshToken(ctx context.Context, hash string) (*RefreshToken, error)
 	DeleteRefreshToken(ctx context.Context, hash string) error
+	ListTokenSessions(ctx context.Context, userID int64, now time.Time) ([]TokenSession, error)
+}
+
+// TokenSession is a session signed in with tokens, as its live refresh
+// token shows it.
+type TokenSession struct {
+	SessionID     int64
+	UserID        int64
+	CreatedAt     time.Time // the login
+	LastRefreshAt time.Time // when its live refresh token was issued
+	ExpiresAt     time.Time // when that token expires
 }
 
 // Issuer mints, rotates and revokes a session's tokens. Contract:

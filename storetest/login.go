@@ -16,6 +16,7 @@ func loginTests() []test {
 		{"Login/RefreshTokens", testLoginRefreshTokens},
 		{"Login/RefreshRace", testLoginRefreshRace},
 		{"Login/RefreshLookup", testLoginRefreshLookup},
+		{"Login/TokenSessions", testLoginTokenSessions},
 		{"Login/SharedSigningKey", testSharedSigningKey},
 		{"Login/SharedSigningKeyRace", testSharedSigningKeyRace},
 	}
@@ -164,5 +165,57 @@ func testSharedSigningKeyRace(e *env) {
 		if !bytes.Equal(keys[i], keys[0]) {
 			e.t.Fatalf("racing instances got different keys (%d and 0)", i)
 		}
+	}
+}
+
+// testLoginTokenSessions: a session is listed while it holds an unused,
+// unexpired refresh token and is not revoked, once, with that token's
+// times; newest first; another user's never.
+func testLoginTokenSessions(e *env) {
+	u, other := e.user("ts"), e.user("ts-other")
+	session := func(uid int64, created time.Duration) *login.Session {
+		s := &login.Session{UserID: uid, CreatedAt: at(created)}
+		e.must(e.s.CreateSession(e.ctx, s), "CreateSession")
+		return s
+	}
+	token := func(s *login.Session, created, expires time.Duration) *login.RefreshToken {
+		t := &login.RefreshToken{SessionID: s.ID, UserID: s.UserID, Hash: e.hash(), CreatedAt: at(created), ExpiresAt: at(expires)}
+		e.must(e.s.CreateRefreshToken(e.ctx, t), "CreateRefreshToken")
+		return t
+	}
+	older, newer := session(u.ID, 0), session(u.ID, time.Hour)
+	spent := token(older, 0, 24*time.Hour)
+	_, err := e.s.UseRefreshToken(e.ctx, spent.Hash, at(2*time.Hour))
+	e.must(err, "UseRefreshToken")
+	token(older, 2*time.Hour, 26*time.Hour) // its rotation: the live one
+	token(newer, time.Hour, 25*time.Hour)
+	expired := session(u.ID, 2*time.Hour)
+	token(expired, 2*time.Hour, 3*time.Hour)
+	revoked := session(u.ID, 3*time.Hour)
+	token(revoked, 3*time.Hour, 27*time.Hour)
+	e.must(e.s.RevokeSession(e.ctx, revoked.ID, at(4*time.Hour)), "RevokeSession")
+	session(u.ID, 4*time.Hour) // no token at all
+	cookie := session(u.ID, 4*time.Hour)
+	token(cookie, 4*time.Hour, 28*time.Hour)
+	e.must(e.s.CreateWebSession(e.ctx, &login.WebSession{SessionID: cookie.ID, UserID: u.ID, Hash: e.hash(), CreatedAt: at(4 * time.Hour),
+		ExpiresAt: at(28 * time.Hour)}), "CreateWebSession") // a cookie login: listed as a web session
+	token(session(other.ID, 5*time.Hour), 5*time.Hour, 29*time.Hour)
+
+	list, err := e.s.ListTokenSessions(e.ctx, u.ID, at(5*time.Hour))
+	e.must(err, "ListTokenSessions")
+	if len(list) != 2 || list[0].SessionID != newer.ID || list[1].SessionID != older.ID {
+		e.t.Fatalf("token sessions %+v, want the newer then the older session, nothing else", list)
+	}
+	want := login.TokenSession{SessionID: older.ID, UserID: u.ID, CreatedAt: at(0), LastRefreshAt: at(2 * time.Hour), ExpiresAt: at(26 * time.Hour)}
+	e.same("the rotated session", list[1], want)
+	list, err = e.s.ListTokenSessions(e.ctx, u.ID, at(25*time.Hour))
+	e.must(err, "ListTokenSessions later")
+	if len(list) != 1 || list[0].SessionID != older.ID {
+		e.t.Fatalf("token sessions at +25h %+v, want only the older one (the newer's token expired)", list)
+	}
+	none, err := e.s.ListTokenSessions(e.ctx, 999_999, at(0))
+	e.must(err, "ListTokenSessions of a missing user")
+	if len(none) != 0 {
+		e.t.Fatalf("a missing user has token sessions: %+v", none)
 	}
 }

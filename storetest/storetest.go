@@ -35,7 +35,8 @@
 //     serial (no overdraft, one transaction per idempotency key under
 //     races), and every transaction is two entries summing to zero.
 //   - login: a web session belongs to exactly one login session of its own
-//     user; ListWebSessions hides revoked and expired ones; SetMemberRole
+//     user; ListWebSessions and ListTokenSessions hide revoked and expired
+//     ones (a token session lives by its unused refresh token); SetMemberRole
 //     changes a role only from the expected one and never leaves a
 //     workspace without an owner, even under races.
 package storetest

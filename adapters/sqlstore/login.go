@@ -113,3 +113,33 @@ func (s *Store) DeleteRefreshToken(ctx context.Context, hash string) error {
 	res, err := s.db.NewRaw("DELETE FROM revops_refresh_tokens WHERE token_hash = ?", hash).Exec(ctx)
 	return mustAffect("delete refresh token", res, err)
 }
+
+// maxTokenSessions bounds ListTokenSessions.
+const maxTokenSessions = 1000
+
+// ListTokenSessions lists the user's live token sessions, newest first.
+func (s *Store) ListTokenSessions(ctx context.Context, userID int64, now time.Time) ([]login.TokenSession, error) {
+	var rows []struct {
+		SessionID int64     `bun:"session_id"`
+		CreatedAt time.Time `bun:"created_at"`
+		IssuedAt  time.Time `bun:"issued_at"`
+		ExpiresAt time.Time `bun:"expires_at"`
+	}
+	err := s.db.NewRaw(`SELECT se.id AS session_id, se.created_at, t.created_at AS issued_at, t.expires_at
+FROM revops_sessions se JOIN revops_refresh_tokens t ON t.session_id = se.id
+WHERE se.user_id = ? AND se.revoked_at IS NULL AND t.user_id = ? AND t.used_at IS NULL AND t.expires_at > ?
+AND NOT EXISTS (SELECT 1 FROM revops_web_sessions w WHERE w.session_id = se.id)
+ORDER BY se.created_at DESC, se.id DESC, t.expires_at DESC LIMIT ?`, userID, userID, ts(now), maxTokenSessions).Scan(ctx, &rows)
+	if err != nil {
+		return nil, fail("list token sessions", err, "")
+	}
+	out := make([]login.TokenSession, 0, len(rows))
+	for _, r := range rows {
+		if n := len(out); n > 0 && out[n-1].SessionID == r.SessionID {
+			continue // a second live token of one session (a rotation racing): the later-expiring one is kept
+		}
+		out = append(out, login.TokenSession{SessionID: r.SessionID, UserID: userID, CreatedAt: utc(r.CreatedAt),
+			LastRefreshAt: utc(r.IssuedAt), ExpiresAt: utc(r.ExpiresAt)})
+	}
+	return out, nil
+}
