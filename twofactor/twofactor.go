@@ -262,15 +262,9 @@ func (s *Service) Confirm(ctx context.Context, userID int64, code, field string)
 	case sec.EnabledAt != nil:
 		return nil, ErrAlreadyEnabled()
 	}
-	if err := s.limit(ctx, userID); err != nil {
-		return nil, err
-	}
-	step, ok, err := s.match(sec, code)
+	step, err := s.newStep(ctx, sec, code, field)
 	if err != nil {
 		return nil, err
-	}
-	if !ok || step <= sec.LastStep {
-		return nil, ErrInvalidCode(field)
 	}
 	codes, hashes := newRecoveryCodes()
 	err = s.cfg.Store.EnableTOTP(ctx, userID, step, hashes, s.clock())
@@ -295,31 +289,23 @@ func (s *Service) Check(ctx context.Context, userID int64, code, field string) (
 	if !isTOTPCode(code) && !isRecovery {
 		return "", ErrMalformedCode(field)
 	}
-	sec, err := s.cfg.Store.TOTP(ctx, userID)
-	switch {
-	case errors.Is(err, core.ErrNotFound):
-		return "", ErrNotEnabled()
-	case err != nil:
-		return "", err
-	case sec.EnabledAt == nil:
-		return "", ErrNotEnabled()
-	}
-	if err := s.limit(ctx, userID); err != nil {
+	sec, err := s.enabled(ctx, userID)
+	if err != nil {
 		return "", err
 	}
 	if isRecovery {
+		if err := s.limit(ctx, userID); err != nil {
+			return "", err
+		}
 		err := s.cfg.Store.UseRecoveryCode(ctx, userID, HashRecoveryCode(code), s.clock())
 		if errors.Is(err, core.ErrNotFound) {
 			return "", ErrInvalidCode(field)
 		}
 		return MethodRecovery, err
 	}
-	step, ok, err := s.match(sec, code)
+	step, err := s.newStep(ctx, sec, code, field)
 	if err != nil {
 		return "", err
-	}
-	if !ok || step <= sec.LastStep {
-		return "", ErrInvalidCode(field)
 	}
 	err = s.cfg.Store.UseTOTPStep(ctx, userID, step)
 	if errors.Is(err, core.ErrConflict) || errors.Is(err, core.ErrNotFound) {
@@ -337,24 +323,13 @@ func (s *Service) ReplaceRecoveryCodes(ctx context.Context, userID int64, code, 
 	if !isTOTPCode(code) {
 		return nil, core.Invalid(field, "The code must be the 6-digit code from your authenticator app (a recovery code cannot replace the recovery codes).")
 	}
-	sec, err := s.cfg.Store.TOTP(ctx, userID)
-	switch {
-	case errors.Is(err, core.ErrNotFound):
-		return nil, ErrNotEnabled()
-	case err != nil:
-		return nil, err
-	case sec.EnabledAt == nil:
-		return nil, ErrNotEnabled()
-	}
-	if err := s.limit(ctx, userID); err != nil {
-		return nil, err
-	}
-	step, ok, err := s.match(sec, code)
+	sec, err := s.enabled(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
-	if !ok || step <= sec.LastStep {
-		return nil, ErrInvalidCode(field)
+	step, err := s.newStep(ctx, sec, code, field)
+	if err != nil {
+		return nil, err
 	}
 	codes, hashes := newRecoveryCodes()
 	err = s.cfg.Store.ReplaceRecoveryCodes(ctx, userID, step, hashes, s.clock())
@@ -380,6 +355,38 @@ func (s *Service) Disable(ctx context.Context, userID int64, code, field string)
 		return "", err
 	}
 	return m, nil
+}
+
+// enabled is the user's enrolment if it is enabled, else ErrNotEnabled.
+func (s *Service) enabled(ctx context.Context, userID int64) (*Secret, error) {
+	sec, err := s.cfg.Store.TOTP(ctx, userID)
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		return nil, ErrNotEnabled()
+	case err != nil:
+		return nil, err
+	case sec.EnabledAt == nil:
+		return nil, ErrNotEnabled()
+	}
+	return sec, nil
+}
+
+// newStep spends one check of the user's allowance and returns the time
+// step whose code of sec is code: none, or one not after the last step
+// used, is ErrInvalidCode(field). The caller spends the step in the store,
+// where a concurrent use of it loses.
+func (s *Service) newStep(ctx context.Context, sec *Secret, code, field string) (int64, error) {
+	if err := s.limit(ctx, sec.UserID); err != nil {
+		return 0, err
+	}
+	step, ok, err := s.match(sec, code)
+	if err != nil {
+		return 0, err
+	}
+	if !ok || step <= sec.LastStep {
+		return 0, ErrInvalidCode(field)
+	}
+	return step, nil
 }
 
 // match finds the time step within Skew of now whose code is code.
