@@ -338,21 +338,25 @@ func (s *Store) createEventPostgres(ctx context.Context, ev *webhooks.Event, id 
 			return fail("create webhook event", err, "An event with this id already exists.")
 		}
 		defer r.Close()
-		i := 0
+		ids := make([]int64, 0, n)
 		for r.Next() {
-			if i == n {
-				return fmt.Errorf("sqlstore: create webhook event: more deliveries inserted than given")
-			}
-			if err := r.Scan(&ds[i].ID); err != nil {
+			var id int64
+			if err := r.Scan(&id); err != nil {
 				return fail("create webhook event", err, "")
 			}
-			i++
+			ids = append(ids, id)
 		}
 		if err := r.Err(); err != nil { // a constraint fails as the rows are read
 			return fail("create webhook event", err, "An event with this id already exists.")
 		}
-		if i != n {
-			return fmt.Errorf("sqlstore: create webhook event: %d of %d deliveries inserted", i, n)
+		if len(ids) != n {
+			return fmt.Errorf("sqlstore: create webhook event: %d of %d deliveries inserted", len(ids), n)
+		}
+		// The rows are inserted in the order of ds, each taking the next id:
+		// ascending ids are theirs in order, whatever order RETURNING uses.
+		slices.Sort(ids)
+		for i, id := range ids {
+			ds[i].ID = id
 		}
 		return nil
 	}
