@@ -835,16 +835,16 @@ func scanFinished(r *sql.Rows, n int) ([]finishedRow, error) {
 // finishDeliveries writes the items of fs at indexes items (by delivery id,
 // no id twice) with one UPDATE joined to their values, each only if its row
 // still holds its lease, workspace and endpoint, and marks those written
-// done in res, their stored rows in outs. The stored row is
-// the item's Delivery with its times at the stored precision, no lease,
-// UpdatedAt now, and the columns not written as read back.
+// done in res, their stored rows in outs. The stored row is the item's
+// Delivery with its times at the stored precision, no lease, UpdatedAt now,
+// and the columns not written as read back.
 //
 // PostgreSQL: the values come as one array per column (unnest; a nil time
-// is a NULL element), joined to
-// the rows in a sub-select that locks them in id order (ORDER BY … FOR
-// UPDATE, as a claim locks them) whatever the plan; the ids, named again,
-// let the planner look the rows up by id (see ClaimWebhookDeliveries).
-// SQLite: a VALUES list.
+// is a NULL element), joined to the rows in a sub-select that locks them in
+// id order (ORDER BY … FOR UPDATE, as a claim locks them) whatever the plan;
+// the ids, named again, let the planner look the rows up by id (see
+// ClaimWebhookDeliveries). SQLite: a VALUES list.
+//
 // The finish's statement: set from v, the items, matched on the lease.
 const (
 	finishSet = `SET status = v.status, attempt = v.attempt, next_attempt_at = v.next_attempt_at, locked_until = NULL,
