@@ -351,12 +351,12 @@ func TestLoginThrottleConcurrentGuesses(t *testing.T) {
 // client does, instead of waiting on.
 func TestLoginWaitEndsWithClient(t *testing.T) {
 	e := newEnv(t)
-	// A costly hash (64 MiB, 4 passes): the first login holds the turn
+	// A costly hash (64 MiB, 8 passes): the first login holds the turn
 	// for far longer than the second waits.
 	salt := []byte("0123456789abcdef")
-	key := argon2.IDKey([]byte(testPassword), salt, 4, 64*1024, 1, 32)
+	key := argon2.IDKey([]byte(testPassword), salt, 8, 64*1024, 1, 32)
 	b64 := base64.RawStdEncoding
-	hash := fmt.Sprintf("$argon2id$v=%d$m=%d,t=4,p=1$%s$%s", argon2.Version, 64*1024, b64.EncodeToString(salt), b64.EncodeToString(key))
+	hash := fmt.Sprintf("$argon2id$v=%d$m=%d,t=8,p=1$%s$%s", argon2.Version, 64*1024, b64.EncodeToString(salt), b64.EncodeToString(key))
 	if err := e.store.SetUserPassword(context.Background(), e.owner.ID, hash); err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestLoginWaitEndsWithClient(t *testing.T) {
 		firstDone.Store(true)
 		first <- w.Code
 	}()
-	time.Sleep(50 * time.Millisecond) // the first login has taken the turn
+	time.Sleep(200 * time.Millisecond) // the first login has taken the turn (and hashes for far longer)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	w := post(ctx)
