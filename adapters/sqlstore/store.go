@@ -172,14 +172,28 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("sqlstore: invalid PostgreSQL URL %s: %w (expected %s)", where, err, supportedURLs)
 	}
 	var hot []any
+	var opts []stdlib.OptionOpenDB
 	if !strings.Contains(dsn, "default_query_exec_mode") {
 		// bun writes the values into the SQL text, so nearly every
 		// statement is new to pgx's statement cache, and preparing it
 		// costs a round trip of its own. The simple protocol sends it once.
 		cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 		hot = []any{pgx.QueryExecModeCacheStatement}
+		if _, set := cfg.RuntimeParams["plan_cache_mode"]; !set {
+			// The prepared (hot) statements bind arrays of ids and values.
+			// A custom plan of one costs more to make than to run, and
+			// PostgreSQL keeps making them while the batch sizes vary;
+			// it may also pick the due index over the ids (measured: the
+			// claim's custom plan 12 ms against the generic 3.8 ms for 256
+			// ids). The generic plan looks the rows up by id. A session
+			// SET, not a startup parameter, which poolers may refuse.
+			opts = append(opts, stdlib.OptionAfterConnect(func(ctx context.Context, c *pgx.Conn) error {
+				_, err := c.Exec(ctx, "SET plan_cache_mode = force_generic_plan")
+				return err
+			}))
+		}
 	}
-	sqldb := stdlib.OpenDB(*cfg)
+	sqldb := stdlib.OpenDB(*cfg, opts...)
 	if err := sqldb.PingContext(ctx); err != nil {
 		_ = sqldb.Close()
 		return nil, fmt.Errorf("sqlstore: cannot connect to PostgreSQL at %s: %w (is the server running, and are the host, port, user, password, database and sslmode in the URL right?)", where, err)

@@ -150,3 +150,24 @@ func TestWebhookClaimAndFinishFollowTheURLsExecMode(t *testing.T) {
 		t.Fatalf("finish: %v, %+v", err, res)
 	}
 }
+
+// The store's connections plan its prepared statements generically (see
+// openPostgres), unless the URL chooses the plan cache mode or the query
+// exec mode itself.
+func TestPostgresPlanCacheMode(t *testing.T) {
+	base := sqltest.PostgresURL(t)
+	for _, c := range []struct{ suffix, want string }{
+		{"", "force_generic_plan"},
+		{"&plan_cache_mode=force_custom_plan", "force_custom_plan"},
+		{"&default_query_exec_mode=simple_protocol", "auto"},
+	} {
+		st := sqltest.Open(t, base+c.suffix)
+		var got string
+		if err := st.DB().QueryRowContext(t.Context(), "SHOW plan_cache_mode").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Errorf("URL %q: plan_cache_mode %q, want %q", c.suffix, got, c.want)
+		}
+	}
+}
