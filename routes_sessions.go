@@ -87,6 +87,7 @@ const touchEvery = time.Minute
 
 func (p *Platform) now() time.Time { return p.cfg.Now().UTC().Truncate(time.Microsecond) }
 
+// minTime is the earlier of a and b.
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
@@ -96,11 +97,7 @@ func minTime(a, b time.Time) time.Time {
 
 // webSessionEnd is when w stops working: idle or absolute, whichever first.
 func (p *Platform) webSessionEnd(w *login.WebSession) time.Time {
-	idle := w.LastSeenAt.Add(p.cfg.Sessions.IdleTimeout)
-	if idle.Before(w.ExpiresAt) {
-		return idle
-	}
-	return w.ExpiresAt
+	return minTime(w.LastSeenAt.Add(p.cfg.Sessions.IdleTimeout), w.ExpiresAt)
 }
 
 // startWebSession binds a new cookie token to login session sessionID and

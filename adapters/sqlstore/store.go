@@ -268,12 +268,15 @@ func (s *Store) conn(ctx context.Context) bun.IDB {
 	return s.db
 }
 
+// queryer is *sql.DB or *sql.Tx.
+type queryer interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}
+
 // raw is conn(ctx) at the database/sql level: bun does not format what is
 // run on it, so a statement may use $n parameters and (s.hot) be prepared
 // once per connection.
-func (s *Store) raw(ctx context.Context) interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-} {
+func (s *Store) raw(ctx context.Context) queryer {
 	if h := hostTxFrom(ctx); h != nil && h.db == s.db {
 		return h.tx.Tx
 	}

@@ -77,15 +77,8 @@ func (s *Store) EnableTOTP(ctx context.Context, userID, step int64, hashes []str
 func (s *Store) ReplaceRecoveryCodes(ctx context.Context, userID, step int64, hashes []string, at time.Time) error {
 	at = ts(at)
 	return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		res, err := tx.NewRaw("UPDATE revops_totp SET last_step = ? WHERE user_id = ? AND enabled_at IS NOT NULL AND last_step < ?",
-			step, userID, step).Exec(ctx)
-		if err != nil {
-			return fail("replace recovery codes", err, "")
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return fail("replace recovery codes", err, "")
-		} else if n == 0 {
-			return s.totpMissOrConflict(ctx, tx, userID, true)
+		if err := s.useStep(ctx, tx, userID, step); err != nil {
+			return err
 		}
 		return putRecoveryCodes(ctx, tx, userID, hashes, at)
 	})
@@ -123,14 +116,19 @@ func (s *Store) totpMissOrConflict(ctx context.Context, db bun.IDB, userID int64
 
 // UseTOTPStep moves the last used step forward; the WHERE is the whole race.
 func (s *Store) UseTOTPStep(ctx context.Context, userID, step int64) error {
-	res, err := s.db.NewRaw("UPDATE revops_totp SET last_step = ? WHERE user_id = ? AND enabled_at IS NOT NULL AND last_step < ?", step, userID, step).Exec(ctx)
+	return s.useStep(ctx, s.db, userID, step)
+}
+
+// useStep is UseTOTPStep on db (the database, or a transaction).
+func (s *Store) useStep(ctx context.Context, db bun.IDB, userID, step int64) error {
+	res, err := db.NewRaw("UPDATE revops_totp SET last_step = ? WHERE user_id = ? AND enabled_at IS NOT NULL AND last_step < ?", step, userID, step).Exec(ctx)
 	if err != nil {
 		return fail("use totp step", err, "")
 	}
 	if n, err := res.RowsAffected(); err != nil {
 		return fail("use totp step", err, "")
 	} else if n == 0 {
-		return s.totpMissOrConflict(ctx, s.db, userID, true)
+		return s.totpMissOrConflict(ctx, db, userID, true)
 	}
 	return nil
 }

@@ -330,9 +330,7 @@ func (s *Store) createEventPostgres(ctx context.Context, ev *webhooks.Event, id 
 	}
 	args := append(s.hot[:len(s.hot):len(s.hot)], id, ev.WorkspaceID, ev.Type, string(ev.Payload), created,
 		eps, statuses, attempts, next, locks, codes, bodies, times, errs, delivered, createdAt, updated)
-	insert := func(ctx context.Context, q interface {
-		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	}) error {
+	insert := func(ctx context.Context, q queryer) error {
 		r, err := q.QueryContext(ctx, createEventPostgres, args...)
 		if err != nil {
 			return fail("create webhook event", err, "An event with this id already exists.")
