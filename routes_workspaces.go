@@ -123,18 +123,25 @@ func toMember(m *workspace.Member) memberOut {
 
 // sendInvitation hands a new invitation's token to Config.SendInvitation
 // and returns what the answer shows: the token when there is no sender,
-// nothing when it was sent. A failed send revokes the invitation.
+// nothing when it was sent. A failed send revokes the invitation and is a
+// 503 (the mailer is a dependency that may be back shortly), unless the
+// sender answered with a *core.Error of its own, which is passed on.
 func (p *Platform) sendInvitation(ctx context.Context, inv *workspace.Invitation, token string) (string, error) {
 	if p.cfg.SendInvitation == nil {
 		return token, nil
 	}
-	if err := p.cfg.SendInvitation(ctx, inv, token); err != nil {
-		if rerr := p.cfg.Store.RevokeInvitation(context.WithoutCancel(ctx), inv.WorkspaceID, inv.ID); rerr != nil && !errors.Is(rerr, core.ErrNotFound) {
-			err = errors.Join(err, rerr)
-		}
-		return "", fmt.Errorf("revops: sending invitation %d: %w", inv.ID, err)
+	err := p.cfg.SendInvitation(ctx, inv, token)
+	if err == nil {
+		return "", nil
 	}
-	return "", nil
+	if rerr := p.cfg.Store.RevokeInvitation(context.WithoutCancel(ctx), inv.WorkspaceID, inv.ID); rerr != nil && !errors.Is(rerr, core.ErrNotFound) {
+		return "", fmt.Errorf("revops: sending invitation %d: %w", inv.ID, errors.Join(err, rerr))
+	}
+	if ce, ok := errors.AsType[*core.Error](err); ok {
+		return "", ce
+	}
+	return "", &core.Error{Code: core.CodeUnavailable, Message: "The invitation could not be sent, so it was not kept; try again shortly.",
+		Cause: fmt.Errorf("revops: sending invitation %d: %w", inv.ID, err)}
 }
 
 func toInvitation(i *workspace.Invitation, token string) *invitationOut {

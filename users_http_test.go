@@ -11,6 +11,7 @@ import (
 
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/audit"
+	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/workspace"
 )
 
@@ -164,13 +165,13 @@ func TestSendInvitation(t *testing.T) {
 	is := is.New(t)
 	var mu sync.Mutex
 	sent := map[string]string{} // email -> token
-	fail := false
+	var fail error
 	e := newEnv(t, func(c *revops.Config) {
 		c.SendInvitation = func(_ context.Context, inv *workspace.Invitation, token string) error {
 			mu.Lock()
 			defer mu.Unlock()
-			if fail {
-				return errors.New("mailer down")
+			if fail != nil {
+				return fail
 			}
 			sent[inv.Email] = token
 			return nil
@@ -192,17 +193,23 @@ func TestSendInvitation(t *testing.T) {
 
 	// A failed send: the request fails and no invitation is left pending.
 	mu.Lock()
-	fail = true
+	fail = errors.New("mailer down")
 	mu.Unlock()
-	e.do("POST", members, e.key, map[string]any{"email": "unlucky@example.com", "role": "member"}).must(t, 500, "server_error")
+	r = e.do("POST", members, e.key, map[string]any{"email": "unlucky@example.com", "role": "member"}).must(t, 503, "service_unavailable")
+	is.Equal(r.Body["message"], "The invitation could not be sent, so it was not kept; try again shortly.")
 	list := e.do("GET", fmt.Sprintf("/workspaces/%d/invitations", e.ws.ID), e.key, nil).must(t, 200)
 	for _, it := range list.Body["data"].([]any) {
 		if it.(map[string]any)["email"] == "unlucky@example.com" {
 			t.Fatalf("an invitation whose send failed is pending: %v", it)
 		}
 	}
+	// A refusal of the host's own, as a *core.Error, reaches the client.
 	mu.Lock()
-	fail = false
+	fail = core.Invalid("email", "This domain does not accept invitations.")
+	mu.Unlock()
+	e.do("POST", members, e.key, map[string]any{"email": "unlucky@example.com", "role": "member"}).must(t, 422, "validation_failed")
+	mu.Lock()
+	fail = nil
 	mu.Unlock()
 	e.do("POST", members, e.key, map[string]any{"email": "unlucky@example.com", "role": "member"}).must(t, 201) // and may be made again
 }

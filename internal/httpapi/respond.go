@@ -109,7 +109,9 @@ func (a *API) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 {
 		id := RequestID(r.Context())
 		body["request_id"] = id
-		body["message"] = "An unexpected error occurred."
+		if e.Code == core.CodeInternal { // other 5xx codes carry a message meant for the client
+			body["message"] = "An unexpected error occurred."
+		}
 		a.log.ErrorContext(r.Context(), "request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "error", e.Error())
 	}
 	if e.Code == core.CodeUnauthorized {
