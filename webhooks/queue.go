@@ -111,6 +111,14 @@ func (q *MemoryQueue) Run(ctx context.Context, work Work) error {
 
 // next waits for a due job.
 func (q *MemoryQueue) next(ctx context.Context) (Job, bool) {
+	// One timer for all the waits of this call (Reset drops a stale fire
+	// since Go 1.23), made only if the call has to wait.
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for {
 		q.mu.Lock()
 		now := q.cfg.Now()
@@ -132,15 +140,17 @@ func (q *MemoryQueue) next(ctx context.Context) (Job, bool) {
 		}
 		wake := q.wake
 		q.mu.Unlock()
-		t := time.NewTimer(wait)
+		if t == nil {
+			t = time.NewTimer(wait)
+		} else {
+			t.Reset(wait)
+		}
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return Job{}, false
 		case <-wake:
 		case <-t.C:
 		}
-		t.Stop()
 	}
 }
 
