@@ -97,21 +97,6 @@ func toDelivery(d *webhooks.Delivery) *deliveryOut {
 // webhookRoutes registers the webhook routes twice: under /webhooks
 // (workspace from the key or X-Workspace-ID) and /workspaces/{id}/webhooks.
 func (p *Platform) webhookRoutes() {
-	httpapi.HandleList(p.api, httpapi.Route{Method: "GET", Path: "/webhooks/event-types", Tag: "Webhooks",
-		Summary: "List the event types endpoints may subscribe to", Scope: "webhooks:read"},
-		func(ctx context.Context, c *Call, lp core.ListParams) ([]eventTypeOut, int, error) {
-			all := p.webhooks.Catalog().Types()
-			out := make([]eventTypeOut, 0, len(all))
-			for _, t := range all {
-				et := eventTypeOut{Name: t.Name, Description: t.Description}
-				if len(t.Schema) > 0 {
-					et.Schema = t.Schema
-				}
-				out = append(out, et)
-			}
-			from := min(lp.Offset(), len(out))
-			return out[from:min(from+lp.PerPage, len(out))], len(out), nil
-		})
 	p.webhookRoutesAt("/webhooks", "id", httpapi.TenantContext)
 	p.webhookRoutesAt("/workspaces/{id}/webhooks", "webhookId", httpapi.TenantPath)
 }
@@ -120,6 +105,26 @@ func (p *Platform) webhookRoutesAt(base, param string, tenant httpapi.Tenant) {
 	a, wh := p.api, p.webhooks
 	item := base + "/{" + param + "}"
 	const tag = "Webhooks"
+	// The catalog is the same for every workspace; under /workspaces/{id}
+	// it is there for clients that address everything by the path.
+	catalog := httpapi.Route{Method: "GET", Path: base + "/event-types", Tag: tag,
+		Summary: "List the event types endpoints may subscribe to", Scope: "webhooks:read"}
+	if tenant == httpapi.TenantPath {
+		catalog.Tenant = tenant
+	}
+	httpapi.HandleList(a, catalog, func(ctx context.Context, c *Call, lp core.ListParams) ([]eventTypeOut, int, error) {
+		all := wh.Catalog().Types()
+		out := make([]eventTypeOut, 0, len(all))
+		for _, t := range all {
+			et := eventTypeOut{Name: t.Name, Description: t.Description}
+			if len(t.Schema) > 0 {
+				et.Schema = t.Schema
+			}
+			out = append(out, et)
+		}
+		from := min(lp.Offset(), len(out))
+		return out[from:min(from+lp.PerPage, len(out))], len(out), nil
+	})
 	id := func(c *Call) (int64, error) { return c.PathID(param) }
 
 	httpapi.HandleList(a, httpapi.Route{Method: "GET", Path: base, Tag: tag, Summary: "List webhook endpoints", Scope: "webhooks:read",

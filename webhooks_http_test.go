@@ -96,15 +96,17 @@ func TestWebhookEndpointValidation(t *testing.T) {
 		{map[string]any{"url": "https://user:pw@example.com/hook", "events": []string{"*"}}, "url", "credentials"},
 		{map[string]any{"url": "not a url", "events": []string{"*"}}, "url", "absolute"},
 		{map[string]any{"url": "https://93.184.215.14/hook", "events": []string{}}, "events", "at least one"},
-		{map[string]any{"url": "https://93.184.215.14/hook", "events": []string{"post.created"}}, "events", "not a known event type"},
-		{map[string]any{"url": "https://93.184.215.14/hook", "events": []string{"nope.*"}}, "events", "matches no event type"},
+		{map[string]any{"url": "https://93.184.215.14/hook", "events": []string{"post.created"}}, "events.0", "not a known event type"},
+		{map[string]any{"url": "https://93.184.215.14/hook", "events": []string{"*", "nope.*"}}, "events.1", "matches no event type"},
+		{map[string]any{"url": "https://93.184.215.14/hook", "events": []string{strings.Repeat("a", 100_000)}}, "events.0", "longer than 200"},
+		{map[string]any{"url": "https://93.184.215.14:99999/hook", "events": []string{"*"}}, "url", "port"},
 		{map[string]any{"url": "https://93.184.215.14/hook", "events": []string{"*"}, "secret": "whsec_short"}, "secret", "24 to 64 bytes"},
 		{map[string]any{"events": []string{"*"}}, "url", "required"},
 	}
 	for _, c := range cases {
 		r := e.do("POST", "/webhooks", key, c.body).must(t, 422, "validation_failed")
-		if msg := r.fieldErr(c.field); !strings.Contains(msg, c.want) {
-			t.Errorf("%v: %s error %q, want it to mention %q", c.body, c.field, msg, c.want)
+		if msg := r.fieldErr(c.field); !strings.Contains(msg, c.want) || len(msg) > 300 {
+			t.Errorf("%.200v: %s error %.300q, want it to mention %q (and not echo a long value)", c.body, c.field, msg, c.want)
 		}
 	}
 	// A public literal address is fine without resolving anything.
@@ -207,6 +209,12 @@ func TestEventTypesCatalog(t *testing.T) {
 	is.True(names["api_key.created"] != nil)
 	is.Equal(names["post.created"]["description"], "A post was created.")
 	is.Equal(names["post.created"]["schema"], map[string]any{"type": "object"})
+	// The same catalog under the workspace's path, for members only.
+	byPath := e.do("GET", fmt.Sprintf("/workspaces/%d/webhooks/event-types?per_page=100", e.ws.ID), e.key, nil).must(t, 200).list()
+	is.Equal(len(byPath), len(l))
+	other, otherKey := e.newWorkspace("Other")
+	e.do("GET", fmt.Sprintf("/workspaces/%d/webhooks/event-types", e.ws.ID), otherKey, nil).must(t, 404, "not_found")
+	e.do("GET", fmt.Sprintf("/workspaces/%d/webhooks/event-types", other), otherKey, nil).must(t, 200)
 	_, err := revops.New(revops.Config{Store: e.store, Events: []webhooks.EventType{{Name: "Bad Name"}}})
 	is.True(err != nil && strings.Contains(err.Error(), "Config.Events"))
 }

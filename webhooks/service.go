@@ -192,6 +192,9 @@ func (s *Service) checkURL(ctx context.Context, u string) error {
 	return nil
 }
 
+// maxPatternLen bounds one entry of an endpoint's events.
+const maxPatternLen = 200
+
 func (s *Service) checkEvents(events []string) ([]string, error) {
 	if len(events) == 0 {
 		return nil, core.Invalid("events", "The events field must list at least one event type or pattern.")
@@ -200,9 +203,13 @@ func (s *Service) checkEvents(events []string) ([]string, error) {
 		return nil, core.Invalid("events", "The events field may list at most 100 entries.")
 	}
 	out := make([]string, 0, len(events))
-	for _, e := range events {
+	for i, e := range events {
+		field := fmt.Sprintf("events.%d", i)
+		if len(e) > maxPatternLen { // not echoed: the message would be as long
+			return nil, core.Invalid(field, fmt.Sprintf("An event type or pattern may not be longer than %d characters.", maxPatternLen))
+		}
 		if err := s.cfg.Catalog.CheckPattern(e); err != nil {
-			return nil, core.Invalid("events", err.Error())
+			return nil, core.Invalid(field, err.Error())
 		}
 		if !slices.Contains(out, e) {
 			out = append(out, e)

@@ -125,6 +125,16 @@ func describe(err error) string {
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
 		return "Timed out before the endpoint answered."
 	}
+	// The tenant reads this in its delivery log: say what failed without
+	// the server's own addresses (its resolver, its local socket).
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return fmt.Sprintf("Connection failed: the host %s could not be resolved (%s).", dns.Name, dns.Err)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return fmt.Sprintf("Connection failed: %s: %v", op.Op, op.Err)
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -35,6 +36,7 @@ var blocked = []struct {
 	{netip.MustParsePrefix("240.0.0.0/4"), "reserved (240.0.0.0/4)"},
 	{netip.MustParsePrefix("::/128"), "unspecified address"},
 	{netip.MustParsePrefix("::1/128"), "loopback"},
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible IPv6 (::/96, deprecated)"},
 	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped IPv6"},
 	{netip.MustParsePrefix("64:ff9b::/96"), "NAT64"},
 	{netip.MustParsePrefix("64:ff9b:1::/48"), "NAT64 (local use)"},
@@ -101,6 +103,11 @@ func CheckURL(ctx context.Context, r Resolver, raw string, allowPrivate bool) er
 	}
 	if u.User != nil {
 		return errors.New("The url must not contain credentials.")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return errors.New("The url's port must be a number from 1 to 65535.")
+		}
 	}
 	if allowPrivate {
 		return nil

@@ -29,7 +29,8 @@ func TestCheckAddressByAddress(t *testing.T) {
 		"2002:7f00:1::1",                                      // 6to4
 		"2001:0:4136:e378:8000:63bf:3fff:fdd2",                // Teredo
 		"fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "::", // ULA, link-local, multicast, unspecified
-		"fe80::1%eth0", // zoned
+		"fe80::1%eth0",             // zoned
+		"::127.0.0.1", "::8.8.8.8", // IPv4-compatible IPv6 (deprecated)
 	}
 	allowed := []string{"8.8.8.8", "1.1.1.1", "93.184.216.34", "172.32.0.1", "100.128.0.1", "198.20.0.1", "2606:4700:4700::1111", "2a00:1450:4001::200e"}
 	for _, s := range refused {
@@ -91,6 +92,11 @@ func TestCheckURL(t *testing.T) {
 		{"ftp://hooks.example.com/in", false, false, "scheme"},
 		{"/relative", false, false, "relative"},
 		{"https://", false, false, "no host"},
+		{"https://hooks.example.com:443/in", false, true, "explicit port"},
+		{"https://hooks.example.com:65535/in", false, true, "highest port"},
+		{"https://hooks.example.com:0/in", false, false, "port 0"},
+		{"https://hooks.example.com:99999/in", false, false, "port out of range"},
+		{"http://127.0.0.1:70000/in", true, false, "port out of range, private targets allowed"},
 	} {
 		err := ssrf.CheckURL(ctx, pub, c.url, c.dev)
 		if (err == nil) != c.ok {
