@@ -49,18 +49,23 @@ func TestPixel(t *testing.T) {
 		{map[string]any{"site_key": sk, "event": "has space"}, "event"},
 		{map[string]any{"site_key": sk, "event": "x", "url": "javascript:alert(1)"}, "url"},
 		{map[string]any{"site_key": sk, "event": "x", "referrer": "/relative"}, "referrer"},
-		{map[string]any{"site_key": sk, "event": "x", "properties": map[string]any{"nested": map[string]any{"a": 1}}}, "properties"},
-		{map[string]any{"site_key": sk, "event": "x", "properties": map[string]any{"long": strings.Repeat("v", 501)}}, "properties"},
+		{map[string]any{"site_key": sk, "event": "x", "properties": map[string]any{"nested": map[string]any{"a": 1}}}, "properties.nested"},
+		{map[string]any{"site_key": sk, "event": "x", "properties": map[string]any{"long": strings.Repeat("v", 501)}}, "properties.long"},
+		{map[string]any{"site_key": sk, "event": "x", "properties": map[string]any{"a\x00": 1}}, "properties"},
+		{map[string]any{"site_key": sk, "event": "x", "user_agent": strings.Repeat("é", 513)}, "user_agent"},
 		{map[string]any{"event": "x"}, "site_key"},
 	}
 	for _, b := range bad {
 		r := e.do("POST", "/pixel/track", "", b.body).must(t, 422, "validation_failed")
 		is.True(r.fieldErr(b.field) != "")
 	}
+	// Lengths count characters, not bytes.
+	e.do("POST", "/pixel/track", "", map[string]any{"site_key": sk, "event": "x", "user_agent": strings.Repeat("é", 512),
+		"properties": map[string]any{"s": strings.Repeat("é", 500)}}).must(t, 200)
 	e.do("POST", "/pixel/track", "", map[string]any{"event": "x", "surprise": 1, "site_key": sk}).must(t, 422)
 	e.do("POST", "/pixel/track", "", `{"event": "x", "site_key": "`+sk+`", "user_agent": "`+strings.Repeat("a", 17000)+`"}`).must(t, 413, "payload_too_large")
 	e.do("POST", "/pixel/track", "", `{"event":`).must(t, 400, "bad_request")
-	is.Equal(len(e.do("GET", fmt.Sprintf("/workspaces/%d/pixel/events", wid), key, nil).must(t, 200).list()), 2)
+	is.Equal(len(e.do("GET", fmt.Sprintf("/workspaces/%d/pixel/events", wid), key, nil).must(t, 200).list()), 3) // the two above and the long one
 
 	// Configuration: a disabled feature or site tracks nothing.
 	upd := e.do("PUT", fmt.Sprintf("/workspaces/%d/pixel", wid), key, map[string]any{"features": map[string]any{"pageviews": false}, "sample_rate": 0.5}).must(t, 200)
@@ -71,5 +76,5 @@ func TestPixel(t *testing.T) {
 	e.do("PUT", fmt.Sprintf("/workspaces/%d/pixel", wid), key, map[string]any{"sample_rate": 2}).must(t, 422)
 	e.do("PUT", fmt.Sprintf("/workspaces/%d/pixel", wid), key, map[string]any{"enabled": false, "sample_rate": 1}).must(t, 200)
 	is.Equal(e.do("POST", "/pixel/track", "", map[string]any{"event": "signup", "site_key": sk}).must(t, 200).Body["tracked"], false)
-	is.Equal(len(e.do("GET", fmt.Sprintf("/workspaces/%d/pixel/events", wid), key, nil).must(t, 200).list()), 2)
+	is.Equal(len(e.do("GET", fmt.Sprintf("/workspaces/%d/pixel/events", wid), key, nil).must(t, 200).list()), 3)
 }

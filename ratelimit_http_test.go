@@ -11,6 +11,7 @@ import (
 	"github.com/matryer/is"
 	"github.com/revopsdev/revops"
 	"github.com/revopsdev/revops/core"
+	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/ratelimit"
 	"github.com/revopsdev/revops/workspace"
 )
@@ -109,9 +110,13 @@ func TestRateLimitTierOverrideAndRefresh(t *testing.T) {
 	e := newEnv(t, withLimits(ratelimit.Policy{PerMinute: 5}, revops.DefaultPublicRateLimit))
 	wid, key := e.newWorkspace("Tiers")
 	path := fmt.Sprintf("/workspaces/%d", wid)
-	// A key with its own tier follows it, not the workspace's.
-	pro := e.do("POST", path+"/api-keys", e.key, map[string]any{"name": "pro key", "scopes": []string{"*"}, "rate_limit_tier": "pro"}).must(t, 201)
-	r := e.do("GET", path, pro.str("key"), nil).must(t, 200)
+	// Over HTTP a key may not be given more than its workspace has ...
+	r := e.do("POST", path+"/api-keys", e.key, map[string]any{"name": "pro key", "scopes": []string{"*"}, "rate_limit_tier": "pro"}).must(t, 422, "validation_failed")
+	is.Equal(r.fieldErr("rate_limit_tier"), "The rate_limit_tier may not be above the workspace's tier (free).")
+	// ... the host's own code may, and such a key follows its tier, not the workspace's.
+	_, proKey, err := e.p.Keys().Create(t.Context(), wid, e.owner.ID, keys.CreateInput{Name: "pro key", Scopes: []string{"*"}, RateLimitTier: "pro"}, nil)
+	is.NoErr(err)
+	r = e.do("GET", path, proKey, nil).must(t, 200)
 	is.Equal(r.Header.Get("X-RateLimit-Limit"), "600")
 	is.Equal(r.Header.Get("X-RateLimit-Remaining"), "899") // capacity 600 × 1.5
 	is.True(strings.HasPrefix(r.Header.Get("RateLimit-Policy"), `"pro";`))
@@ -136,12 +141,20 @@ func TestRateLimitTierOverrideAndRefresh(t *testing.T) {
 	r = e.do("GET", path, key, nil).must(t, 200)
 	is.Equal(r.Header.Get("X-RateLimit-Limit"), "600")
 	// A change made behind the platform's back shows after refresh.
-	_, err := e.store.UpdateWorkspace(t.Context(), wid, func(w *workspace.Workspace) error { w.Tier = "starter"; return nil })
+	_, err = e.store.UpdateWorkspace(t.Context(), wid, func(w *workspace.Workspace) error { w.Tier = "starter"; return nil })
 	is.NoErr(err)
 	is.Equal(e.do("GET", path, key, nil).must(t, 200).Header.Get("X-RateLimit-Limit"), "600") // cached
 	view = e.do("POST", path+"/rate-limits/refresh", key, nil).must(t, 200).data()
 	is.Equal(view["tier"], "starter")
 	is.Equal(e.do("GET", path, key, nil).must(t, 200).Header.Get("X-RateLimit-Limit"), "5")
+
+	// A personal key's own tier can only lower its limits: pro is capped to
+	// this workspace's starter here, and to the default tier outside any.
+	mine := e.do("POST", "/user/api-keys", e.key, map[string]any{"name": "mine", "scopes": []string{"*"}, "rate_limit_tier": "pro"}).must(t, 201)
+	r = e.do("GET", path, mine.str("key"), nil).must(t, 200)
+	is.True(strings.HasPrefix(r.Header.Get("RateLimit-Policy"), `"starter";q=5;`))
+	r = e.do("GET", "/user/api-keys", mine.str("key"), nil).must(t, 200)
+	is.True(strings.HasPrefix(r.Header.Get("RateLimit-Policy"), `"free";q=5;`))
 }
 
 func TestRateLimitPerIPOnPublicRoutes(t *testing.T) {
@@ -149,14 +162,16 @@ func TestRateLimitPerIPOnPublicRoutes(t *testing.T) {
 	e := newEnv(t, withLimits(ratelimit.Policy{PerMinute: 1000}, ratelimit.Policy{Name: "public", PerMinute: 3}),
 		func(c *revops.Config) { c.TrustForwardedFor = true })
 	for i := range 3 {
-		r := e.do("GET", "/pixel/config", "", nil, hdr{"X-Forwarded-For": "203.0.113.7"}).must(t, 200)
+		r := e.do("GET", "/openapi.json", "", nil, hdr{"X-Forwarded-For": "203.0.113.7"}).must(t, 200)
 		is.Equal(r.Header.Get("X-RateLimit-Remaining"), strconv.Itoa(2-i))
 	}
 	r := e.do("GET", "/openapi.json", "", nil, hdr{"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}).must(t, 429, "rate_limit_exceeded")
 	is.Equal(r.Header.Get("Retry-After"), "20")
 	// Another client IP has its own bucket; a spoofed first hop does not help.
-	e.do("GET", "/pixel/config", "", nil, hdr{"X-Forwarded-For": "203.0.113.7, 192.0.2.1"}).must(t, 200)
-	// POST /pixel/track has its own 300/min bucket.
+	e.do("GET", "/openapi.json", "", nil, hdr{"X-Forwarded-For": "203.0.113.7, 192.0.2.1"}).must(t, 200)
+	// The pixel's routes have their own 300/min bucket.
+	r = e.do("GET", "/pixel/config", "", nil, hdr{"X-Forwarded-For": "203.0.113.7"}).must(t, 200)
+	is.Equal(r.Header.Get("X-RateLimit-Limit"), "300")
 	for range 300 {
 		e.do("POST", "/pixel/track", "", map[string]any{"event": "pageview"}, wsHdr(e.ws.ID), hdr{"X-Forwarded-For": "192.0.2.9"}).must(t, 200)
 	}
@@ -195,4 +210,32 @@ func TestUnknownRouteRateLimitPanicsAtRegistration(t *testing.T) {
 		func(ctx context.Context, c *revops.Call, _ *revops.NoBody) (revops.NoBody, error) {
 			return revops.NoBody{}, nil
 		})
+}
+
+// TestRefusalsAreRateLimited: an authenticated request refused before its
+// handler (a workspace it cannot see, a scope it lacks) spends from its
+// key's bucket and carries the headers, so refusals are no way around the
+// limit; a failed authentication carries its client IP's bucket's.
+func TestRefusalsAreRateLimited(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t, withLimits(ratelimit.Policy{PerMinute: 6}, revops.DefaultPublicRateLimit))
+	_, key := e.newWorkspace("Refusals", "posts:read")
+	other, _ := e.newWorkspace("Other")
+	foreign := fmt.Sprintf("/workspaces/%d", other)
+	r := e.do("GET", foreign, key, nil).must(t, 404, "not_found")
+	_, remaining, _ := rateHeaders(t, r, e.clock.Now())
+	is.Equal(remaining, 5)
+	r = e.do("GET", "/api-keys", key, nil).must(t, 403, "access_denied")
+	_, remaining, _ = rateHeaders(t, r, e.clock.Now())
+	is.Equal(remaining, 4)
+	for range 4 {
+		e.do("GET", foreign, key, nil).must(t, 404, "not_found")
+	}
+	e.do("GET", foreign, key, nil).must(t, 429, "rate_limit_exceeded")
+	r = e.do("GET", "/api-keys", key, nil).must(t, 429, "rate_limit_exceeded")
+	is.True(r.Header.Get("Retry-After") != "")
+
+	r = e.do("GET", "/workspaces", "revops_"+strings.Repeat("A", 49), nil).must(t, 401, "unauthorized")
+	limit, _, _ := rateHeaders(t, r, e.clock.Now())
+	is.Equal(limit, revops.DefaultPublicRateLimit.PerMinute)
 }

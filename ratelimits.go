@@ -20,7 +20,8 @@ import (
 // DefaultPublicRateLimit limits each client IP on unauthenticated routes.
 var DefaultPublicRateLimit = ratelimit.Policy{Name: "public", PerMinute: 120, Burst: 0.5}
 
-// PixelRateLimit is spec 001's limit of POST /pixel/track per client IP.
+// PixelRateLimit is spec 001's limit of the pixel per client IP: GET
+// /pixel/config and POST /pixel/track spend from one bucket.
 var PixelRateLimit = ratelimit.Policy{Name: "pixel", PerMinute: 300}
 
 // rateLimit is the pipeline step after the scope check: it spends one
@@ -132,17 +133,51 @@ func (p *Platform) bucketOf(r *http.Request, c *httpapi.Call) (string, ratelimit
 		return "ip:" + name + ":" + p.clientIP(r), pol, nil
 	}
 	tier := c.Principal.Tier
-	if tier == "" {
+	// A personal key (or token) acts in workspaces of several tiers: its own
+	// tier may lower its limits in one, never raise them above that
+	// workspace's (outside any workspace: the default tier's).
+	if tier == "" || c.Principal.UserBound() {
 		wid := c.WorkspaceID()
 		if wid == 0 {
 			wid = c.Principal.WorkspaceID
 		}
-		var err error
-		if tier, err = p.tiers.get(r.Context(), wid); err != nil {
+		wsTier, err := p.tiers.get(r.Context(), wid)
+		if err != nil {
 			return "", ratelimit.Policy{}, err
+		}
+		if tier == "" || p.tierAbove(tier, wsTier) {
+			tier = wsTier
 		}
 	}
 	return c.Principal.Ref, p.policyOf(tier), nil
+}
+
+// tierAbove reports whether tier a allows more than tier b (a higher rate
+// or a larger burst).
+func (p *Platform) tierAbove(a, b string) bool {
+	pa, pb := p.policyOf(a), p.policyOf(b)
+	return pa.PerMinute > pb.PerMinute || pa.Capacity() > pb.Capacity()
+}
+
+// denied rate-limits an authenticated request refused before its handler
+// (a workspace it cannot see, a missing scope, a bad X-Workspace-ID): it
+// spends from the key's bucket and carries the headers like any other
+// answer, so refusals are not a way around the limit. Once the bucket is
+// empty the answer is the 429 instead.
+func (p *Platform) denied(w http.ResponseWriter, r *http.Request, c *httpapi.Call) error {
+	bucket, pol, err := p.bucketOf(r, c)
+	if err != nil {
+		return nil // the refusal itself is the answer
+	}
+	d, err := p.limiter.Allow(r.Context(), bucket, pol)
+	if err != nil {
+		return nil // fail open, as for admitted requests
+	}
+	if !d.Allowed {
+		return p.rateLimited(w.Header(), pol, d)
+	}
+	setRateHeaders(w.Header(), pol, d, p.cfg.Now())
+	return nil
 }
 
 // authFailed spends from the client IP's "auth" bucket (PublicRateLimit) on
@@ -151,7 +186,11 @@ func (p *Platform) bucketOf(r *http.Request, c *httpapi.Call) (string, ratelimit
 func (p *Platform) authFailed(w http.ResponseWriter, r *http.Request) error {
 	pol := p.cfg.PublicRateLimit
 	d, err := p.limiter.Allow(r.Context(), "auth:"+p.clientIP(r), pol)
-	if err != nil || d.Allowed {
+	switch {
+	case err != nil:
+		return nil
+	case d.Allowed:
+		setRateHeaders(w.Header(), pol, d, p.cfg.Now())
 		return nil
 	}
 	return p.rateLimited(w.Header(), pol, d)

@@ -371,7 +371,7 @@ func New(cfg Config) (*Platform, error) {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
 	p.api, err = httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
-		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed, Cookie: p.cookieAuth})
+		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed, OnDenied: p.denied, Cookie: p.cookieAuth})
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}

@@ -2,7 +2,9 @@ package revops
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/revopsdev/revops/audit"
@@ -98,6 +100,9 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: base, Tag: tag, Summary: "Create an API key (the key is returned once)", Scope: "api-keys:write",
 		Tenant: tenant, Status: http.StatusCreated, Message: "API key created successfully."},
 		func(ctx context.Context, c *Call, in *createKeyIn) (*keyOut, error) {
+			if err := p.checkKeyTier(ctx, c.WorkspaceID(), in.RateLimitTier); err != nil {
+				return nil, err
+			}
 			k, raw, err := ks.Create(ctx, c.WorkspaceID(), c.Principal.UserID,
 				keys.CreateInput{Name: in.Name, Scopes: in.Scopes, RateLimitTier: in.RateLimitTier, ExpiresAt: in.ExpiresAt.Ptr(), NotAfter: c.Principal.ExpiresAt}, c.Access)
 			if err != nil {
@@ -283,4 +288,22 @@ func personalKeyID(c *Call) (int64, error) {
 		return 0, err
 	}
 	return c.PathID("id")
+}
+
+// checkKeyTier refuses a workspace key a tier above its workspace's: over
+// HTTP a key may be given less than its workspace has, never more (the
+// host's own code may, through Platform.Keys). Unknown tiers are left to
+// the keys service, which names the valid ones.
+func (p *Platform) checkKeyTier(ctx context.Context, wid int64, tier string) error {
+	if tier == "" || !slices.Contains(p.cfg.Tiers, tier) {
+		return nil
+	}
+	wsTier, err := p.tiers.get(ctx, wid)
+	if err != nil {
+		return err
+	}
+	if p.tierAbove(tier, wsTier) {
+		return core.Invalid("rate_limit_tier", fmt.Sprintf("The rate_limit_tier may not be above the workspace's tier (%s).", wsTier))
+	}
+	return nil
 }

@@ -232,7 +232,7 @@ func (p *Platform) pipelineRoutes() {
 			return p.rateLimitView(ctx, wid)
 		})
 
-	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: "/pixel/config", Tag: "Pixel", Public: true, Bare: true,
+	httpapi.Handle(a, httpapi.Route{Method: "GET", Path: "/pixel/config", Tag: "Pixel", Public: true, Bare: true, RateLimit: "pixel",
 		Summary: "Tracking pixel configuration of a site (site_key query parameter or X-Workspace-ID); defaults when none is named"},
 		func(ctx context.Context, c *httpapi.Call, _ *httpapi.NoBody) (*pixelConfigOut, error) {
 			s, named, err := p.siteOf(ctx, c.R, "")

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/revopsdev/revops/core"
@@ -97,25 +98,26 @@ func (in *TrackInput) Check() error {
 	}
 	checkURL(&v, "url", in.URL)
 	checkURL(&v, "referrer", in.Referrer)
-	if len(in.UserAgent) > MaxUserAgent {
+	if utf8.RuneCountInString(in.UserAgent) > MaxUserAgent {
 		v.Add("user_agent", fmt.Sprintf("The user agent may not be longer than %d characters.", MaxUserAgent))
 	}
 	if len(in.Properties) > MaxProperties {
 		v.Add("properties", fmt.Sprintf("At most %d properties are allowed.", MaxProperties))
 	}
 	for k, val := range in.Properties {
-		if k == "" || len(k) > MaxPropKey {
-			v.Add("properties", fmt.Sprintf("Property names must be 1 to %d characters.", MaxPropKey))
+		if n := utf8.RuneCountInString(k); n == 0 || n > MaxPropKey || strings.ContainsFunc(k, unicode.IsControl) {
+			v.Add("properties", fmt.Sprintf("Property names must be 1 to %d characters, none of them control characters.", MaxPropKey))
 			break
 		}
+		field := "properties." + k // each property's error under its own name
 		switch x := val.(type) {
 		case nil, bool, float64, json.Number:
 		case string:
-			if len(x) > MaxPropValue {
-				v.Add("properties", fmt.Sprintf("Property %q is longer than %d characters.", k, MaxPropValue))
+			if utf8.RuneCountInString(x) > MaxPropValue {
+				v.Add(field, fmt.Sprintf("Property %q is longer than %d characters.", k, MaxPropValue))
 			}
 		default:
-			v.Add("properties", fmt.Sprintf("Property %q must be a string, number, boolean or null.", k))
+			v.Add(field, fmt.Sprintf("Property %q must be a string, number, boolean or null.", k))
 		}
 	}
 	return v.Err()
@@ -125,7 +127,7 @@ func checkURL(v *core.Validation, field, s string) {
 	if s == "" {
 		return
 	}
-	if len(s) > MaxURL {
+	if utf8.RuneCountInString(s) > MaxURL {
 		v.Add(field, fmt.Sprintf("The %s may not be longer than %d characters.", field, MaxURL))
 		return
 	}

@@ -51,6 +51,10 @@ type Config struct {
 	// 401 is written; an error it returns is written instead (e.g. a 429
 	// once a client IP has failed too often).
 	OnUnauthorized func(w http.ResponseWriter, r *http.Request) error
+	// OnDenied runs when an authenticated request is refused before its
+	// handler (workspace or scope), before the error is written; an error
+	// it returns is written instead.
+	OnDenied func(w http.ResponseWriter, r *http.Request, c *Call) error
 	// Cookie authenticates a request that carries no bearer token (a web
 	// session cookie), CSRF checks included; it returns nil and no error
 	// when the request has no session cookie.

@@ -148,10 +148,15 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 		c = new(Call)
 	}
 	if err := a.admit(r, rt, c); err != nil {
-		if core.As(err).Code == core.CodeUnauthorized && a.cfg.OnUnauthorized != nil {
-			if err2 := a.cfg.OnUnauthorized(w, r); err2 != nil {
-				err = err2
-			}
+		var err2 error
+		switch {
+		case core.As(err).Code == core.CodeUnauthorized && a.cfg.OnUnauthorized != nil:
+			err2 = a.cfg.OnUnauthorized(w, r)
+		case c.Principal != nil && a.cfg.OnDenied != nil:
+			err2 = a.cfg.OnDenied(w, r, c)
+		}
+		if err2 != nil {
+			err = err2
 		}
 		a.WriteError(w, r, err)
 		return
