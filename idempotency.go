@@ -90,8 +90,10 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 		}
 		// Not recorded, so a retry runs again: a server error; an error
 		// answered because the request was cancelled or ran out of time
-		// (its work was cut short); a response too big to keep.
-		if rw.status >= 500 || (rw.status >= 400 && ctx.Err() != nil) || rw.overflow {
+		// (its work was cut short); input refused before the handler ran
+		// (as Stripe: a retry with a fixed Content-Type or body must run);
+		// a response too big to keep.
+		if rw.status >= 500 || (rw.status >= 400 && ctx.Err() != nil) || c.InputRefused() || rw.overflow {
 			p.releaseIdem(r, rec)
 			return
 		}

@@ -170,6 +170,9 @@ func hostThings(e *env, workspace string) *things {
 			if th.fail.Load() {
 				return nil, errors.New("database unavailable")
 			}
+			if in.Name == "taken" {
+				return nil, core.Conflict("A thing named taken exists.")
+			}
 			return &out{Run: n, Name: in.Name}, nil
 		})
 	return th
@@ -190,10 +193,22 @@ func TestIdempotencyRetryAfterFailure(t *testing.T) {
 	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
 	is.Equal(r.data()["run"], float64(2))
 	is.Equal(th.runs.Load(), int64(2))
-	// A 4xx result is kept like a success (the request was answered).
-	e.do("POST", "/things", key, map[string]any{}, hdr{"Idempotency-Key": "k2"}).must(t, 422)
-	r = e.do("POST", "/things", key, map[string]any{}, hdr{"Idempotency-Key": "k2"}).must(t, 422)
+	// A 4xx the handler answered is kept like a success (the request was
+	// answered) ...
+	e.do("POST", "/things", key, map[string]any{"name": "taken"}, hdr{"Idempotency-Key": "k2"}).must(t, 409)
+	r = e.do("POST", "/things", key, map[string]any{"name": "taken"}, hdr{"Idempotency-Key": "k2"}).must(t, 409)
 	is.Equal(r.Header.Get("Idempotent-Replayed"), "true")
+	// ... input refused before the handler ran is not (as Stripe): nothing
+	// was done, and the retry with the input fixed runs.
+	runs := th.runs.Load()
+	e.do("POST", "/things", key, map[string]any{}, hdr{"Idempotency-Key": "k3"}).must(t, 422)
+	r = e.do("POST", "/things", key, map[string]any{}, hdr{"Idempotency-Key": "k3"}).must(t, 422)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "")
+	body := []byte(`{"name":"fixed"}`)
+	e.do("POST", "/things", key, body, hdr{"Idempotency-Key": "k4"}).must(t, 415, "unsupported_media_type") // sent as octet-stream
+	r = e.do("POST", "/things", key, string(body), hdr{"Idempotency-Key": "k4"}).must(t, 201)                 // same bytes, as JSON
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "")
+	is.Equal(th.runs.Load(), runs+1)
 }
 
 func TestIdempotencyStaleClaimExpires(t *testing.T) {
