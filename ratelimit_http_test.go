@@ -121,8 +121,10 @@ func TestRateLimitTierOverrideAndRefresh(t *testing.T) {
 	is.Equal(r.Header.Get("X-RateLimit-Remaining"), "899") // capacity 600 × 1.5
 	is.True(strings.HasPrefix(r.Header.Get("RateLimit-Policy"), `"pro";`))
 
-	view := e.do("GET", path+"/rate-limits", key, nil).must(t, 200).data()
+	vr := e.do("GET", path+"/rate-limits", key, nil).must(t, 200)
+	view := vr.data()
 	is.Equal(view["tier"], "free")
+	is.Equal(view["keys_total"], float64(2))
 	is.Equal(view["policy"], map[string]any{"tier": "free", "requests_per_minute": float64(5), "burst": float64(0), "capacity": float64(5)})
 	ks := view["keys"].([]any)
 	is.Equal(len(ks), 2)
@@ -135,6 +137,9 @@ func TestRateLimitTierOverrideAndRefresh(t *testing.T) {
 	is.Equal(byName["pro key"]["remaining"], float64(899)) // peeking spends nothing
 	is.Equal(byName["ws key"]["remaining"], float64(4))    // the view's own request was spent first
 	is.Equal(byName["ws key"]["override"], false)
+	reset, err := strconv.ParseInt(vr.Header.Get("X-RateLimit-Reset"), 10, 64)
+	is.NoErr(err)
+	is.Equal(byName["ws key"]["reset_at"], time.Unix(reset, 0).UTC().Format(time.RFC3339)) // the header's instant
 
 	// The host moves the workspace to pro: this instance applies it at once.
 	is.NoErr(e.p.SetTier(t.Context(), wid, "pro"))

@@ -108,7 +108,11 @@ func (p *Platform) rateLimited(h http.Header, pol ratelimit.Policy, d ratelimit.
 	setRateHeaders(h, pol, d, p.cfg.Now())
 	after := max(1, int64(math.Ceil(d.RetryAfter.Seconds())))
 	h.Set("Retry-After", strconv.FormatInt(after, 10))
-	e := core.E(core.CodeRateLimited, "Too many requests. Please retry after %d seconds.", after)
+	unit := "seconds"
+	if after == 1 {
+		unit = "second"
+	}
+	e := core.E(core.CodeRateLimited, "Too many requests. Please retry after %d %s.", after, unit)
 	e.Extra = map[string]any{
 		"retry_after": after,
 		"limit":       d.Limit,

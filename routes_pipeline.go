@@ -40,6 +40,7 @@ type (
 		Tier        string        `json:"tier"`
 		Policy      policyOut     `json:"policy"`
 		Keys        []keyLimitOut `json:"keys"`
+		KeysTotal   int           `json:"keys_total"` // keys lists the newest maxViewKeys of them
 	}
 )
 
@@ -72,6 +73,7 @@ func (p *Platform) rateLimitView(ctx context.Context, wid int64) (*rateLimitsOut
 		if err != nil {
 			return nil, err
 		}
+		out.KeysTotal = total
 		for i := range list {
 			if err := p.addKeyLimit(ctx, out, &list[i], tier); err != nil {
 				return nil, err
@@ -95,7 +97,7 @@ func (p *Platform) addKeyLimit(ctx context.Context, out *rateLimitsOut, k *keys.
 		return err
 	}
 	out.Keys = append(out.Keys, keyLimitOut{APIKeyID: k.ID, Name: k.Name, Prefix: k.Prefix, Tier: tier, Override: k.RateLimitTier != "",
-		Limit: d.Limit, Capacity: d.Capacity, Remaining: d.Remaining, ResetAt: d.ResetAt.UTC().Truncate(time.Second)})
+		Limit: d.Limit, Capacity: d.Capacity, Remaining: d.Remaining, ResetAt: time.Unix(resetUnix(d.ResetAt), 0).UTC()}) // as X-RateLimit-Reset
 	return nil
 }
 
