@@ -206,7 +206,7 @@ func TestIdempotencyRetryAfterFailure(t *testing.T) {
 	is.Equal(r.Header.Get("Idempotent-Replayed"), "")
 	body := []byte(`{"name":"fixed"}`)
 	e.do("POST", "/things", key, body, hdr{"Idempotency-Key": "k4"}).must(t, 415, "unsupported_media_type") // sent as octet-stream
-	r = e.do("POST", "/things", key, string(body), hdr{"Idempotency-Key": "k4"}).must(t, 201)                 // same bytes, as JSON
+	r = e.do("POST", "/things", key, string(body), hdr{"Idempotency-Key": "k4"}).must(t, 201)               // same bytes, as JSON
 	is.Equal(r.Header.Get("Idempotent-Replayed"), "")
 	is.Equal(th.runs.Load(), runs+1)
 }
