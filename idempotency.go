@@ -48,8 +48,9 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		now := p.cfg.Now().UTC()
+		key := vals[0]
 		rec := &idempotency.Record{
-			Scope: idemScope(c), Key: vals[0], Fingerprint: idempotency.Fingerprint(r.Method, r.URL.RequestURI(), body),
+			Scope: idemScope(c), Key: idempotency.StoredKey(key), Fingerprint: idempotency.Fingerprint(key, r.Method, r.URL.RequestURI(), body),
 			Claim: idempotency.NewClaim(), LockedUntil: now.Add(p.cfg.IdempotencyLockTimeout),
 			CreatedAt: now, ExpiresAt: now.Add(p.cfg.IdempotencyTTL),
 		}
@@ -69,7 +70,12 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 			p.api.WriteError(w, r, core.Conflict("A request with this Idempotency-Key is still being processed. Retry it once that request has finished."))
 			return
 		case prev != nil:
-			replay(w, prev)
+			header, body, err := idempotency.Open(rec.Scope, key, prev.Body)
+			if err != nil {
+				p.api.WriteError(w, r, core.Internal(err))
+				return
+			}
+			replay(w, prev.Status, header, body)
 			return
 		}
 		// The claim is ours. The handler may run only until the claim would
@@ -98,9 +104,15 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 			return
 		}
 		bg := context.WithoutCancel(r.Context())
-		ok, err := st.CompleteIdempotencyKey(bg, rec.Scope, rec.Key, rec.Claim, rw.status, rw.header, rw.body.Bytes())
+		sealed, err := idempotency.Seal(rec.Scope, key, rw.header, rw.body.Bytes())
+		if err != nil {
+			p.releaseIdem(r, rec)
+			p.cfg.Logger.ErrorContext(r.Context(), "revops: sealing an idempotent response; a retry will run it again", "error", err, "request_id", c.RequestID)
+			return
+		}
+		ok, err := st.CompleteIdempotencyKey(bg, rec.Scope, rec.Key, rec.Claim, rw.status, nil, sealed)
 		if err != nil { // once more: a lost record means the retry runs again
-			ok, err = st.CompleteIdempotencyKey(bg, rec.Scope, rec.Key, rec.Claim, rw.status, rw.header, rw.body.Bytes())
+			ok, err = st.CompleteIdempotencyKey(bg, rec.Scope, rec.Key, rec.Claim, rw.status, nil, sealed)
 		}
 		if err != nil || !ok {
 			p.cfg.Logger.ErrorContext(r.Context(), "revops: the response of an idempotent request was not recorded; a retry will run it again",
@@ -142,17 +154,17 @@ func idemScope(c *httpapi.Call) string {
 
 // replay writes a recorded response with Idempotent-Replayed: true; the
 // rate-limit and request-id headers already set stay this response's own.
-func replay(w http.ResponseWriter, rec *idempotency.Record) {
+func replay(w http.ResponseWriter, status int, header map[string][]string, body []byte) {
 	h := w.Header()
-	for k, v := range rec.Header {
+	for k, v := range header {
 		if !notReplayed[http.CanonicalHeaderKey(k)] {
 			h[http.CanonicalHeaderKey(k)] = v
 		}
 	}
 	h.Set("Idempotent-Replayed", "true")
-	h.Set("Content-Length", strconv.Itoa(len(rec.Body)))
-	w.WriteHeader(rec.Status)
-	w.Write(rec.Body)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
 }
 
 // recorder passes a response through and keeps a copy for replay.

@@ -1,6 +1,7 @@
 package revops_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -220,7 +221,7 @@ func TestIdempotencyStaleClaimExpires(t *testing.T) {
 	// A process claimed the key and died mid-request: the claim is in the
 	// store with nobody to complete or release it.
 	now := e.clock.Now()
-	dead := &idempotency.Record{Scope: fmt.Sprintf("w%d:k%d", wid, keyID), Key: "crash", Fingerprint: idempotency.Fingerprint("POST", "/things", []byte(`{"name":"a"}`)),
+	dead := &idempotency.Record{Scope: fmt.Sprintf("w%d:k%d", wid, keyID), Key: idempotency.StoredKey("crash"), Fingerprint: idempotency.Fingerprint("crash", "POST", "/things", []byte(`{"name":"a"}`)),
 		Claim: idempotency.NewClaim(), LockedUntil: now.Add(time.Minute), CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour)}
 	prev, err := e.store.ClaimIdempotencyKey(t.Context(), dead, now)
 	is.NoErr(err)
@@ -306,4 +307,37 @@ func TestNestedRequestsKeepTheirCalls(t *testing.T) {
 	req.Header.Set("Authorization", "Bearer "+ka)
 	h.ServeHTTP(httptest.NewRecorder(), req)
 	is.Equal(outerAfter, wa)
+}
+
+// TestIdempotencyRecordsKeepNoSecrets: a response meant to be shown once
+// (a new API key) is replayed to the retry, but the store holds neither it
+// nor the Idempotency-Key in the clear.
+func TestIdempotencyRecordsKeepNoSecrets(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	const idem = "0b8e6f0c-3c1e-4d7a-9a51-2f6d8e4b7c10"
+	first := e.do("POST", "/api-keys", e.key, map[string]any{"name": "once", "scopes": []string{"posts:read"}}, wsHdr(e.ws.ID), hdr{"Idempotency-Key": idem}).must(t, 201)
+	again := e.do("POST", "/api-keys", e.key, map[string]any{"name": "once", "scopes": []string{"posts:read"}}, wsHdr(e.ws.ID), hdr{"Idempotency-Key": idem}).must(t, 201)
+	is.Equal(again.Header.Get("Idempotent-Replayed"), "true")
+	raw := first.str("key")
+	is.True(raw != "")
+	is.Equal(again.str("key"), raw)
+
+	rows, err := e.store.DB().QueryContext(t.Context(), "SELECT idem_key, fingerprint, header, body FROM revops_idempotency_keys")
+	is.NoErr(err)
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var key, fp string
+		var header, body []byte
+		is.NoErr(rows.Scan(&key, &fp, &header, &body))
+		for _, col := range [][]byte{[]byte(key), []byte(fp), header, body} {
+			if bytes.Contains(col, []byte(raw)) || bytes.Contains(col, []byte(idem)) || bytes.Contains(col, []byte(raw[len(raw)-12:])) {
+				t.Fatalf("the store holds the key or the Idempotency-Key in the clear: %q", col)
+			}
+		}
+		n++
+	}
+	is.NoErr(rows.Err())
+	is.Equal(n, 1)
 }

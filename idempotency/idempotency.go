@@ -12,9 +12,15 @@ package idempotency
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -25,13 +31,13 @@ const MaxKeyLen = 255
 // Record is one key's state.
 type Record struct {
 	Scope       string // workspace and principal, e.g. "w12:k34"
-	Key         string
+	Key         string // revops files records under StoredKey(the Idempotency-Key)
 	Fingerprint string // of the request that claimed the key
 	Claim       string // token of the running request; "" once complete
 	LockedUntil time.Time
 	Status      int
-	Header      map[string][]string
-	Body        []byte
+	Header      map[string][]string // revops keeps the header inside Body (nil here)
+	Body        []byte              // revops keeps the response Sealed
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
 }
@@ -73,15 +79,91 @@ func ValidKey(k string) error {
 	return nil
 }
 
-// Fingerprint identifies a request: method, path (with its query) and body.
-func Fingerprint(method, path string, body []byte) string {
-	h := sha256.New()
+// Fingerprint identifies a request: method, path (with its query) and
+// body, keyed by the Idempotency-Key so that what the store keeps is no
+// plain hash of the body (a login's password, say) to guess against.
+func Fingerprint(key, method, path string, body []byte) string {
+	h := hmac.New(sha256.New, []byte(key))
 	h.Write([]byte(method))
 	h.Write([]byte{0})
 	h.Write([]byte(path))
 	h.Write([]byte{0})
 	h.Write(body)
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// A recorded response may hold what was meant to be shown once: a new API
+// key, a webhook secret, a session cookie. So the store never gets it in
+// the clear: the record is filed under a digest of the Idempotency-Key
+// (StoredKey) and the response is sealed with a key derived from the
+// Idempotency-Key itself (Seal), which only the client holds. A random key
+// (a UUID, as clients are told to use) makes the records unreadable to
+// anyone who reads the store.
+
+// StoredKey is what the store keeps in place of an Idempotency-Key.
+func StoredKey(key string) string {
+	sum := sha256.Sum256([]byte("revops idempotency key\x00" + key))
+	return hex.EncodeToString(sum[:])
+}
+
+// ErrSealed is returned by Open for a record that does not open with the
+// given key and scope.
+var ErrSealed = errors.New("idempotency: the recorded response does not open with this key")
+
+func sealer(scope, key string) (cipher.AEAD, error) {
+	k, err := hkdf.Key(sha256.New, []byte(key), nil, "revops idempotency response\x00"+scope, 32)
+	if err != nil {
+		return nil, err
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// Seal encrypts a response's header and body for the record of key in
+// scope: nonce, then the sealed header length, header JSON and body.
+func Seal(scope, key string, header map[string][]string, body []byte) ([]byte, error) {
+	aead, err := sealer(scope, key)
+	if err != nil {
+		return nil, err
+	}
+	hj, err := json.Marshal(header)
+	if err != nil {
+		return nil, err
+	}
+	plain := make([]byte, 0, binary.MaxVarintLen64+len(hj)+len(body))
+	plain = binary.AppendUvarint(plain, uint64(len(hj)))
+	plain = append(append(plain, hj...), body...)
+	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
+	rand.Read(out)
+	return aead.Seal(out, out, plain, []byte(scope)), nil
+}
+
+// Open reverses Seal.
+func Open(scope, key string, sealed []byte) (map[string][]string, []byte, error) {
+	aead, err := sealer(scope, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := aead.NonceSize()
+	if len(sealed) < n {
+		return nil, nil, ErrSealed
+	}
+	plain, err := aead.Open(nil, sealed[:n], sealed[n:], []byte(scope))
+	if err != nil {
+		return nil, nil, ErrSealed
+	}
+	hl, w := binary.Uvarint(plain)
+	if w <= 0 || hl > uint64(len(plain)-w) {
+		return nil, nil, ErrSealed
+	}
+	var header map[string][]string
+	if err := json.Unmarshal(plain[w:w+int(hl)], &header); err != nil {
+		return nil, nil, ErrSealed
+	}
+	return header, plain[w+int(hl):], nil
 }
 
 // NewClaim returns a fresh claim token.
