@@ -70,7 +70,7 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 			p.api.WriteError(w, r, core.Conflict("A request with this Idempotency-Key is still being processed. Retry it once that request has finished."))
 			return
 		case prev != nil:
-			header, body, err := idempotency.Open(rec.Scope, key, prev.Body)
+			header, body, err := idempotency.Open(rec.Scope, key, prev.Status, prev.Body)
 			if err != nil {
 				p.api.WriteError(w, r, core.Internal(err))
 				return
@@ -96,15 +96,15 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 		}
 		// Not recorded, so a retry runs again: a server error; an error
 		// answered because the request was cancelled or ran out of time
-		// (its work was cut short); input refused before the handler ran
-		// (as Stripe: a retry with a fixed Content-Type or body must run);
-		// a response too big to keep.
-		if rw.status >= 500 || (rw.status >= 400 && ctx.Err() != nil) || c.InputRefused() || rw.overflow {
+		// (its work was cut short); refused input, which did nothing (as
+		// Stripe: a retry with a fixed Content-Type or body must run); a
+		// response too big to keep.
+		if rw.status >= 500 || (rw.status >= 400 && ctx.Err() != nil) || refusedInput(rw.status) || rw.overflow {
 			p.releaseIdem(r, rec)
 			return
 		}
 		bg := context.WithoutCancel(r.Context())
-		sealed, err := idempotency.Seal(rec.Scope, key, rw.header, rw.body.Bytes())
+		sealed, err := idempotency.Seal(rec.Scope, key, rw.status, rw.header, rw.body.Bytes())
 		if err != nil {
 			p.releaseIdem(r, rec)
 			p.cfg.Logger.ErrorContext(r.Context(), "revops: sealing an idempotent response; a retry will run it again", "error", err, "request_id", c.RequestID)
@@ -119,6 +119,16 @@ func (p *Platform) idempotent(next http.Handler) http.Handler {
 				"error", err, "claim_held", ok, "request_id", c.RequestID)
 		}
 	})
+}
+
+// refusedInput: the statuses that refuse a request's input (malformed,
+// too large, not JSON, invalid), answered before anything was done.
+func refusedInput(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }
 
 func (p *Platform) releaseIdem(r *http.Request, rec *idempotency.Record) {

@@ -174,6 +174,9 @@ func hostThings(e *env, workspace string) *things {
 			if in.Name == "taken" {
 				return nil, core.Conflict("A thing named taken exists.")
 			}
+			if in.Name == "bad" {
+				return nil, core.Invalid("name", "The name bad is not allowed.")
+			}
 			return &out{Run: n, Name: in.Name}, nil
 		})
 	return th
@@ -205,6 +208,10 @@ func TestIdempotencyRetryAfterFailure(t *testing.T) {
 	e.do("POST", "/things", key, map[string]any{}, hdr{"Idempotency-Key": "k3"}).must(t, 422)
 	r = e.do("POST", "/things", key, map[string]any{}, hdr{"Idempotency-Key": "k3"}).must(t, 422)
 	is.Equal(r.Header.Get("Idempotent-Replayed"), "")
+	e.do("POST", "/things", key, map[string]any{"name": "bad"}, hdr{"Idempotency-Key": "k5"}).must(t, 422) // the handler's own validation
+	r = e.do("POST", "/things", key, map[string]any{"name": "bad"}, hdr{"Idempotency-Key": "k5"}).must(t, 422)
+	is.Equal(r.Header.Get("Idempotent-Replayed"), "")
+	runs = th.runs.Load()
 	body := []byte(`{"name":"fixed"}`)
 	e.do("POST", "/things", key, body, hdr{"Idempotency-Key": "k4"}).must(t, 415, "unsupported_media_type") // sent as octet-stream
 	r = e.do("POST", "/things", key, string(body), hdr{"Idempotency-Key": "k4"}).must(t, 201)               // same bytes, as JSON

@@ -160,6 +160,17 @@ func TestRateLimitTierOverrideAndRefresh(t *testing.T) {
 	is.True(strings.HasPrefix(r.Header.Get("RateLimit-Policy"), `"starter";q=5;`))
 	r = e.do("GET", "/user/api-keys", mine.str("key"), nil).must(t, 200)
 	is.True(strings.HasPrefix(r.Header.Get("RateLimit-Policy"), `"free";q=5;`))
+
+	// A key whose tier was lowered cannot make keys that are not, nor keys
+	// that follow the workspace's tier.
+	_, lowered, err := e.p.Keys().Create(t.Context(), wid, e.owner.ID, keys.CreateInput{Name: "lowered", Scopes: []string{"*"}, RateLimitTier: "starter"}, nil)
+	is.NoErr(err)
+	is.NoErr(e.p.SetTier(t.Context(), wid, "pro"))
+	for _, tier := range []string{"pro", ""} {
+		r = e.do("POST", path+"/api-keys", lowered, map[string]any{"name": "more", "scopes": []string{"*"}, "rate_limit_tier": tier}).must(t, 422, "validation_failed")
+		is.True(strings.Contains(r.fieldErr("rate_limit_tier"), "your own key's tier (starter)"))
+	}
+	e.do("POST", path+"/api-keys", lowered, map[string]any{"name": "same", "scopes": []string{"*"}, "rate_limit_tier": "starter"}).must(t, 201)
 }
 
 func TestRateLimitPerIPOnPublicRoutes(t *testing.T) {
@@ -224,12 +235,14 @@ func TestUnknownRouteRateLimitPanicsAtRegistration(t *testing.T) {
 func TestRefusalsAreRateLimited(t *testing.T) {
 	is := is.New(t)
 	e := newEnv(t, withLimits(ratelimit.Policy{PerMinute: 6}, revops.DefaultPublicRateLimit))
-	_, key := e.newWorkspace("Refusals", "posts:read")
+	wid, key := e.newWorkspace("Refusals", "posts:read")
 	other, _ := e.newWorkspace("Other")
+	is.NoErr(e.p.SetTier(t.Context(), other, "pro"))
 	foreign := fmt.Sprintf("/workspaces/%d", other)
 	r := e.do("GET", foreign, key, nil).must(t, 404, "not_found")
 	_, remaining, _ := rateHeaders(t, r, e.clock.Now())
 	is.Equal(remaining, 5)
+	is.True(strings.HasPrefix(r.Header.Get("RateLimit-Policy"), `"free";`)) // its own tier: nothing of the workspace it cannot see
 	r = e.do("GET", "/api-keys", key, nil).must(t, 403, "access_denied")
 	_, remaining, _ = rateHeaders(t, r, e.clock.Now())
 	is.Equal(remaining, 4)
@@ -239,6 +252,21 @@ func TestRefusalsAreRateLimited(t *testing.T) {
 	e.do("GET", foreign, key, nil).must(t, 429, "rate_limit_exceeded")
 	r = e.do("GET", "/api-keys", key, nil).must(t, 429, "rate_limit_exceeded")
 	is.True(r.Header.Get("Retry-After") != "")
+
+	// A user's key refused outside its workspaces spends from a bucket of
+	// its own under the default tier (not its workspaces' bucket, which
+	// their tiers fill at their own pace), never under the foreign tier.
+	_, stranger := e.newUser("stranger@example.com")
+	r = e.do("GET", foreign, stranger, nil).must(t, 404, "not_found")
+	_, remaining, _ = rateHeaders(t, r, e.clock.Now())
+	is.Equal(remaining, 5)
+	is.True(strings.HasPrefix(r.Header.Get("RateLimit-Policy"), `"free";`))
+	r = e.do("GET", fmt.Sprintf("/workspaces/%d", wid), stranger, nil).must(t, 404, "not_found")
+	_, remaining, _ = rateHeaders(t, r, e.clock.Now())
+	is.Equal(remaining, 4)
+	r = e.do("GET", "/user/api-keys", stranger, nil).must(t, 200) // its own bucket is untouched
+	_, remaining, _ = rateHeaders(t, r, e.clock.Now())
+	is.Equal(remaining, 5)
 
 	r = e.do("GET", "/workspaces", "revops_"+strings.Repeat("A", 49), nil).must(t, 401, "unauthorized")
 	limit, _, _ := rateHeaders(t, r, e.clock.Now())

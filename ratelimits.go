@@ -173,6 +173,12 @@ func (p *Platform) denied(w http.ResponseWriter, r *http.Request, c *httpapi.Cal
 	if err != nil {
 		return nil // the refusal itself is the answer
 	}
+	if c.Access == nil && c.Principal.UserBound() {
+		// Outside a workspace a user's key is judged by the default tier:
+		// in a bucket of its own, so that its refusals do not spend from
+		// the bucket its workspaces' tiers fill at their own pace.
+		bucket += ":refused"
+	}
 	d, err := p.limiter.Allow(r.Context(), bucket, pol)
 	if err != nil {
 		return nil // fail open, as for admitted requests

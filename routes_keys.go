@@ -100,7 +100,7 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: base, Tag: tag, Summary: "Create an API key (the key is returned once)", Scope: "api-keys:write",
 		Tenant: tenant, Status: http.StatusCreated, Message: "API key created successfully."},
 		func(ctx context.Context, c *Call, in *createKeyIn) (*keyOut, error) {
-			if err := p.checkKeyTier(ctx, c.WorkspaceID(), in.RateLimitTier); err != nil {
+			if err := p.checkKeyTier(ctx, c, in.RateLimitTier); err != nil {
 				return nil, err
 			}
 			k, raw, err := ks.Create(ctx, c.WorkspaceID(), c.Principal.UserID,
@@ -290,19 +290,26 @@ func personalKeyID(c *Call) (int64, error) {
 	return c.PathID("id")
 }
 
-// checkKeyTier refuses a workspace key a tier above its workspace's: over
-// HTTP a key may be given less than its workspace has, never more (the
-// host's own code may, through Platform.Keys). Unknown tiers are left to
-// the keys service, which names the valid ones.
-func (p *Platform) checkKeyTier(ctx context.Context, wid int64, tier string) error {
-	if tier == "" || !slices.Contains(p.cfg.Tiers, tier) {
+// checkKeyTier refuses a new workspace key a tier above its workspace's or
+// above the caller's own (a key whose tier was lowered cannot make keys
+// that are not): over HTTP a key may be given less, never more, like its
+// scopes. The host's own code may give any, through Platform.Keys. Unknown
+// tiers are left to the keys service, which names the valid ones.
+func (p *Platform) checkKeyTier(ctx context.Context, c *Call, tier string) error {
+	if tier != "" && !slices.Contains(p.cfg.Tiers, tier) {
 		return nil
 	}
-	wsTier, err := p.tiers.get(ctx, wid)
+	wsTier, err := p.tiers.get(ctx, c.WorkspaceID())
 	if err != nil {
 		return err
 	}
-	if p.tierAbove(tier, wsTier) {
+	if own := c.Principal.Tier; own != "" && p.tierAbove(wsTier, own) {
+		if tier == "" || p.tierAbove(tier, own) {
+			return core.Invalid("rate_limit_tier", fmt.Sprintf("The rate_limit_tier may not be above your own key's tier (%s); set it to that or lower.", own))
+		}
+		return nil
+	}
+	if tier != "" && p.tierAbove(tier, wsTier) {
 		return core.Invalid("rate_limit_tier", fmt.Sprintf("The rate_limit_tier may not be above the workspace's tier (%s).", wsTier))
 	}
 	return nil

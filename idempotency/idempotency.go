@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -83,7 +84,7 @@ func ValidKey(k string) error {
 // body, keyed by the Idempotency-Key so that what the store keeps is no
 // plain hash of the body (a login's password, say) to guess against.
 func Fingerprint(key, method, path string, body []byte) string {
-	h := hmac.New(sha256.New, []byte(key))
+	h := hmac.New(sha256.New, secret(key))
 	h.Write([]byte(method))
 	h.Write([]byte{0})
 	h.Write([]byte(path))
@@ -106,12 +107,19 @@ func StoredKey(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// secret is the Idempotency-Key as key material: a digest of it, as long as
+// HMAC and HKDF want (a key may be one character), unlike StoredKey.
+func secret(key string) []byte {
+	sum := sha256.Sum256([]byte("revops idempotency secret\x00" + key))
+	return sum[:]
+}
+
 // ErrSealed is returned by Open for a record that does not open with the
 // given key and scope.
 var ErrSealed = errors.New("idempotency: the recorded response does not open with this key")
 
 func sealer(scope, key string) (cipher.AEAD, error) {
-	k, err := hkdf.Key(sha256.New, []byte(key), nil, "revops idempotency response\x00"+scope, 32)
+	k, err := hkdf.Key(sha256.New, secret(key), nil, "revops idempotency response\x00"+scope, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -119,12 +127,14 @@ func sealer(scope, key string) (cipher.AEAD, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cipher.NewGCM(block)
+	return cipher.NewGCMWithRandomNonce(block) // the nonce leads the sealed bytes
 }
 
 // Seal encrypts a response's header and body for the record of key in
-// scope: nonce, then the sealed header length, header JSON and body.
-func Seal(scope, key string, header map[string][]string, body []byte) ([]byte, error) {
+// scope: a random nonce, then the sealed header length, header JSON and
+// body. The
+// status, which the store keeps beside it, is authenticated with them.
+func Seal(scope, key string, status int, header map[string][]string, body []byte) ([]byte, error) {
 	aead, err := sealer(scope, key)
 	if err != nil {
 		return nil, err
@@ -136,22 +146,22 @@ func Seal(scope, key string, header map[string][]string, body []byte) ([]byte, e
 	plain := make([]byte, 0, binary.MaxVarintLen64+len(hj)+len(body))
 	plain = binary.AppendUvarint(plain, uint64(len(hj)))
 	plain = append(append(plain, hj...), body...)
-	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
-	rand.Read(out)
-	return aead.Seal(out, out, plain, []byte(scope)), nil
+	return aead.Seal(nil, nil, plain, sealedFor(scope, status)), nil
+}
+
+// sealedFor is what a seal is bound to besides its key: the record's scope
+// and its status.
+func sealedFor(scope string, status int) []byte {
+	return strconv.AppendInt([]byte(scope+"\x00"), int64(status), 10)
 }
 
 // Open reverses Seal.
-func Open(scope, key string, sealed []byte) (map[string][]string, []byte, error) {
+func Open(scope, key string, status int, sealed []byte) (map[string][]string, []byte, error) {
 	aead, err := sealer(scope, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	n := aead.NonceSize()
-	if len(sealed) < n {
-		return nil, nil, ErrSealed
-	}
-	plain, err := aead.Open(nil, sealed[:n], sealed[n:], []byte(scope))
+	plain, err := aead.Open(nil, nil, sealed, sealedFor(scope, status))
 	if err != nil {
 		return nil, nil, ErrSealed
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/webhooks/ssrf"
@@ -205,7 +206,7 @@ func (s *Service) checkEvents(events []string) ([]string, error) {
 	out := make([]string, 0, len(events))
 	for i, e := range events {
 		field := fmt.Sprintf("events.%d", i)
-		if len(e) > maxPatternLen { // not echoed: the message would be as long
+		if utf8.RuneCountInString(e) > maxPatternLen { // not echoed: the message would be as long
 			return nil, core.Invalid(field, fmt.Sprintf("An event type or pattern may not be longer than %d characters.", maxPatternLen))
 		}
 		if err := s.cfg.Catalog.CheckPattern(e); err != nil {

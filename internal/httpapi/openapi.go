@@ -968,7 +968,7 @@ func oaErrorSchema() oaObj {
 	codes := []string{string(core.CodeValidation), string(core.CodeNotFound), string(core.CodeUnauthorized),
 		string(core.CodeAccessDenied), string(core.CodeFeatureLimit), string(core.CodeRateLimited), string(core.CodeInternal),
 		string(core.CodeBadRequest), string(core.CodeConflict), string(core.CodeTooLarge), string(core.CodeMethodNotAllowed),
-		string(core.CodeUnsupportedMedia), string(core.CodeTOTPRequired), string(core.CodeTOTPEnrollmentRequired)}
+		string(core.CodeUnsupportedMedia), string(core.CodeTOTPRequired), string(core.CodeTOTPEnrollmentRequired), string(core.CodeUnavailable)}
 	return oaObj{
 		"type":        "object",
 		"description": "The error envelope. Some errors carry extra members (rate_limit_exceeded: retry_after, limit, remaining, reset_at; feature_limit_reached: feature, upgrade_url …).",
@@ -977,7 +977,7 @@ func oaErrorSchema() oaObj {
 			"error":      oaObj{"type": "string", "description": "Machine-readable code: " + strings.Join(codes, ", ") + "."},
 			"message":    oaObj{"type": "string", "description": "Human-readable explanation."},
 			"errors":     oaObj{"type": "object", "description": "validation_failed only: messages per field, keyed by JSON field name (dotted for nested fields).", "additionalProperties": oaObj{"type": "array", "items": oaObj{"type": "string"}}},
-			"request_id": oaObj{"type": "string", "description": "server_error only: quote it when reporting the problem."},
+			"request_id": oaObj{"type": "string", "description": "5xx errors (server_error, service_unavailable) only: quote it when reporting the problem."},
 		},
 		"additionalProperties": true,
 	}

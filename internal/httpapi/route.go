@@ -96,13 +96,7 @@ type Call struct {
 	Route     *Route
 	include   map[string]bool
 	fields    []string
-	refused   bool // the input was refused before the handler ran
 }
-
-// InputRefused reports whether the request was refused at its input (query
-// shape, body, validation) before its handler ran: nothing was done, so an
-// idempotent retry with the input fixed must run, not replay the refusal.
-func (c *Call) InputRefused() bool { return c.refused }
 
 // WorkspaceID is the workspace of a workspace-scoped route (0 otherwise).
 func (c *Call) WorkspaceID() int64 {
@@ -276,14 +270,12 @@ func Handle[In, Out any](a *API, rt Route, fn func(ctx context.Context, c *Call,
 	r.fields = jsonFields(r.out)
 	r.serve = func(w http.ResponseWriter, req *http.Request, c *Call) {
 		if err := a.parseShape(req, c); err != nil {
-			c.refused = true
 			a.WriteError(w, req, err)
 			return
 		}
 		in := new(In)
 		if r.in != noBodyType {
 			if err := a.decode(w, req, in); err != nil {
-				c.refused = true
 				a.WriteError(w, req, err)
 				return
 			}
@@ -309,7 +301,6 @@ func HandleList[Out any](a *API, rt Route, fn func(ctx context.Context, c *Call,
 	r.serve = func(w http.ResponseWriter, req *http.Request, c *Call) {
 		p, err := a.parseList(req, c)
 		if err != nil {
-			c.refused = true
 			a.WriteError(w, req, err)
 			return
 		}

@@ -128,8 +128,12 @@ func describe(err error) string {
 	// The tenant reads this in its delivery log: say what failed without
 	// the server's own addresses (its resolver, its local socket).
 	var dns *net.DNSError
-	if errors.As(err, &dns) {
-		return fmt.Sprintf("Connection failed: the host %s could not be resolved (%s).", dns.Name, dns.Err)
+	if errors.As(err, &dns) { // its Err may quote the resolver's socket: fixed words only
+		why := "temporary DNS failure"
+		if dns.IsNotFound {
+			why = "no such host"
+		}
+		return fmt.Sprintf("Connection failed: the host %s could not be resolved (%s).", dns.Name, why)
 	}
 	var op *net.OpError
 	if errors.As(err, &op) {
