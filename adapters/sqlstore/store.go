@@ -379,6 +379,21 @@ func isForeignKeyViolation(err error) bool {
 	return false
 }
 
+// retryDeadlock runs fn again, up to twice, when PostgreSQL ended it as
+// one side of a deadlock (40P01): the other side went on, and a second run
+// finds the rows as it left them.
+func retryDeadlock(fn func() error) error {
+	err := fn()
+	for range 2 {
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) || pg.Code != "40P01" {
+			break
+		}
+		err = fn()
+	}
+	return err
+}
+
 // fail turns a driver error into the store's contract: no rows and foreign key
 // violations (a reference to a missing row) are not found, unique violations
 // are a conflict with conflictMsg, and anything else is wrapped with op.

@@ -21,7 +21,11 @@ var _ webhooks.Store = (*Store)(nil)
 // Lock order: a transaction that locks both an endpoint and one of its
 // deliveries locks the endpoint first, as deleting the endpoint does (its
 // cascade reaches the deliveries after it), so the two cannot deadlock on
-// PostgreSQL.
+// PostgreSQL. Statements that lock several deliveries (claims, finishes)
+// look them up by id = ANY(array), which the primary key's index walks in
+// ascending id order, so they take the row locks in one order too; should
+// a plan ever take them in another, PostgreSQL detects the deadlock and
+// the statement is run again (retryDeadlock).
 
 // ---- endpoints ----
 
@@ -520,8 +524,7 @@ const claimable = "status IN (?, ?) AND next_attempt_at <= ? AND (locked_until I
 // claimPostgres is the claim on PostgreSQL ($1 until, $2 now, $3 ids,
 // $4 and $5 the claimable statuses).
 var claimPostgres = `WITH d AS (UPDATE revops_webhook_deliveries SET locked_until = $1, attempt = attempt + 1, updated_at = $2
-WHERE id IN (SELECT id FROM revops_webhook_deliveries WHERE id = ANY($3::bigint[]) ORDER BY id FOR UPDATE)
-AND id = ANY($3::bigint[]) AND status IN ($4, $5) AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
+WHERE id = ANY($3::bigint[]) AND status IN ($4, $5) AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
 RETURNING ` + deliveryColumns + `)
 SELECT ` + aliased("d", "d_", deliveryColumns) + ", " + claimEvent
 
@@ -531,12 +534,11 @@ SELECT ` + aliased("d", "d_", deliveryColumns) + ", " + claimEvent
 // one can match. A delivery whose endpoint is gone (deleted since, with the
 // delivery) is left out.
 //
-// On PostgreSQL the rows are first locked in id order (a sub-select FOR
-// UPDATE), so that two claims naming the same deliveries cannot deadlock,
-// and the UPDATE is a data-modifying CTE that the same statement joins to
-// the events. The ids, named again outside the sub-select, tell the
-// planner how few rows can match: otherwise, when most deliveries are due,
-// it scans the table for them. SQLite (which locks the whole database, and
+// On PostgreSQL the UPDATE, which looks its rows up by id (locking them in
+// id order, see Lock order), is a data-modifying CTE that the same
+// statement joins to the events. (The rows used to be locked first by a
+// sub-select FOR UPDATE, which cost about a third of the claim: a second
+// write of every row.) SQLite (which locks the whole database, and
 // has no such CTE) reads the events with a second statement. The
 // endpoints are read last, each once: a batch names few, and reading one
 // per delivery cost 10–15% of a claim and its finish.
@@ -550,12 +552,15 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, un
 	if s.dialect == DialectPostgres {
 		// Bound parameters and (s.hot) a statement prepared once per
 		// connection: the text never changes, so PostgreSQL parses it once.
-		var r *sql.Rows
-		r, err = s.db.DB.QueryContext(ctx, claimPostgres,
-			append(s.hot[:len(s.hot):len(s.hot)], until, now, ids, webhooks.StatusPending, webhooks.StatusRetrying)...)
-		if err == nil {
-			err = s.db.ScanRows(ctx, r, &rows)
-		}
+		err = retryDeadlock(func() error {
+			rows = rows[:0]
+			r, err := s.db.DB.QueryContext(ctx, claimPostgres,
+				append(s.hot[:len(s.hot):len(s.hot)], until, now, ids, webhooks.StatusPending, webhooks.StatusRetrying)...)
+			if err != nil {
+				return err
+			}
+			return s.db.ScanRows(ctx, r, &rows)
+		})
 	} else {
 		rows, err = s.claimSQLite(ctx, ids, now, until)
 	}
@@ -676,8 +681,8 @@ type endpointKey struct{ workspaceID, id int64 }
 //     cannot deadlock;
 //  2. it finishes the deliveries with one conditional UPDATE (see
 //     finishDeliveries) that checks each item's lease (at the stored
-//     precision), workspace and endpoint, locking them in delivery id
-//     order; an item matching no row is not done and counts nothing;
+//     precision), workspace and endpoint, looking them up by id (see Lock
+//     order); an item matching no row is not done and counts nothing;
 //  3. it writes each endpoint once, adding up the done items' outcomes in
 //     the order given: counters by expressions on the stored values (never
 //     lost), the run of failures as the last of them leaves it, and the
@@ -706,32 +711,34 @@ func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish)
 	})
 	keys = slices.Compact(keys)
 	outs := make([]webhooks.Delivery, len(fs))
-	err := s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-		clear(res)
-		active, err := s.lockEndpoints(ctx, tx, keys)
-		if err != nil {
-			return err
-		}
-		// Items naming one delivery go to statements one after another, in
-		// the order given, so the first holding the lease takes it, as if
-		// each were written alone. (bun writes the values into the SQL:
-		// SQLite's limit on its length is 1e9 bytes, far above a batch.)
-		for start := 0; start < len(order); {
-			end := start + 1
-			for end < len(order) && fs[order[end]].Delivery.ID != fs[order[end-1]].Delivery.ID {
-				end++
-			}
-			if err := s.finishDeliveries(ctx, tx, fs, order[start:end], now, res, outs); err != nil {
+	err := retryDeadlock(func() error {
+		return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+			clear(res)
+			active, err := s.lockEndpoints(ctx, tx, keys)
+			if err != nil {
 				return err
 			}
-			start = end
-		}
-		for _, k := range keys {
-			if err := s.countOutcomes(ctx, tx, k, active[k], fs, res, now); err != nil {
-				return err
+			// Items naming one delivery go to statements one after another, in
+			// the order given, so the first holding the lease takes it, as if
+			// each were written alone. (bun writes the values into the SQL:
+			// SQLite's limit on its length is 1e9 bytes, far above a batch.)
+			for start := 0; start < len(order); {
+				end := start + 1
+				for end < len(order) && fs[order[end]].Delivery.ID != fs[order[end-1]].Delivery.ID {
+					end++
+				}
+				if err := s.finishDeliveries(ctx, tx, fs, order[start:end], now, res, outs); err != nil {
+					return err
+				}
+				start = end
 			}
-		}
-		return nil
+			for _, k := range keys {
+				if err := s.countOutcomes(ctx, tx, k, active[k], fs, res, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -838,10 +845,9 @@ func scanFinished(r *sql.Rows, n int) ([]finishedRow, error) {
 // and the columns not written as read back.
 //
 // PostgreSQL: the values come as one array per column (unnest; a nil time
-// is a NULL element), joined to the rows in a sub-select that locks them in
-// id order (ORDER BY … FOR UPDATE, as a claim locks them) whatever the plan;
-// the ids, named again, let the planner look the rows up by id (see
-// ClaimWebhookDeliveries). SQLite: a VALUES list.
+// is a NULL element, the items sorted by id), joined to the rows, which the
+// ids, named again, let the planner look up by id (see Lock order).
+// SQLite: a VALUES list.
 //
 // The finish's statement: set from v, the items, matched on the lease.
 const (
@@ -854,11 +860,10 @@ delivered_at = v.delivered_at, updated_at = ?`
 )
 
 // finishPostgres takes the updated_at ($1) and one array per column of
-// finishColumns ($2–$13); the rows are locked in id order first.
+// finishColumns ($2–$13).
 var finishPostgres = `UPDATE revops_webhook_deliveries AS d ` + strings.Replace(finishSet, "?", "$1", 1) + `
-FROM (SELECT v.* FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::text[], $7::int[], $8::timestamptz[],
+FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::text[], $7::int[], $8::timestamptz[],
 $9::int[], $10::bytea[], $11::int[], $12::text[], $13::timestamptz[]) AS v(` + finishColumns + `)
-JOIN revops_webhook_deliveries AS l ON l.id = v.id WHERE l.id = ANY($2::bigint[]) ORDER BY l.id FOR UPDATE OF l) AS v
 WHERE ` + finishMatch + ` AND d.id = ANY($2::bigint[])
 RETURNING d.id, d.event_id, d.event_type, d.created_at`
 
