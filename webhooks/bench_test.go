@@ -39,7 +39,7 @@ import (
 //     Publish being called to the receiver reading the body.
 //
 // It runs on SQLite and, when REVOPS_TEST_POSTGRES_URL is set, on
-// PostgreSQL (a schema of its own): with 8 and 32 workers (Concurrency
+// PostgreSQL (a schema of its own): with 8, 16 (the default) and 32 workers (Concurrency
 // senders, PerEndpoint equal: the one endpoint may use them all) and one
 // publisher, and with 32 workers and 8 publishers (phase 1 only differs).
 //
@@ -50,7 +50,7 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 		open func(testing.TB) *sqlstore.Store
 	}{{"sqlite", sqltest.SQLite}, {"postgres", sqltest.Postgres}} {
 		b.Run(db.name, func(b *testing.B) {
-			for _, c := range []struct{ workers, publishers int }{{8, 1}, {32, 1}, {32, 8}} {
+			for _, c := range []struct{ workers, publishers int }{{8, 1}, {16, 1}, {32, 1}, {32, 8}} {
 				name := fmt.Sprintf("workers=%d", c.workers)
 				if c.publishers > 1 {
 					name += fmt.Sprintf(",publishers=%d", c.publishers)
