@@ -44,6 +44,13 @@ func TestEntitlementsCheckUsageSummary(t *testing.T) {
 	if r.Body["current_usage"] != 5.0 || r.Body["duplicate"] != true {
 		t.Fatalf("usage replayed: %s", r.Raw)
 	}
+	// The same event id for other usage is a conflict, and counts nothing.
+	for _, other := range []map[string]any{{"feature": "api_calls", "quantity": 7, "event_id": "evt-1"}, {"feature": "posts", "quantity": 5, "event_id": "evt-1"}} {
+		r = e.do("POST", "/entitlements/usage", key, other).must(t, 409, "conflict")
+		if !strings.Contains(r.Body["message"].(string), `"evt-1" was already used for other usage`) {
+			t.Fatalf("conflicting event id: %s", r.Raw)
+		}
+	}
 	e.do("POST", "/entitlements/usage", key, map[string]any{"feature": "api_calls"}).must(t, 200) // quantity defaults to 1
 	e.do("POST", "/entitlements/usage", key, map[string]any{"feature": "storage", "quantity": 1 << 30}).must(t, 200)
 
@@ -97,7 +104,7 @@ func TestEntitlementsCheckUsageSummary(t *testing.T) {
 	}
 	e.do("POST", "/entitlements/usage", key, map[string]any{"feature": "api_calls", "bogus": 1}).must(t, 422, "validation_failed")
 	// An event id reused for other usage is a conflict, not a silent skip.
-	e.do("POST", "/entitlements/usage", key, map[string]any{"feature": "api_calls", "quantity": 9, "event_id": "evt-1"}).must(t, 200)
+	e.do("POST", "/entitlements/usage", key, map[string]any{"feature": "api_calls", "quantity": 9, "event_id": "evt-1"}).must(t, 409, "conflict")
 	if r := e.do("GET", "/entitlements/summary", key, nil).must(t, 200); num(r.data()["entitlements"].(map[string]any)["api_calls"].(map[string]any)["used"]) != 6 {
 		t.Fatalf("a reused event id was counted: %s", r.Raw)
 	}
@@ -351,7 +358,9 @@ func (s *flakyStore) AppendUsage(ctx context.Context, ev []billing.UsageEvent, f
 
 func (s *flakyStore) ConsumeUsage(ctx context.Context, e *billing.UsageEvent, limit int64) (billing.ConsumeResult, error) {
 	res, err := s.Store.ConsumeUsage(ctx, e, limit)
-	if s.consumes.Add(1) == 1 {
+	// The first Consume loses its answer (RecordUsage's check of a
+	// duplicate id, an unlimited ConsumeUsage, is left alone).
+	if limit != billing.Unlimited && s.consumes.Add(1) == 1 {
 		return billing.ConsumeResult{}, errCut
 	}
 	return res, err

@@ -22,7 +22,7 @@ type (
 		CurrentUsage int64  `json:"current_usage"`
 		Limit        *int64 `json:"limit"`
 		Available    *int64 `json:"available"`
-		UpgradeURL   string `json:"upgrade_url,omitempty"`
+		UpgradeURL   *string `json:"upgrade_url,omitempty"` // when refused, as the 403 has it
 	}
 	usageIn struct {
 		Feature  string          `json:"feature" validate:"required,max=64"`
@@ -191,7 +191,7 @@ func (p *Platform) checkOut(d *billing.Decision) *checkOut {
 	out := &checkOut{Allowed: d.Allowed, Feature: d.Feature, CurrentUsage: d.Used, Limit: limitPtr(d.Limit), Available: limitPtr(d.Available)}
 	if !d.Allowed {
 		f, _ := p.cfg.Billing.Feature(d.Feature)
-		out.Reason, out.Message, out.UpgradeURL = billing.ReasonLimitExceeded, d.Message(f), p.cfg.Billing.UpgradeURL
+		out.Reason, out.Message, out.UpgradeURL = billing.ReasonLimitExceeded, d.Message(f), &p.cfg.Billing.UpgradeURL
 	}
 	return out
 }

@@ -543,6 +543,13 @@ func (m *Meter) Record(ctx context.Context, s Subject, in UsageInput) (*Decision
 	if err != nil {
 		return nil, err
 	}
+	if !added[0] && e.EventID != "" {
+		// The id was counted before: a retry of this usage, or a conflict
+		// (ConsumeUsage compares, and appends nothing for a stored id).
+		if _, err := m.store.ConsumeUsage(ctx, &e, Unlimited); err != nil {
+			return nil, err
+		}
+	}
 	limit, err := m.Limit(ctx, s, f.Key)
 	if err != nil {
 		return nil, err

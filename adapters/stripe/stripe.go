@@ -260,6 +260,11 @@ func (p *Provider) ParseEvent(ctx context.Context, body []byte, signature string
 	if err := webhook.ValidatePayloadWithTolerance(body, signature, p.cfg.WebhookSecret, p.cfg.Tolerance); err != nil {
 		return nil, fmt.Errorf("%w: %w", billing.ErrInvalidSignature, err)
 	}
+	// stripe-go refuses only old timestamps; one from too far ahead is as
+	// suspect (a captured event replayed later would still be "fresh").
+	if at, ok := signedAt(signature); !ok || time.Unix(at, 0).After(time.Now().Add(p.cfg.Tolerance)) {
+		return nil, fmt.Errorf("%w: the signature's timestamp is more than %v ahead", billing.ErrInvalidSignature, p.cfg.Tolerance)
+	}
 	// Verified above; here only parsed, whatever the API version.
 	ev, err := webhook.ConstructEventWithOptions(body, signature, p.cfg.WebhookSecret,
 		webhook.ConstructEventOptions{IgnoreTolerance: true, IgnoreAPIVersionMismatch: true})
@@ -406,4 +411,15 @@ func paymentFailed(raw []byte, out *billing.ProviderEvent) error {
 	out.CustomerID, out.SubscriptionID = string(in.Customer), sub
 	out.WorkspaceID = workspaceOf(in.Parent.SubscriptionDetails.Metadata)
 	return nil
+}
+
+// signedAt is the t= of a Stripe-Signature header.
+func signedAt(header string) (int64, bool) {
+	for part := range strings.SplitSeq(header, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "t="); ok {
+			t, err := strconv.ParseInt(v, 10, 64)
+			return t, err == nil
+		}
+	}
+	return 0, false
 }

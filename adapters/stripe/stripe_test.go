@@ -338,6 +338,7 @@ func TestParseEventRefusals(t *testing.T) {
 	tampered := bytes.Replace(body, []byte("active"), []byte("trialing"), 1)
 	_, otherSig := sign(good, time.Now(), "whsec_other")
 	oldBody, oldSig := sign(good, time.Now().Add(-time.Hour), secret)
+	aheadBody, aheadSig := sign(good, time.Now().Add(10*time.Minute), secret)
 	for _, tc := range []struct {
 		name      string
 		body      []byte
@@ -349,6 +350,7 @@ func TestParseEventRefusals(t *testing.T) {
 		{"another secret", body, otherSig, billing.ErrInvalidSignature},
 		{"tampered body", tampered, sig, billing.ErrInvalidSignature},
 		{"too old (replayed capture)", oldBody, oldSig, billing.ErrInvalidSignature},
+		{"too far ahead", aheadBody, aheadSig, billing.ErrInvalidSignature},
 		{"signed garbage", signed(`not json`), "", billing.ErrMalformedEvent},
 		{"signed non-event", signed(`{"object":"customer","id":"cus_1"}`), "", billing.ErrMalformedEvent},
 		{"signed subscription without id", signed(event("evt_x", "customer.subscription.updated", 1, `{"status":"active"}`)), "", billing.ErrMalformedEvent},

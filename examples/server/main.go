@@ -119,6 +119,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	keyFile := fs.String("bootstrap-key-file", "", "on first start, also write the bootstrap key to this file (mode 0600)")
 	adminPassword := fs.String("admin-password", env("REVOPS_ADMIN_PASSWORD", ""),
 		"on first start, the password of admin@localhost (env REVOPS_ADMIN_PASSWORD); empty: one is generated and printed once")
+	upgradeURL := fs.String("upgrade-url", env("REVOPS_UPGRADE_URL", ""),
+		"the upgrade_url of feature_limit_reached answers (env REVOPS_UPGRADE_URL); empty: this server's /upgrade page")
 	allowPrivate := fs.Bool("webhooks-allow-private", env("REVOPS_WEBHOOKS_ALLOW_PRIVATE", "") == "true",
 		"let webhook endpoints use http and private or loopback addresses, for development only (env REVOPS_WEBHOOKS_ALLOW_PRIVATE=true)")
 	if err := fs.Parse(args); err != nil {
@@ -169,6 +171,10 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	if cfg.Billing.Provider, err = stripeProvider(); err != nil {
 		return err
 	}
+	cfg.Billing.UpgradeURL = *upgradeURL
+	if cfg.Billing.UpgradeURL == "" {
+		cfg.Billing.UpgradeURL = "http://" + *addr + "/upgrade"
+	}
 	if cfg.Billing.Provider == nil {
 		log.Info("billing disabled: billing routes answer {\"billingEnabled\": false} (set REVOPS_STRIPE_SECRET_KEY to enable Stripe)")
 	}
@@ -207,9 +213,10 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", http.StripPrefix("/api/v1", p.Handler()))
 	// A plain net/http handler behind the whole pipeline (auth, workspace,
-	// scope, rate limit, idempotency) in one line.
-	// A plain handler behind the pipeline; RequireFeature counts the call.
+	// scope, rate limit, idempotency) in one line; RequireFeature counts
+	// the call.
 	mux.Handle("GET /api/v1/posts/export.csv", p.Protect("posts:read", p.RequireFeature("api_calls", 1, posts.exportCSV(p))))
+	mux.HandleFunc("GET /upgrade", upgradePage(cfg.Billing.Provider != nil))
 	mux.HandleFunc("GET /api/healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
@@ -249,4 +256,19 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	}
 	<-bg
 	return err
+}
+
+// upgradePage is where the upgrade_url of a feature_limit_reached answer
+// leads when no -upgrade-url is given: it says how to change plans here.
+func upgradePage(billing bool) http.HandlerFunc {
+	text := "Billing is disabled on this server (self-hosted): its operator sets each workspace's tier.\n"
+	if billing {
+		text = "To upgrade a workspace, an owner or admin asks for a checkout page:\n\n" +
+			"    POST /api/v1/workspaces/{id}/billing/checkout  {\"tier\": \"pro\"}\n\n" +
+			"and follows the url in the answer. GET /api/v1/workspaces/{id}/billing/status shows the current plan.\n"
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, text)
+	}
 }

@@ -224,6 +224,21 @@ func TestFirstStartBootstrapsAndServes(t *testing.T) {
 	if p, c := ent["posts"].(map[string]any), ent["api_calls"].(map[string]any); p["used"] != 1.0 || p["limit"] != 100.0 || c["used"] != 7.0 {
 		t.Fatalf("posts %v, api_calls %v", p, c)
 	}
+	// A refusal names where to upgrade: this server's page, by default.
+	st, body = call(t, "GET", s.base+"/api/v1/entitlements/check?feature=posts&quantity=1000", key, nil, "X-Workspace-ID", wid)
+	up, _ := body["upgrade_url"].(string)
+	if st != 200 || body["allowed"] != false || !strings.HasSuffix(up, "/upgrade") {
+		t.Fatalf("check over the limit: %d %v", st, body)
+	}
+	res, err = http.Get(s.base + "/upgrade")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(page), "Billing is disabled") {
+		t.Fatalf("upgrade page %d %q", res.StatusCode, page)
+	}
 	s.stop(t)
 
 	// A second start on the same database does not bootstrap again.
