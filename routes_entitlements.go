@@ -15,13 +15,13 @@ import (
 // Wire shapes of entitlements (spec 001). Unlimited limits are null.
 type (
 	checkOut struct {
-		Allowed      bool   `json:"allowed"`
-		Feature      string `json:"feature"`
-		Reason       string `json:"reason,omitempty"`
-		Message      string `json:"message,omitempty"`
-		CurrentUsage int64  `json:"current_usage"`
-		Limit        *int64 `json:"limit"`
-		Available    *int64 `json:"available"`
+		Allowed      bool    `json:"allowed"`
+		Feature      string  `json:"feature"`
+		Reason       string  `json:"reason,omitempty"`
+		Message      string  `json:"message,omitempty"`
+		CurrentUsage int64   `json:"current_usage"`
+		Limit        *int64  `json:"limit"`
+		Available    *int64  `json:"available"`
 		UpgradeURL   *string `json:"upgrade_url,omitempty"` // when refused, as the 403 has it
 	}
 	usageIn struct {
