@@ -74,6 +74,9 @@ func TestPersonalKeysSignedIn(t *testing.T) {
 		for _, ev := range list {
 			if ev.Actor.Kind == audit.ActorUser && ev.Actor.ID == e.owner.ID && ev.WorkspaceID == 0 {
 				mine++
+				if ev.Metadata["name"] == nil || ev.Metadata["prefix"] == nil { // which key, never the key
+					t.Errorf("%s: metadata %v, want the key's name and prefix", action, ev.Metadata)
+				}
 			}
 		}
 		if mine < n {

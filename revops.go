@@ -543,6 +543,12 @@ type BootstrapResult struct {
 	User      *workspace.User
 	Workspace *workspace.Workspace
 	Key       string // personal key with scope *, shown once
+	// Resumed: the user was there before this call (an earlier start was
+	// cut short, or the user was left without a personal key).
+	Resumed bool
+	// HasPassword: the user has a password already; a host setting one
+	// on first start must leave it alone.
+	HasPassword bool
 }
 
 // Bootstrap makes a first start usable: on an empty store it creates the
@@ -554,6 +560,7 @@ func (p *Platform) Bootstrap(ctx context.Context, email, workspaceName string) (
 	st := p.cfg.Store
 	now := p.cfg.Now().UTC().Truncate(time.Microsecond)
 	u, err := st.UserByEmail(ctx, email)
+	resumed := err == nil
 	switch {
 	case errors.Is(err, core.ErrNotFound):
 		if n, err := st.CountUsers(ctx); err != nil || n > 0 {
@@ -570,7 +577,11 @@ func (p *Platform) Bootstrap(ctx context.Context, email, workspaceName string) (
 			return nil, err
 		}
 	}
-	res := &BootstrapResult{User: u}
+	_, hash, err := st.UserCredentials(ctx, u.Email)
+	if err != nil {
+		return nil, err
+	}
+	res := &BootstrapResult{User: u, Resumed: resumed, HasPassword: hash != ""}
 	list, _, err := st.ListWorkspaces(ctx, workspace.ListFilter{MemberUserID: u.ID}, core.ListParams{Page: 1, PerPage: 1})
 	if err != nil {
 		return nil, err

@@ -145,11 +145,15 @@ func (p *Platform) keyRoutesAt(base, param string, tenant httpapi.Tenant) {
 			if err != nil {
 				return NoBody{}, err
 			}
+			k, err := ks.Get(ctx, c.WorkspaceID(), id) // what the audit event names
+			if err != nil {
+				return NoBody{}, err
+			}
 			if err := ks.Revoke(ctx, c.WorkspaceID(), id); err != nil {
 				return NoBody{}, err
 			}
 			p.emit(ctx, c.WorkspaceID(), "api_key.revoked", map[string]any{"id": id})
-			p.record(ctx, c, c.WorkspaceID(), audit.APIKeyRevoked, target{"api_key", id}, nil)
+			p.record(ctx, c, c.WorkspaceID(), audit.APIKeyRevoked, target{"api_key", id}, keyMeta(k))
 			return NoBody{}, nil
 		})
 }
@@ -239,10 +243,14 @@ func (p *Platform) personalKeyRoutes() {
 			if err != nil {
 				return NoBody{}, err
 			}
+			k, err := ks.GetPersonal(ctx, c.Principal.UserID, id)
+			if err != nil {
+				return NoBody{}, err
+			}
 			if err := ks.RevokePersonal(ctx, c.Principal.UserID, id); err != nil {
 				return NoBody{}, err
 			}
-			p.record(ctx, c, 0, audit.APIKeyRevoked, target{"api_key", id}, nil)
+			p.record(ctx, c, 0, audit.APIKeyRevoked, target{"api_key", id}, keyMeta(k))
 			return NoBody{}, nil
 		})
 }

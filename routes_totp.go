@@ -147,7 +147,13 @@ func (p *Platform) throttleTOTP(ctx context.Context, userID int64) error {
 		return err
 	}
 	if !d.Allowed {
-		return p.rateLimited(http.Header{}, pol, d)
+		// The 429's headers (Retry-After, the rate-limit fields) describe
+		// this bucket, replacing the route's own.
+		h := http.Header{}
+		if c := httpapi.CallFrom(ctx); c != nil && c.W != nil {
+			h = c.W.Header()
+		}
+		return p.rateLimited(h, pol, d)
 	}
 	return nil
 }

@@ -278,8 +278,14 @@ func TestTOTPAttemptsRateLimited(t *testing.T) {
 	// The bucket is empty: even the right code waits, and nothing is spent.
 	r := e.loginTOTP("admin@localhost", code).must(t, 429, "rate_limit_exceeded")
 	is.True(r.Body["retry_after"].(float64) >= 1)
+	// The headers are this bucket's, as the body is.
+	is.Equal(r.Header.Get("Retry-After"), fmt.Sprint(r.Body["retry_after"]))
+	is.Equal(r.Header.Get("X-RateLimit-Limit"), "5")
+	is.Equal(r.Header.Get("X-RateLimit-Remaining"), "0")
 	is.Equal(e.lastEvent(audit.LoginFailed).Metadata["reason"], "totp_throttled")
-	e.do("POST", "/auth/totp/disable", e.key, map[string]any{"code": code}).must(t, 429, "rate_limit_exceeded")
+	r = e.do("POST", "/auth/totp/disable", e.key, map[string]any{"code": code}).must(t, 429, "rate_limit_exceeded")
+	is.Equal(r.Header.Get("X-RateLimit-Limit"), "5")
+	is.True(r.Header.Get("Retry-After") != "")
 	e.clock.Advance(12 * time.Second) // one attempt refills every 12 s
 	e.loginTOTP("admin@localhost", code).must(t, 200)
 }

@@ -139,6 +139,17 @@ func KeyView(k *keys.Key) any {
 	return p
 }
 
+// SoleWorkspace is the one workspace a user-bound principal is a member
+// of, or 0 when it has none or several: a request that names no workspace
+// acts there (as spec 002's examples do, with no workspace header).
+func (r *Resolver) SoleWorkspace(ctx context.Context, p *Principal) (int64, error) {
+	list, total, err := r.ws.ListWorkspaces(ctx, workspace.ListFilter{MemberUserID: p.UserID}, core.ListParams{Page: 1, PerPage: 1})
+	if err != nil || total != 1 || len(list) != 1 {
+		return 0, err
+	}
+	return list[0].ID, nil
+}
+
 // Access resolves p inside workspace id. A workspace the principal cannot
 // see is not found, never forbidden, so existence does not leak.
 func (r *Resolver) Access(ctx context.Context, p *Principal, workspaceID int64) (*Access, error) {

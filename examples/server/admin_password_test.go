@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -82,3 +83,41 @@ func TestAdminPasswordTooShortIsRefusedBeforeBootstrap(t *testing.T) {
 		t.Fatal("the refused start left a bootstrap behind")
 	}
 }
+
+// TestKeyReissueKeepsThePassword: admin@localhost left without a personal
+// key gets a new one on the next start, and keeps the password in use.
+func TestKeyReissueKeepsThePassword(t *testing.T) {
+	t.Setenv("REVOPS_ADMIN_PASSWORD", "")
+	db := filepath.Join(t.TempDir(), "revops.db")
+	s := start(t, "-db", db)
+	m := generatedRE.FindStringSubmatch(s.out.String())
+	if m == nil {
+		t.Fatalf("no generated password printed:\n%s", s.out)
+	}
+	st, body := call(t, "POST", s.base+"/api/v1/auth/login", "", map[string]any{"email": "admin@localhost", "password": m[1]})
+	if st != 200 {
+		t.Fatalf("login: %d %v", st, body)
+	}
+	token := body["data"].(map[string]any)["access_token"].(string)
+	st, body = call(t, "GET", s.base+"/api/v1/user/api-keys", token, nil)
+	if st != 200 || len(body["data"].([]any)) != 1 {
+		t.Fatalf("personal keys: %d %v", st, body)
+	}
+	id := body["data"].([]any)[0].(map[string]any)["id"]
+	if st, _ = call(t, "DELETE", s.base+"/api/v1/user/api-keys/"+fmtID(id), token, nil); st != 204 {
+		t.Fatalf("revoke: %d", st)
+	}
+	s.stop(t)
+
+	s2 := start(t, "-db", db)
+	defer s2.stop(t)
+	out := s2.out.String()
+	if !strings.Contains(out, "had no personal key: issued a new one") || strings.Contains(out, "Created workspace") || strings.Contains(out, "Password of") {
+		t.Fatalf("second start printed:\n%s", out)
+	}
+	if st := loginStatus(t, s2, m[1]); st != 200 {
+		t.Fatalf("the password in use was replaced: login %d", st)
+	}
+}
+
+func fmtID(v any) string { return strconv.FormatInt(int64(v.(float64)), 10) }

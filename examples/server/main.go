@@ -189,19 +189,28 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	if boot != nil {
-		password, generated := *adminPassword, *adminPassword == ""
-		if generated {
-			password = generatePassword()
-		}
-		if err := p.SetPassword(ctx, boot.User.ID, password); err != nil {
-			return fmt.Errorf("-admin-password / REVOPS_ADMIN_PASSWORD: %w", err)
-		}
-		fmt.Fprintf(out, "\nCreated workspace %q (id %d) and owner %s.\nBootstrap API key (shown once, scope *):\n\n    %s\n\nTry: curl -H 'Authorization: Bearer %s' http://%s/api/v1/workspaces\n\n",
-			boot.Workspace.Name, boot.Workspace.ID, boot.User.Email, boot.Key, boot.Key, *addr)
-		if generated {
-			fmt.Fprintf(out, "Password of %s (generated, shown once; sign in with POST /api/v1/auth/login):\n\n    %s\n\n", boot.User.Email, password)
+		if boot.Resumed {
+			fmt.Fprintf(out, "\n%s had no personal key: issued a new one for workspace %q (id %d).\n", boot.User.Email, boot.Workspace.Name, boot.Workspace.ID)
 		} else {
-			fmt.Fprintf(out, "Password of %s: the one given by -admin-password / REVOPS_ADMIN_PASSWORD.\n\n", boot.User.Email)
+			fmt.Fprintf(out, "\nCreated workspace %q (id %d) and owner %s.\n", boot.Workspace.Name, boot.Workspace.ID, boot.User.Email)
+		}
+		fmt.Fprintf(out, "Bootstrap API key (shown once, scope *):\n\n    %s\n\nTry: curl -H 'Authorization: Bearer %s' http://%s/api/v1/workspaces\n\n",
+			boot.Key, boot.Key, *addr)
+		// The password is the first start's: a later start that only
+		// issues a key leaves the one in use alone.
+		if !boot.HasPassword {
+			password, generated := *adminPassword, *adminPassword == ""
+			if generated {
+				password = generatePassword()
+			}
+			if err := p.SetPassword(ctx, boot.User.ID, password); err != nil {
+				return fmt.Errorf("-admin-password / REVOPS_ADMIN_PASSWORD: %w", err)
+			}
+			if generated {
+				fmt.Fprintf(out, "Password of %s (generated, shown once; sign in with POST /api/v1/auth/login):\n\n    %s\n\n", boot.User.Email, password)
+			} else {
+				fmt.Fprintf(out, "Password of %s: the one given by -admin-password / REVOPS_ADMIN_PASSWORD.\n\n", boot.User.Email)
+			}
 		}
 		if *keyFile != "" {
 			if err := writeSecret(*keyFile, boot.Key+"\n"); err != nil {

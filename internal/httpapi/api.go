@@ -33,6 +33,9 @@ import (
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (*auth.Principal, error)
 	Access(ctx context.Context, p *auth.Principal, workspaceID int64) (*auth.Access, error)
+	// SoleWorkspace is the workspace of a user-bound principal that names
+	// none, when it belongs to exactly one (else 0).
+	SoleWorkspace(ctx context.Context, p *auth.Principal) (int64, error)
 }
 
 // Middleware wraps the handling of every route (rate limits, idempotency

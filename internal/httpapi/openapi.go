@@ -1073,7 +1073,7 @@ func oaParameters() oaObj {
 		"Search": oaObj{"name": "search", "in": "query", "description": "Full-text search.",
 			"schema": oaObj{"type": "string", "maxLength": 255}},
 		"WorkspaceHeader": oaObj{"name": "X-Workspace-ID", "in": "header", "required": false,
-			"description": "The workspace to act in. Defaults to the API key's own workspace; required with a personal key.",
+			"description": "The workspace to act in. Defaults to the API key's own workspace, or to the only workspace of a personal key's or token's user; required when the user has several.",
 			"schema":      oaObj{"type": "integer", "format": "int64", "minimum": 1}},
 		"IdempotencyKey": oaObj{"name": "Idempotency-Key", "in": "header", "required": false,
 			"description": "1 to 255 printable ASCII characters. The first request with a key runs; a retry with the same method, path and body within 24 hours gets the recorded response with Idempotent-Replayed: true; one still running gets 409; another request with the key gets 422. A 5xx response is not recorded.",

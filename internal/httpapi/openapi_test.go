@@ -37,6 +37,8 @@ func (fakeAuth) Authenticate(_ context.Context, token string) (*auth.Principal, 
 	return nil, core.E(core.CodeUnauthorized, "Invalid or missing API key.")
 }
 
+func (fakeAuth) SoleWorkspace(context.Context, *auth.Principal) (int64, error) { return 0, nil }
+
 func (fakeAuth) Access(_ context.Context, p *auth.Principal, workspaceID int64) (*auth.Access, error) {
 	if workspaceID != 1 || p.WorkspaceID != 1 {
 		return nil, core.NotFound()

@@ -221,7 +221,7 @@ func (a *API) admit(r *http.Request, rt *Route, c *Call) error {
 	}
 	c.Principal = p
 	if rt.Tenant != TenantNone {
-		wid, err := workspaceOf(r, rt, p)
+		wid, err := a.workspaceOf(r, rt, p)
 		if err != nil {
 			return err
 		}
@@ -245,7 +245,7 @@ func bearer(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-func workspaceOf(r *http.Request, rt *Route, p *auth.Principal) (int64, error) {
+func (a *API) workspaceOf(r *http.Request, rt *Route, p *auth.Principal) (int64, error) {
 	if rt.Tenant == TenantPath {
 		return pathID(r, rt.WorkspaceParam)
 	}
@@ -259,7 +259,10 @@ func workspaceOf(r *http.Request, rt *Route, p *auth.Principal) (int64, error) {
 	if p.WorkspaceID != 0 {
 		return p.WorkspaceID, nil
 	}
-	return 0, core.E(core.CodeBadRequest, "The X-Workspace-ID header is required with a personal key.")
+	if wid, err := a.cfg.Auth.SoleWorkspace(r.Context(), p); err != nil || wid != 0 {
+		return wid, err
+	}
+	return 0, core.E(core.CodeBadRequest, "The X-Workspace-ID header is required with a personal key or a user's access token whose user belongs to several workspaces (or none).")
 }
 
 // Handle registers a JSON endpoint: In is decoded from the body (NoBody for

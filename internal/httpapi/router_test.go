@@ -115,6 +115,7 @@ func TestRequestContextKeepsParent(t *testing.T) {
 type noAuth struct{}
 
 func (noAuth) Authenticate(context.Context, string) (*auth.Principal, error) { return nil, nil }
+func (noAuth) SoleWorkspace(context.Context, *auth.Principal) (int64, error) { return 0, nil }
 func (noAuth) Access(context.Context, *auth.Principal, int64) (*auth.Access, error) {
 	return nil, nil
 }
