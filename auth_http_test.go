@@ -112,6 +112,7 @@ func TestLoginAccessTokens(t *testing.T) {
 
 	me := e.do("GET", "/auth/me", tok, nil).must(t, 200).data()
 	is.Equal(me["user"].(map[string]any)["email"], "admin@localhost")
+	is.Equal(me["user"].(map[string]any)["display_name"], e.owner.Name) // spec 002's name for it
 	is.Equal(me["principal"], "user_token")
 	m := me["memberships"].([]any)[0].(map[string]any)
 	is.Equal(m["role"], "owner")

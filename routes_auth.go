@@ -204,7 +204,7 @@ func (p *Platform) loginFailed(ctx context.Context, c *Call, email string) {
 
 func (p *Platform) toTokens(t *login.Tokens) *tokensOut {
 	return &tokensOut{AccessToken: t.Access, TokenType: "Bearer", ExpiresIn: int64(p.cfg.Tokens.AccessTTL / time.Second), ExpiresAt: t.AccessExpiresAt,
-		RefreshToken: t.Refresh, RefreshTokenExpiresAt: t.RefreshExpiresAt, User: userOut{ID: t.User.ID, Email: t.User.Email, Name: t.User.Name}}
+		RefreshToken: t.Refresh, RefreshTokenExpiresAt: t.RefreshExpiresAt, User: toUser(t.User)}
 }
 
 // recordAs writes an audit event with an explicit actor (login routes are
@@ -307,7 +307,7 @@ func (p *Platform) authRoutes() {
 			if err != nil {
 				return nil, err
 			}
-			out := &meOut{User: userOut{ID: u.ID, Email: u.Email, Name: u.Name}, Principal: string(c.Principal.Kind),
+			out := &meOut{User: toUser(u), Principal: string(c.Principal.Kind),
 				Scopes: append([]string{}, c.Principal.Scopes...), Memberships: []membershipOut{}}
 			for i := range ws {
 				role, _ := p.workspaces.Role(roles[i])

@@ -290,7 +290,7 @@ func (p *Platform) cookieLogin(ctx context.Context, c *Call, t *login.Tokens) (*
 	p.recordAs(ctx, c, audit.Actor{Kind: audit.ActorUser, ID: t.User.ID, Display: t.User.Email}, audit.LoginSucceeded,
 		target{"user", t.User.ID}, map[string]any{"session_id": t.SessionID, "via": "cookie"})
 	return &tokensOut{CSRFToken: csrf, SessionID: t.SessionID, SessionExpiresAt: ends,
-		User: userOut{ID: t.User.ID, Email: t.User.Email, Name: t.User.Name}}, nil
+		User: toUser(t.User)}, nil
 }
 
 // logoutWithCookie is POST /auth/logout without a refresh token: the

@@ -23,9 +23,11 @@ type (
 		Locale   string `json:"locale"`
 	}
 	userOut struct {
-		ID    int64  `json:"id"`
-		Email string `json:"email"`
-		Name  string `json:"name"`
+		ID          int64  `json:"id"`
+		Email       string `json:"email"`
+		Name        string `json:"name"`
+		DisplayName string `json:"display_name"`     // the name again, as spec 002 calls it
+		Locale      string `json:"locale,omitempty"` // on the signed-in user's own record
 	}
 	memberOut struct {
 		UserID    int64     `json:"user_id"`
@@ -117,6 +119,11 @@ func toWorkspace(w *workspace.Workspace) *workspaceOut {
 		TOTPPolicy: w.TOTPPolicy, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
 }
 
+// toUser is a user's own record as the auth routes show it.
+func toUser(u *workspace.User) userOut {
+	return userOut{ID: u.ID, Email: u.Email, Name: u.Name, DisplayName: u.Name, Locale: u.Locale}
+}
+
 func toMember(m *workspace.Member) memberOut {
 	return memberOut{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role, CreatedAt: m.CreatedAt}
 }
@@ -171,7 +178,7 @@ func (p *Platform) withIncludes(ctx context.Context, c *Call, w *workspace.Works
 			out.Members = append(out.Members, toMember(&ms[i]))
 		}
 		if c.Includes("owner") && out.Owner == nil && ms[i].Role == scope.Owner {
-			out.Owner = &userOut{ID: ms[i].UserID, Email: ms[i].Email, Name: ms[i].Name}
+			out.Owner = &userOut{ID: ms[i].UserID, Email: ms[i].Email, Name: ms[i].Name, DisplayName: ms[i].Name}
 		}
 	}
 	if c.Includes("members") && out.Members == nil {

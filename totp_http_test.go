@@ -159,6 +159,7 @@ func TestTOTPEnrolConfirmAndLogin(t *testing.T) {
 
 	// Login now needs the code: without it a clear 401 and no tokens.
 	r = e.login(email, testPassword).must(t, 401, "totp_required")
+	is.Equal(r.Header.Get("WWW-Authenticate"), "Bearer") // as every 401
 	is.True(strings.Contains(r.Body["message"].(string), "totp_code"))
 	is.True(r.Body["data"] == nil && !strings.Contains(string(r.Raw), "access_token"))
 	is.Equal(e.lastEvent(audit.LoginFailed).Metadata["reason"], "totp_required")

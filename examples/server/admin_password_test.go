@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -121,3 +122,41 @@ func TestKeyReissueKeepsThePassword(t *testing.T) {
 }
 
 func fmtID(v any) string { return strconv.FormatInt(int64(v.(float64)), 10) }
+
+// TestPlainHTTPSessionsAndRootJWKS: -sessions-plain-http drops Secure from
+// the session cookie (served over http here), and the signing keys are at
+// the root's /.well-known/jwks.json too.
+func TestPlainHTTPSessionsAndRootJWKS(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		args := []string{"-db", filepath.Join(t.TempDir(), "revops.db"), "-admin-password", "a long admin password"}
+		if plain {
+			args = append(args, "-sessions-plain-http")
+		}
+		s := start(t, args...)
+		body := strings.NewReader(`{"email":"admin@localhost","password":"a long admin password","session":"cookie"}`)
+		res, err := http.Post(s.base+"/api/v1/auth/login", "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		var session string
+		for _, c := range res.Header.Values("Set-Cookie") {
+			if strings.HasPrefix(c, "revops_session=") {
+				session = c
+			}
+		}
+		if res.StatusCode != 200 || session == "" || strings.Contains(session, "; Secure") == plain {
+			t.Fatalf("plain %v: login %d, session cookie %q", plain, res.StatusCode, session)
+		}
+		res, err = http.Get(s.base + "/.well-known/jwks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(keys), `"kty":"OKP"`) {
+			t.Fatalf("root jwks: %d %s", res.StatusCode, keys)
+		}
+		s.stop(t)
+	}
+}

@@ -121,6 +121,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 		"on first start, the password of admin@localhost (env REVOPS_ADMIN_PASSWORD); empty: one is generated and printed once")
 	upgradeURL := fs.String("upgrade-url", env("REVOPS_UPGRADE_URL", ""),
 		"the upgrade_url of feature_limit_reached answers (env REVOPS_UPGRADE_URL); empty: this server's /upgrade page")
+	plainHTTP := fs.Bool("sessions-plain-http", env("REVOPS_SESSIONS_PLAIN_HTTP", "") == "true",
+		"session cookies without Secure, for serving over plain HTTP in development only (env REVOPS_SESSIONS_PLAIN_HTTP=true)")
 	allowPrivate := fs.Bool("webhooks-allow-private", env("REVOPS_WEBHOOKS_ALLOW_PRIVATE", "") == "true",
 		"let webhook endpoints use http and private or loopback addresses, for development only (env REVOPS_WEBHOOKS_ALLOW_PRIVATE=true)")
 	if err := fs.Parse(args); err != nil {
@@ -149,7 +151,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	}
 
 	cfg := revops.Config{Store: store, Logger: log, Resources: []string{"posts"}, Title: "revops reference server",
-		Events: postEvents, Webhooks: webhooks.Config{AllowPrivate: *allowPrivate}}
+		Events: postEvents, Webhooks: webhooks.Config{AllowPrivate: *allowPrivate}, Sessions: revops.SessionsConfig{PlainHTTP: *plainHTTP}}
 	if store.Dialect() == sqlstore.DialectPostgres {
 		// Several instances may share this database: share their buckets,
 		// and deliver webhooks through River's durable queue in it.
@@ -226,6 +228,8 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	// the call.
 	mux.Handle("GET /api/v1/posts/export.csv", p.Protect("posts:read", p.RequireFeature("api_calls", 1, posts.exportCSV(p))))
 	mux.HandleFunc("GET /upgrade", upgradePage(cfg.Billing.Provider != nil))
+	// The signing keys where JWT libraries look first, besides /api/v1.
+	mux.Handle("GET /.well-known/jwks.json", p.Handler())
 	mux.HandleFunc("GET /api/healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()

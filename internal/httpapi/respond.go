@@ -114,7 +114,7 @@ func (a *API) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		a.log.ErrorContext(r.Context(), "request failed", "request_id", id, "method", r.Method, "path", r.URL.Path, "error", e.Error())
 	}
-	if e.Code == core.CodeUnauthorized {
+	if status == http.StatusUnauthorized { // every 401 says how to authenticate (RFC 9110)
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
 	WriteJSON(w, status, body)
