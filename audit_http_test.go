@@ -278,3 +278,40 @@ func TestAuditEventsRoute(t *testing.T) {
 	is.Equal(list[len(list)-1].Actor.Kind, audit.ActorSystem)
 	is.Equal(count(""), before)
 }
+
+// TestUserAuditTrail: a user reads their own account's events outside any
+// workspace (sign-ins, personal keys) at /user/audit/events, and nobody
+// else's.
+func TestUserAuditTrail(t *testing.T) {
+	is := is.New(t)
+	e := newEnv(t)
+	e.withPassword(e.owner.ID)
+	tok := e.login("admin@localhost", testPassword).must(t, 200).str("access_token")
+	e.do("POST", "/user/api-keys", tok, map[string]any{"name": "mine"}).must(t, 201)
+	other, otherKey := e.newUser("other@example.com")
+	e.do("POST", "/user/api-keys", otherKey, map[string]any{"name": "theirs"}).must(t, 201)
+
+	list := e.do("GET", "/user/audit/events?per_page=100", tok, nil).must(t, 200).list()
+	actions := map[string]bool{}
+	for _, x := range list {
+		ev := x.(map[string]any)
+		actions[ev["action"].(string)] = true
+		actor := ev["actor"].(map[string]any)
+		if actor["type"] != "user" || actor["id"] != float64(e.owner.ID) || ev["workspace_id"] != nil { // null: outside any workspace
+			t.Fatalf("an event not of this user's account: %v", ev)
+		}
+	}
+	is.True(actions["login.succeeded"] && actions["api_key.created"])
+	only := e.do("GET", "/user/audit/events?action=login.*", tok, nil).must(t, 200).list()
+	is.True(len(only) >= 1)
+	for _, x := range only {
+		is.True(strings.HasPrefix(x.(map[string]any)["action"].(string), "login."))
+	}
+	theirs := e.do("GET", "/user/audit/events", otherKey, nil).must(t, 200).list()
+	is.Equal(len(theirs), 1)
+	is.Equal(theirs[0].(map[string]any)["actor"].(map[string]any)["id"], float64(other.ID))
+
+	e.do("GET", fmt.Sprintf("/user/audit/events?actor=user:%d", other.ID), tok, nil).must(t, 422, "validation_failed")
+	_, wkey := e.newWorkspace("W")
+	e.do("GET", "/user/audit/events", wkey, nil).must(t, 403, "access_denied")
+}

@@ -59,7 +59,8 @@ func toAuditEvent(e *audit.Event) *auditEventOut {
 
 // Audit returns the audit recorder, for host code: record the host's own
 // sensitive actions, or read events outside any workspace (workspace 0:
-// logins, personal keys), which no route lists.
+// logins, personal keys, two-factor) of any user; a user reads their own
+// at GET /user/audit/events.
 func (p *Platform) Audit() *audit.Recorder { return p.audit }
 
 // target names what an audited action acted on.
@@ -141,6 +142,28 @@ func (p *Platform) auditRoutes() {
 				return each(list, toAuditEvent), total, nil
 			})
 	}
+	httpapi.HandleList(p.api, httpapi.Route{Method: "GET", Path: "/user/audit/events", Tag: "Audit",
+		Summary: "Your own account's trail outside any workspace (sign-ins, personal keys, two-factor, sessions), newest first",
+		Scope:   "audit:read", Sort: []string{"id", "created_at"},
+		Query: []httpapi.QueryParam{{Name: "action", Description: "Only this action (e.g. login.succeeded) or family (totp.*)."}}},
+		func(ctx context.Context, c *Call, lp core.ListParams) ([]*auditEventOut, int, error) {
+			if err := needUser(c, "have an account trail"); err != nil {
+				return nil, 0, err
+			}
+			if c.R.URL.Query().Has("actor") {
+				return nil, 0, core.Invalid("actor", "This trail is always yours: leave actor out.")
+			}
+			f, err := auditFilter(c) // workspace 0: the call has none
+			if err != nil {
+				return nil, 0, err
+			}
+			f.ActorKind, f.ActorID = audit.ActorUser, c.Principal.UserID
+			list, total, err := p.audit.List(ctx, f, lp)
+			if err != nil {
+				return nil, 0, err
+			}
+			return each(list, toAuditEvent), total, nil
+		})
 }
 
 // auditFilter reads action= and actor= into a filter of the call's workspace.
