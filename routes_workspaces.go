@@ -169,6 +169,14 @@ func (p *Platform) withIncludes(ctx context.Context, c *Call, w *workspace.Works
 	if !c.Allows("members:read") {
 		return nil, core.MissingScope("members:read")
 	}
+	if c.Access == nil && c.Principal.UserBound() {
+		// Listing workspaces: each one's members as the user may see them
+		// there (role, and a TOTP policy the user does not meet), or not
+		// at all.
+		if acc, err := p.resolver.Access(ctx, c.Principal, w.ID); err != nil || !acc.Allows("members:read") {
+			return out, nil
+		}
+	}
 	ms, _, err := p.cfg.Store.ListMembers(ctx, w.ID, core.ListParams{Page: 1, PerPage: core.MaxPerPage, Sort: []core.Sort{{Field: "created_at"}}})
 	if err != nil {
 		return nil, err

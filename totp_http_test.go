@@ -409,6 +409,13 @@ func TestTOTPWorkspacePolicyRequired(t *testing.T) {
 	// Outside any workspace the user can still see themselves and enrol.
 	e.do("GET", "/auth/me", tok, nil).must(t, 200)
 	e.do("GET", "/workspaces", ukey, nil).must(t, 200)
+	// ... but not the members of the workspace that blocks them.
+	for _, x := range e.do("GET", "/workspaces?include=members,owner", ukey, nil).must(t, 200).list() {
+		w := x.(map[string]any)
+		if _, shown := w["members"]; shown && w["id"] == float64(wid) {
+			t.Fatalf("a blocked member lists the members: %v", w)
+		}
+	}
 	secret, _ := e.enableTOTP(tok)
 	// Enabled on this instance: admitted at once, by either credential.
 	e.do("GET", ws, ukey, nil).must(t, 200)
