@@ -239,6 +239,17 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	e.do("POST", "/auth/logout", "", map[string]any{"refresh_token": other.str("refresh_token")}).must(t, 204)
 	e.do("GET", "/auth/me", other.str("access_token"), nil).must(t, 401, "unauthorized")
 	e.do("POST", "/auth/refresh", "", map[string]any{"refresh_token": other.str("refresh_token")}).must(t, 401, "unauthorized")
+	out := e.lastEvent(audit.SessionRevoked)
+	is.Equal(out.Metadata["with"], "refresh_token")
+	is.Equal(out.Actor.ID, e.owner.ID)
+
+	// A client holding only its access token signs out with it.
+	third := e.login("admin@localhost", testPassword).must(t, 200)
+	e.do("POST", "/auth/logout", "garbage.not.jwt", nil).must(t, 401, "unauthorized")
+	e.do("POST", "/auth/logout", third.str("access_token"), nil).must(t, 204)
+	e.do("GET", "/auth/me", third.str("access_token"), nil).must(t, 401, "unauthorized")
+	e.do("POST", "/auth/refresh", "", map[string]any{"refresh_token": third.str("refresh_token")}).must(t, 401, "unauthorized")
+	is.Equal(e.lastEvent(audit.SessionRevoked).Metadata["with"], "access_token")
 
 	// A refresh token expires after RefreshTTL.
 	late := e.login("admin@localhost", testPassword).must(t, 200).str("refresh_token")

@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/revopsdev/revops/audit"
@@ -284,11 +285,27 @@ func (p *Platform) authRoutes() {
 		})
 
 	httpapi.Handle(a, httpapi.Route{Method: "POST", Path: "/auth/logout", Tag: tag, Public: true, Status: http.StatusNoContent,
-		Summary: "Revoke the session of a refresh token, or of the session cookie (CSRF-checked, cookies cleared): its tokens and cookie stop working"},
+		Summary: "Revoke the session of a refresh token, of the access token sent as Authorization, or of the session cookie (CSRF-checked, cookies cleared): its tokens and cookie stop working"},
 		func(ctx context.Context, c *Call, in *logoutIn) (NoBody, error) {
 			if in.RefreshToken != "" {
-				_, err := p.login.Logout(ctx, in.RefreshToken)
+				sid, err := p.login.Logout(ctx, in.RefreshToken)
+				if err == nil && sid != 0 {
+					p.loggedOut(ctx, c, sid, "refresh_token")
+				}
 				return NoBody{}, err
+			}
+			if h := c.R.Header.Get("Authorization"); h != "" {
+				// A client holding only its access token signs out with it.
+				tok, ok := strings.CutPrefix(h, "Bearer ")
+				claims, err := p.login.Verify(ctx, strings.TrimSpace(tok))
+				if !ok || err != nil {
+					return NoBody{}, core.Unauthorized()
+				}
+				if err := p.login.RevokeSession(ctx, claims.Session); err != nil {
+					return NoBody{}, err
+				}
+				p.loggedOut(ctx, c, claims.Session, "access_token")
+				return NoBody{}, nil
 			}
 			return NoBody{}, p.logoutWithCookie(ctx, c)
 		})
@@ -335,4 +352,19 @@ func (p *Platform) permissions(g scope.Grant) []string {
 		}
 	}
 	return out
+}
+
+// loggedOut audits a session signed out with a token (the cookie's logout
+// records its own), as its user.
+func (p *Platform) loggedOut(ctx context.Context, c *Call, sessionID int64, via string) {
+	s, err := p.cfg.Store.Session(ctx, sessionID)
+	if err != nil {
+		p.cfg.Logger.ErrorContext(ctx, "revops: reading a signed-out session for the audit trail", "error", err)
+		return
+	}
+	actor := audit.Actor{Kind: audit.ActorUser, ID: s.UserID}
+	if u, err := p.cfg.Store.User(ctx, s.UserID); err == nil {
+		actor.Display = u.Email
+	}
+	p.recordAs(ctx, c, actor, audit.SessionRevoked, target{"session", sessionID}, map[string]any{"user_id": s.UserID, "via": "logout", "with": via})
 }
