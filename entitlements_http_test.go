@@ -221,6 +221,18 @@ func TestUsageThresholdEvents(t *testing.T) {
 			t.Fatalf("delivery: %v", d)
 		}
 	}
+	// An upgrade mid-period (the limit is now 100): 80% of the new limit is
+	// news again, as is 100%.
+	if err := e.p.Meter().SetOverride(context.Background(), wid, "api_calls", ptr(int64(100))); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []int{60, 5, 20} { // 75, 80 (80%), 100 (100%)
+		e.do("POST", "/entitlements/usage", key, map[string]any{"feature": "api_calls", "quantity": q}).must(t, 200)
+	}
+	r = e.do("GET", fmt.Sprintf("/webhooks/%d/deliveries", ep.id()), key, nil).must(t, 200)
+	if len(r.list()) != 4 {
+		t.Fatalf("%d deliveries after the upgrade, want 4: %s", len(r.list()), r.Raw)
+	}
 }
 
 // TestUsagePeriodResetsInWorkspaceTimezone crosses a month boundary on an

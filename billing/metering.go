@@ -75,9 +75,10 @@ type UsageStore interface {
 	SetEntitlementOverride(ctx context.Context, workspaceID int64, feature string, limit *int64) error
 	// EntitlementOverrides returns a workspace's overrides by feature.
 	EntitlementOverrides(ctx context.Context, workspaceID int64) (map[string]int64, error)
-	// MarkThreshold records that a counter reached percent of its limit and
-	// reports whether this call was the first to do so.
-	MarkThreshold(ctx context.Context, c Counter, percent int) (first bool, err error)
+	// MarkThreshold records that a counter reached percent of limit and
+	// reports whether this call was the first to do so; the same percent
+	// of another limit (a plan changed mid-period) is another mark.
+	MarkThreshold(ctx context.Context, c Counter, percent int, limit int64) (first bool, err error)
 }
 
 // TxStore is a UsageStore that can tell whether ctx carries the host's
@@ -223,6 +224,7 @@ type overrideEntry struct {
 type markKey struct {
 	c       Counter
 	percent int
+	limit   int64
 }
 
 // overrideTTL bounds how long another instance applies an old override.
@@ -700,7 +702,8 @@ func (m *Meter) History(ctx context.Context, s Subject, n int) (map[string][]Per
 }
 
 // thresholds raises OnThreshold for each threshold usage went from below
-// to at or above; MarkThreshold makes it once per counter across instances.
+// to at or above; MarkThreshold makes it once per counter and limit across
+// instances (an upgrade mid-period announces the new limit's thresholds).
 func (m *Meter) thresholds(ctx context.Context, c Counter, st *Status) {
 	if m.OnThreshold == nil || st.Limit <= 0 {
 		return
@@ -712,14 +715,14 @@ func (m *Meter) thresholds(ctx context.Context, c Counter, st *Status) {
 		if st.Used < level {
 			continue
 		}
-		k := markKey{c, pct}
+		k := markKey{c, pct, st.Limit}
 		m.mu.Lock()
 		done := m.marked[k]
 		m.mu.Unlock()
 		if done {
 			continue
 		}
-		first, err := m.store.MarkThreshold(ctx, c, pct)
+		first, err := m.store.MarkThreshold(ctx, c, pct, st.Limit)
 		if err != nil {
 			continue // a missed notice is better than a failed usage write
 		}

@@ -249,7 +249,7 @@ func testUsageThresholds(e *env) {
 	c := cnt(a.ID, "api_calls", jan)
 	var firsts atomic.Int64
 	errs := parallel(10, func(int) error {
-		first, err := e.s.MarkThreshold(e.ctx, c, 80)
+		first, err := e.s.MarkThreshold(e.ctx, c, 80, 1000)
 		if first {
 			firsts.Add(1)
 		}
@@ -260,16 +260,22 @@ func testUsageThresholds(e *env) {
 	}
 	e.same("first marks of one threshold", firsts.Load(), int64(1))
 	for _, other := range []billing.Counter{cnt(a.ID, "api_calls", feb), cnt(b.ID, "api_calls", jan), cnt(a.ID, "posts", jan)} {
-		first, err := e.s.MarkThreshold(e.ctx, other, 80)
+		first, err := e.s.MarkThreshold(e.ctx, other, 80, 1000)
 		e.must(err, "MarkThreshold other")
 		if !first {
 			e.t.Fatalf("%+v: not first", other)
 		}
 	}
-	first, err := e.s.MarkThreshold(e.ctx, c, 100)
+	first, err := e.s.MarkThreshold(e.ctx, c, 100, 1000)
 	e.must(err, "MarkThreshold 100")
 	e.same("100% is another threshold", first, true)
-	if _, err := e.s.MarkThreshold(e.ctx, cnt(999_999, "api_calls", jan), 80); !errors.Is(err, core.ErrNotFound) {
+	first, err = e.s.MarkThreshold(e.ctx, c, 80, 10_000)
+	e.must(err, "MarkThreshold of another limit")
+	e.same("80% of another limit (an upgrade) is another mark", first, true)
+	first, err = e.s.MarkThreshold(e.ctx, c, 80, 1000)
+	e.must(err, "MarkThreshold again")
+	e.same("the first limit's mark stays", first, false)
+	if _, err := e.s.MarkThreshold(e.ctx, cnt(999_999, "api_calls", jan), 80, 1000); !errors.Is(err, core.ErrNotFound) {
 		e.t.Fatalf("threshold of a missing workspace: %v, want not found", err)
 	}
 }

@@ -497,11 +497,11 @@ func (s *Store) EntitlementOverrides(ctx context.Context, workspaceID int64) (ma
 }
 
 // MarkThreshold: see billing.UsageStore.
-func (s *Store) MarkThreshold(ctx context.Context, c billing.Counter, percent int) (bool, error) {
+func (s *Store) MarkThreshold(ctx context.Context, c billing.Counter, percent int, limit int64) (bool, error) {
 	var got []int
-	err := s.conn(ctx).NewRaw(`INSERT INTO revops_usage_thresholds (workspace_id, feature, period_start, percent) VALUES (?, ?, ?, ?)
-ON CONFLICT (workspace_id, feature, period_start, percent) DO NOTHING RETURNING percent`,
-		c.WorkspaceID, c.Feature, ts(c.PeriodStart), percent).Scan(ctx, &got)
+	err := s.conn(ctx).NewRaw(`INSERT INTO revops_usage_thresholds (workspace_id, feature, period_start, percent, lim) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (workspace_id, feature, period_start, percent, lim) DO NOTHING RETURNING percent`,
+		c.WorkspaceID, c.Feature, ts(c.PeriodStart), percent, limit).Scan(ctx, &got)
 	if err != nil {
 		return false, fail("mark usage threshold", err, "")
 	}
