@@ -195,11 +195,14 @@ func TestCreateWorkspaceBillingAccountID(t *testing.T) {
 	is.Equal(num(l[0].(map[string]any)["id"]), mine.ID)
 	is.Equal(l[0].(map[string]any)["is_default"], true)
 	// Without billingAccountId the user's default (oldest) account is bound:
-	// "Mine", made before any workspace of theirs needed one.
+	// the one made for the bootstrap workspace, before "Mine".
 	w2 := e.do("POST", "/workspaces", e.key, map[string]any{"name": "Auto"}).must(t, 201)
 	d, err := e.p.Ledger().WorkspaceAccount(ctx, w2.id(), 0)
 	is.NoErr(err)
-	is.Equal(d.ID, mine.ID)
+	boot, err := e.p.Ledger().WorkspaceAccount(ctx, e.ws.ID, 0)
+	is.NoErr(err)
+	is.Equal(d.ID, boot.ID)
+	is.True(d.ID != mine.ID)
 }
 
 func TestBillingAccountValidation(t *testing.T) {

@@ -591,6 +591,19 @@ func (p *Platform) Bootstrap(ctx context.Context, email, workspaceName string) (
 	} else if res.Workspace, err = p.workspaces.Create(ctx, workspace.CreateInput{Name: workspaceName}, u.ID); err != nil {
 		return nil, err
 	}
+	// Bound to the owner's default billing account, as POST /workspaces
+	// binds a new workspace (also when an earlier start stopped before).
+	if _, n, err := p.ledger.WorkspaceAccounts(ctx, res.Workspace.ID, core.ListParams{Page: 1, PerPage: 1}); err != nil {
+		return nil, err
+	} else if n == 0 {
+		acct, err := p.ledger.AccountForNewWorkspace(ctx, u.ID, nil)
+		if err == nil && acct != nil {
+			_, err = p.ledger.Bind(ctx, res.Workspace.ID, acct.ID, true)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	k, raw, err := p.keys.Create(ctx, 0, u.ID, keys.CreateInput{Name: "Bootstrap key", Scopes: []string{scope.All}}, nil)
 	if err != nil {
 		return nil, err
