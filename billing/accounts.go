@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/currency"
+
 	"github.com/revopsdev/revops/core"
 )
 
@@ -167,8 +169,8 @@ const DefaultCurrency = "USD"
 // first workspace binds to their default account.
 const DefaultAccountName = "Default"
 
-// ValidCurrency reports whether c looks like an ISO 4217 code: three
-// upper-case ASCII letters.
+// ValidCurrency reports whether c is an ISO 4217 code in upper case, one
+// that names a currency (golang.org/x/text/currency's table).
 func ValidCurrency(c string) bool {
 	if len(c) != 3 {
 		return false
@@ -178,10 +180,11 @@ func ValidCurrency(c string) bool {
 			return false
 		}
 	}
-	return true
+	_, err := currency.ParseISO(c)
+	return err == nil
 }
 
-const currencyMsg = "The currency must be an ISO 4217 code of three upper-case letters, e.g. USD."
+const currencyMsg = "The currency must be an ISO 4217 currency code in upper case, e.g. USD."
 
 func (in *AccountInput) check() error {
 	var v core.Validation
