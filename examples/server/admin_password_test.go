@@ -44,7 +44,10 @@ func TestAdminPasswordFromEnv(t *testing.T) {
 
 var generatedRE = regexp.MustCompile(`Password of admin@localhost \(generated[^\n]*\n\n    (\S+)\n`)
 
-func TestAdminPasswordGenerated(t *testing.T) {
+// startGenerated starts a first server on a new database without a given
+// password and returns it, its database and the password it printed.
+func startGenerated(t *testing.T) (*server, string, string) {
+	t.Helper()
 	t.Setenv("REVOPS_ADMIN_PASSWORD", "")
 	db := filepath.Join(t.TempDir(), "revops.db")
 	s := start(t, "-db", db)
@@ -52,10 +55,15 @@ func TestAdminPasswordGenerated(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no generated password printed:\n%s", s.out)
 	}
-	if len(m[1]) < 20 {
-		t.Fatalf("generated password %q is short", m[1])
+	return s, db, m[1]
+}
+
+func TestAdminPasswordGenerated(t *testing.T) {
+	s, db, password := startGenerated(t)
+	if len(password) < 20 {
+		t.Fatalf("generated password %q is short", password)
 	}
-	if st := loginStatus(t, s, m[1]); st != 200 {
+	if st := loginStatus(t, s, password); st != 200 {
 		t.Fatalf("login with the generated password: %d", st)
 	}
 	s.stop(t)
@@ -65,7 +73,7 @@ func TestAdminPasswordGenerated(t *testing.T) {
 	if strings.Contains(s2.out.String(), "Password of") {
 		t.Fatal("the password was printed again")
 	}
-	if st := loginStatus(t, s2, m[1]); st != 200 {
+	if st := loginStatus(t, s2, password); st != 200 {
 		t.Fatalf("login after a restart: %d", st)
 	}
 }
@@ -88,14 +96,8 @@ func TestAdminPasswordTooShortIsRefusedBeforeBootstrap(t *testing.T) {
 // TestKeyReissueKeepsThePassword: admin@localhost left without a personal
 // key gets a new one on the next start, and keeps the password in use.
 func TestKeyReissueKeepsThePassword(t *testing.T) {
-	t.Setenv("REVOPS_ADMIN_PASSWORD", "")
-	db := filepath.Join(t.TempDir(), "revops.db")
-	s := start(t, "-db", db)
-	m := generatedRE.FindStringSubmatch(s.out.String())
-	if m == nil {
-		t.Fatalf("no generated password printed:\n%s", s.out)
-	}
-	st, body := call(t, "POST", s.base+"/api/v1/auth/login", "", map[string]any{"email": "admin@localhost", "password": m[1]})
+	s, db, password := startGenerated(t)
+	st, body := call(t, "POST", s.base+"/api/v1/auth/login", "", map[string]any{"email": "admin@localhost", "password": password})
 	if st != 200 {
 		t.Fatalf("login: %d %v", st, body)
 	}
@@ -116,7 +118,7 @@ func TestKeyReissueKeepsThePassword(t *testing.T) {
 	if !strings.Contains(out, "had no personal key: issued a new one") || strings.Contains(out, "Created workspace") || strings.Contains(out, "Password of") {
 		t.Fatalf("second start printed:\n%s", out)
 	}
-	if st := loginStatus(t, s2, m[1]); st != 200 {
+	if st := loginStatus(t, s2, password); st != 200 {
 		t.Fatalf("the password in use was replaced: login %d", st)
 	}
 }
