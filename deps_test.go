@@ -26,8 +26,7 @@ var forbiddenInDomain = []string{
 
 // smallLibs are the pure libraries a domain package may import directly.
 var smallLibs = []string{"github.com/go-playground/validator/v10", "golang.org/x/time/rate", "golang.org/x/crypto/argon2",
-	"github.com/pquerna/otp", "github.com/pquerna/otp/totp", // otp: RFC 6238 codes and the enrolment QR (pure Go)
-	"golang.org/x/text/currency"} // the ISO 4217 table
+	"github.com/pquerna/otp", "github.com/pquerna/otp/totp"} // otp: RFC 6238 codes and the enrolment QR (pure Go)
 
 func isStd(p string) bool { return !strings.Contains(strings.SplitN(p, "/", 2)[0], ".") }
 
