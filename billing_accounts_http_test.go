@@ -224,7 +224,6 @@ func TestBillingAccountValidation(t *testing.T) {
 		{"/accounts", map[string]any{"name": strings.Repeat("n", 256)}, "name", "255"},
 		{"/accounts", map[string]any{"name": "x", "currency": "usd"}, "currency", "ISO 4217"},
 		{"/accounts", map[string]any{"name": "x", "currency": "EURO"}, "currency", "ISO 4217"},
-		{"/accounts", map[string]any{"name": "x", "currency": "XYZ"}, "currency", "ISO 4217"}, // well-formed, no such currency
 		{"/accounts/link", map[string]any{}, "billingAccountId", "required"},
 		{"/accounts/link", map[string]any{"billingAccountId": theirs.ID}, "billingAccountId", "not yours"},
 	}

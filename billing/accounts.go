@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/text/currency"
-
 	"github.com/revopsdev/revops/core"
 )
 
@@ -169,8 +167,8 @@ const DefaultCurrency = "USD"
 // first workspace binds to their default account.
 const DefaultAccountName = "Default"
 
-// ValidCurrency reports whether c is an ISO 4217 code in upper case, one
-// that names a currency (golang.org/x/text/currency's table).
+// ValidCurrency reports whether c looks like an ISO 4217 code: three
+// upper-case ASCII letters.
 func ValidCurrency(c string) bool {
 	if len(c) != 3 {
 		return false
@@ -180,11 +178,10 @@ func ValidCurrency(c string) bool {
 			return false
 		}
 	}
-	_, err := currency.ParseISO(c)
-	return err == nil
+	return true
 }
 
-const currencyMsg = "The currency must be an ISO 4217 currency code in upper case, e.g. USD."
+const currencyMsg = "The currency must be an ISO 4217 code of three upper-case letters, e.g. USD."
 
 func (in *AccountInput) check() error {
 	var v core.Validation
