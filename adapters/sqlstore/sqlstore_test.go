@@ -107,6 +107,16 @@ func TestStorePostgres(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t) })
 }
 
+// TestStorePostgresCustomPlans runs the suite with PostgreSQL choosing its
+// own plans (the URL sets plan_cache_mode): webhook claims and finishes
+// then lock their rows in id order first (Store.lockFirst).
+func TestStorePostgresCustomPlans(t *testing.T) {
+	schemaURL := postgresSchema(t)
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		return openMigrated(t, schemaURL(t)+"&plan_cache_mode=force_custom_plan")
+	})
+}
+
 // each runs fn against SQLite and, when configured, Postgres.
 func each(t *testing.T, fn func(t *testing.T, open func(t *testing.T) *sqlstore.Store)) {
 	t.Run("sqlite", func(t *testing.T) { fn(t, openSQLite) })

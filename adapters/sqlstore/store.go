@@ -70,6 +70,11 @@ type Store struct {
 	// unless the URL chose a query exec mode (e.g. for a pooler that keeps
 	// no prepared statements), which then applies to them too.
 	hot []any
+	// lockFirst: the plans of those statements are not forced generic (the
+	// URL chose plan_cache_mode or the exec mode), so a custom plan may
+	// walk the delivery rows in another order than by id; claims and
+	// finishes then lock their rows in id order first (see Lock order).
+	lockFirst bool
 }
 
 // supportedURLs is quoted by every error about a database URL.
@@ -173,6 +178,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	}
 	var hot []any
 	var opts []stdlib.OptionOpenDB
+	lockFirst := true
 	if !strings.Contains(dsn, "default_query_exec_mode") {
 		// bun writes the values into the SQL text, so nearly every
 		// statement is new to pgx's statement cache, and preparing it
@@ -191,6 +197,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 				_, err := c.Exec(ctx, "SET plan_cache_mode = force_generic_plan")
 				return err
 			}))
+			lockFirst = false
 		}
 	}
 	sqldb := stdlib.OpenDB(*cfg, opts...)
@@ -201,7 +208,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	// database/sql keeps only 2 idle connections by default, so any burst
 	// of concurrent requests reconnects; keep more. Tune through DB().
 	sqldb.SetMaxIdleConns(10)
-	return &Store{db: bun.NewDB(sqldb, pgdialect.New()), dialect: DialectPostgres, hot: hot}, nil
+	return &Store{db: bun.NewDB(sqldb, pgdialect.New()), dialect: DialectPostgres, hot: hot, lockFirst: lockFirst}, nil
 }
 
 func openSQLite(ctx context.Context, dsn string, memory bool) (*Store, error) {

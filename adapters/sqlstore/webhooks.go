@@ -22,10 +22,14 @@ var _ webhooks.Store = (*Store)(nil)
 // deliveries locks the endpoint first, as deleting the endpoint does (its
 // cascade reaches the deliveries after it), so the two cannot deadlock on
 // PostgreSQL. Statements that lock several deliveries (claims, finishes)
-// look them up by id = ANY(array), which the primary key's index walks in
-// ascending id order, so they take the row locks in one order too; should
-// a plan ever take them in another, PostgreSQL detects the deadlock and
-// the statement is run again (retryDeadlock).
+// look them up by id = ANY(array): with the generic plans the store forces
+// (see openPostgres) the primary key's index walks the ids in ascending
+// order, so they take the row locks in one order too. When the URL keeps
+// PostgreSQL's own choice of plans, a custom plan may walk the due index
+// instead (table order), so they first lock the rows in id order in a
+// sub-select (Store.lockFirst), at the price of a second write of each
+// row. Either way a statement PostgreSQL ends as a deadlock's victim is run
+// again (retryDeadlock).
 
 // ---- endpoints ----
 
@@ -523,10 +527,19 @@ const claimable = "status IN (?, ?) AND next_attempt_at <= ? AND (locked_until I
 
 // claimPostgres is the claim on PostgreSQL ($1 until, $2 now, $3 ids,
 // $4 and $5 the claimable statuses).
-var claimPostgres = `WITH d AS (UPDATE revops_webhook_deliveries SET locked_until = $1, attempt = attempt + 1, updated_at = $2
-WHERE id = ANY($3::bigint[]) AND status IN ($4, $5) AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
+var claimPostgres = claimPostgresWhere("id = ANY($3::bigint[])")
+
+// claimPostgresLockFirst is claimPostgres locking its rows in id order
+// first (Store.lockFirst).
+var claimPostgresLockFirst = claimPostgresWhere(`id IN (SELECT id FROM revops_webhook_deliveries WHERE id = ANY($3::bigint[]) ORDER BY id FOR UPDATE)
+AND id = ANY($3::bigint[])`)
+
+func claimPostgresWhere(rows string) string {
+	return `WITH d AS (UPDATE revops_webhook_deliveries SET locked_until = $1, attempt = attempt + 1, updated_at = $2
+WHERE ` + rows + ` AND status IN ($4, $5) AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until <= $2)
 RETURNING ` + deliveryColumns + `)
 SELECT ` + aliased("d", "d_", deliveryColumns) + ", " + claimEvent
+}
 
 // ClaimWebhookDeliveries leases the deliveries with one conditional UPDATE:
 // the database runs concurrent ones on a row one after another, and each
@@ -552,9 +565,13 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, un
 	if s.dialect == DialectPostgres {
 		// Bound parameters and (s.hot) a statement prepared once per
 		// connection: the text never changes, so PostgreSQL parses it once.
+		q := claimPostgres
+		if s.lockFirst {
+			q = claimPostgresLockFirst
+		}
 		err = retryDeadlock(func() error {
 			rows = rows[:0]
-			r, err := s.db.DB.QueryContext(ctx, claimPostgres,
+			r, err := s.db.DB.QueryContext(ctx, q,
 				append(s.hot[:len(s.hot):len(s.hot)], until, now, ids, webhooks.StatusPending, webhooks.StatusRetrying)...)
 			if err != nil {
 				return err
@@ -861,11 +878,22 @@ delivered_at = v.delivered_at, updated_at = ?`
 
 // finishPostgres takes the updated_at ($1) and one array per column of
 // finishColumns ($2–$13).
-var finishPostgres = `UPDATE revops_webhook_deliveries AS d ` + strings.Replace(finishSet, "?", "$1", 1) + `
-FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::text[], $7::int[], $8::timestamptz[],
-$9::int[], $10::bytea[], $11::int[], $12::text[], $13::timestamptz[]) AS v(` + finishColumns + `)
+var finishPostgres = finishPostgresFrom(finishValues)
+
+// finishPostgresLockFirst is finishPostgres joining the values to the rows
+// in a sub-select that locks them in id order first (Store.lockFirst).
+var finishPostgresLockFirst = finishPostgresFrom(`(SELECT v.* FROM ` + finishValues + `
+JOIN revops_webhook_deliveries AS l ON l.id = v.id WHERE l.id = ANY($2::bigint[]) ORDER BY l.id FOR UPDATE OF l) AS v`)
+
+const finishValues = `unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::timestamptz[], $6::text[], $7::int[], $8::timestamptz[],
+$9::int[], $10::bytea[], $11::int[], $12::text[], $13::timestamptz[]) AS v(` + finishColumns + `)`
+
+func finishPostgresFrom(values string) string {
+	return `UPDATE revops_webhook_deliveries AS d ` + strings.Replace(finishSet, "?", "$1", 1) + `
+FROM ` + values + `
 WHERE ` + finishMatch + ` AND d.id = ANY($2::bigint[])
 RETURNING d.id, d.event_id, d.event_type, d.created_at`
+}
 
 func (s *Store) finishDeliveries(ctx context.Context, tx bun.Tx, fs []webhooks.Finish, items []int, now time.Time, res []webhooks.FinishResult, outs []webhooks.Delivery) error {
 	ds, locks := make([]webhooks.Delivery, len(items)), make([]time.Time, len(items))
@@ -888,7 +916,11 @@ func (s *Store) finishDeliveries(ctx context.Context, tx bun.Tx, fs []webhooks.F
 			bodies[j], times[j], errs[j], delivered[j] = []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt
 		}
 		var r *sql.Rows
-		r, err = tx.Tx.QueryContext(ctx, finishPostgres,
+		q := finishPostgres
+		if s.lockFirst {
+			q = finishPostgresLockFirst
+		}
+		r, err = tx.Tx.QueryContext(ctx, q,
 			append(s.hot[:len(s.hot):len(s.hot)], now, ids, wss, eps, locks, statuses, attempts, next, codes, bodies, times, errs, delivered)...)
 		if err == nil {
 			rows, err = scanFinished(r, len(ds))
