@@ -499,9 +499,14 @@ func (s *Store) EntitlementOverrides(ctx context.Context, workspaceID int64) (ma
 // MarkThreshold: see billing.UsageStore.
 func (s *Store) MarkThreshold(ctx context.Context, c billing.Counter, percent int, limit int64) (bool, error) {
 	var got []int
-	err := s.conn(ctx).NewRaw(`INSERT INTO revops_usage_thresholds (workspace_id, feature, period_start, percent, lim) VALUES (?, ?, ?, ?, ?)
+	// A mark of limit 0 (made before marks had limits, migration 0014)
+	// stands for any limit of its period.
+	err := s.conn(ctx).NewRaw(`INSERT INTO revops_usage_thresholds (workspace_id, feature, period_start, percent, lim)
+SELECT ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM revops_usage_thresholds
+WHERE workspace_id = ? AND feature = ? AND period_start = ? AND percent = ? AND lim = 0)
 ON CONFLICT (workspace_id, feature, period_start, percent, lim) DO NOTHING RETURNING percent`,
-		c.WorkspaceID, c.Feature, ts(c.PeriodStart), percent, limit).Scan(ctx, &got)
+		c.WorkspaceID, c.Feature, ts(c.PeriodStart), percent, limit,
+		c.WorkspaceID, c.Feature, ts(c.PeriodStart), percent).Scan(ctx, &got)
 	if err != nil {
 		return false, fail("mark usage threshold", err, "")
 	}

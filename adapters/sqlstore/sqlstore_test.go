@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/revopsdev/revops/adapters/sqlstore"
+	"github.com/revopsdev/revops/adapters/sqlstore/sqltest"
+	"github.com/revopsdev/revops/billing"
 	"github.com/revopsdev/revops/core"
 	"github.com/revopsdev/revops/keys"
 	"github.com/revopsdev/revops/ratelimit"
@@ -392,4 +394,35 @@ func TestLimiterTwoInstances(t *testing.T) {
 		a, b := openMigrated(t, url), openMigrated(t, url)
 		storetest.CountShared(t, []ratelimit.Limiter{a.Limiter(nil), b.Limiter(nil)}, p, 3*time.Second)
 	})
+}
+
+// TestThresholdMarksBeforeLimits: a mark migration 0014 carried over (limit
+// 0) stands for its period and percent whatever the limit, so the first
+// usage after the upgrade announces nothing twice; other percents and
+// periods are marked as usual.
+func TestThresholdMarksBeforeLimits(t *testing.T) {
+	for name, open := range map[string]func(t *testing.T) *sqlstore.Store{"sqlite": openSQLite, "postgres": func(t *testing.T) *sqlstore.Store {
+		return postgres(t)(t)
+	}} {
+		t.Run(name, func(t *testing.T) {
+			st := open(t)
+			ctx := t.Context()
+			wid := sqltest.Workspace(t, st)
+			jan := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			if _, err := st.DB().NewRaw("INSERT INTO revops_usage_thresholds (workspace_id, feature, period_start, percent, lim) VALUES (?, ?, ?, ?, 0)",
+				wid, "api_calls", jan, 80).Exec(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				period  time.Time
+				percent int
+				first   bool
+			}{{jan, 80, false}, {jan, 100, true}, {jan.AddDate(0, 1, 0), 80, true}} {
+				first, err := st.MarkThreshold(ctx, billing.Counter{WorkspaceID: wid, Feature: "api_calls", PeriodStart: c.period}, c.percent, 1000)
+				if err != nil || first != c.first {
+					t.Errorf("%v %d%%: first %v, %v; want %v", c.period, c.percent, first, err, c.first)
+				}
+			}
+		})
+	}
 }
