@@ -592,10 +592,15 @@ func (p *Platform) Bootstrap(ctx context.Context, email, workspaceName string) (
 		return nil, err
 	}
 	// Bound to the owner's default billing account, as POST /workspaces
-	// binds a new workspace (also when an earlier start stopped before).
+	// binds a new workspace (also when an earlier start stopped before);
+	// a workspace of someone else's the user joined is left alone.
+	m, err := st.Member(ctx, res.Workspace.ID, u.ID)
+	if err != nil {
+		return nil, err
+	}
 	if _, n, err := p.ledger.WorkspaceAccounts(ctx, res.Workspace.ID, core.ListParams{Page: 1, PerPage: 1}); err != nil {
 		return nil, err
-	} else if n == 0 {
+	} else if n == 0 && m.Role == scope.Owner {
 		acct, err := p.ledger.AccountForNewWorkspace(ctx, u.ID, nil)
 		if err == nil && acct != nil {
 			_, err = p.ledger.Bind(ctx, res.Workspace.ID, acct.ID, true)

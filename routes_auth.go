@@ -294,12 +294,12 @@ func (p *Platform) authRoutes() {
 				}
 				return NoBody{}, err
 			}
-			if h := c.R.Header.Get("Authorization"); h != "" {
+			if scheme, tok, ok := strings.Cut(c.R.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") &&
+				strings.Count(strings.TrimSpace(tok), ".") == 2 {
 				// A client holding only its access token signs out with it.
-				tok, ok := strings.CutPrefix(h, "Bearer ")
 				claims, err := p.login.Verify(ctx, strings.TrimSpace(tok))
-				if !ok || err != nil {
-					return NoBody{}, core.Unauthorized()
+				if err != nil {
+					return NoBody{}, err // a dead or forged token: 401
 				}
 				if err := p.login.RevokeSession(ctx, claims.Session); err != nil {
 					return NoBody{}, err

@@ -173,7 +173,15 @@ func (p *Platform) withIncludes(ctx context.Context, c *Call, w *workspace.Works
 		// Listing workspaces: each one's members as the user may see them
 		// there (role, and a TOTP policy the user does not meet), or not
 		// at all.
-		if acc, err := p.resolver.Access(ctx, c.Principal, w.ID); err != nil || !acc.Allows("members:read") {
+		acc, err := p.resolver.Access(ctx, c.Principal, w.ID)
+		if err != nil {
+			switch core.As(err).Code {
+			case core.CodeNotFound, core.CodeAccessDenied, core.CodeTOTPEnrollmentRequired:
+				return out, nil // not theirs to see here
+			}
+			return nil, err
+		}
+		if !acc.Allows("members:read") {
 			return out, nil
 		}
 	}

@@ -413,13 +413,17 @@ func paymentFailed(raw []byte, out *billing.ProviderEvent) error {
 	return nil
 }
 
-// signedAt is the t= of a Stripe-Signature header.
+// signedAt is the t= of a Stripe-Signature header, split as stripe-go
+// splits it; a header with more than one t= is refused, so that the one
+// checked here is the one stripe-go verified.
 func signedAt(header string) (int64, bool) {
+	var at string
+	n := 0
 	for part := range strings.SplitSeq(header, ",") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "t="); ok {
-			t, err := strconv.ParseInt(v, 10, 64)
-			return t, err == nil
+		if v, ok := strings.CutPrefix(part, "t="); ok {
+			at, n = v, n+1
 		}
 	}
-	return 0, false
+	t, err := strconv.ParseInt(at, 10, 64)
+	return t, n == 1 && err == nil
 }

@@ -351,6 +351,7 @@ func TestParseEventRefusals(t *testing.T) {
 		{"tampered body", tampered, sig, billing.ErrInvalidSignature},
 		{"too old (replayed capture)", oldBody, oldSig, billing.ErrInvalidSignature},
 		{"too far ahead", aheadBody, aheadSig, billing.ErrInvalidSignature},
+		{"too far ahead, behind a second t=", aheadBody, fmt.Sprintf("t=%d,", time.Now().Unix()) + aheadSig, billing.ErrInvalidSignature},
 		{"signed garbage", signed(`not json`), "", billing.ErrMalformedEvent},
 		{"signed non-event", signed(`{"object":"customer","id":"cus_1"}`), "", billing.ErrMalformedEvent},
 		{"signed subscription without id", signed(event("evt_x", "customer.subscription.updated", 1, `{"status":"active"}`)), "", billing.ErrMalformedEvent},

@@ -175,7 +175,7 @@ func run(ctx context.Context, args []string, out io.Writer, ready func(addr stri
 	}
 	cfg.Billing.UpgradeURL = *upgradeURL
 	if cfg.Billing.UpgradeURL == "" {
-		cfg.Billing.UpgradeURL = "http://" + *addr + "/upgrade"
+		cfg.Billing.UpgradeURL = "http://" + reachable(*addr) + "/upgrade"
 	}
 	if cfg.Billing.Provider == nil {
 		log.Info("billing disabled: billing routes answer {\"billingEnabled\": false} (set REVOPS_STRIPE_SECRET_KEY to enable Stripe)")
@@ -284,4 +284,17 @@ func upgradePage(billing bool) http.HandlerFunc {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, text)
 	}
+}
+
+// reachable is a listen address as a client on this machine reaches it: a
+// wildcard or missing host becomes localhost.
+func reachable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }

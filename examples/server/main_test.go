@@ -367,3 +367,12 @@ func TestPrivateWebhookTargetsNeedTheFlag(t *testing.T) {
 		t.Fatalf("private target without the flag: %d %v", st, body)
 	}
 }
+
+func TestReachable(t *testing.T) {
+	for in, want := range map[string]string{":9000": "localhost:9000", "0.0.0.0:80": "localhost:80", "[::]:8080": "localhost:8080",
+		"127.0.0.1:8080": "127.0.0.1:8080", "api.example.com:443": "api.example.com:443", "[::1]:9": "[::1]:9"} {
+		if got := reachable(in); got != want {
+			t.Errorf("reachable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
