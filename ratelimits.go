@@ -32,24 +32,31 @@ func (p *Platform) rateLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := httpapi.CallFrom(r.Context())
 		bucket, pol, err := p.bucketOf(r, c)
+		if err == nil {
+			err = p.spend(r.Context(), w.Header(), bucket, pol)
+		}
 		if err != nil {
 			p.api.WriteError(w, r, err)
 			return
 		}
-		d, err := p.limiter.Allow(r.Context(), bucket, pol)
-		if err != nil {
-			// Fail open: a limiter outage must not take the API down.
-			p.cfg.Logger.ErrorContext(r.Context(), "revops: rate limiter failed; request admitted", "error", err, "request_id", c.RequestID)
-			next.ServeHTTP(w, r)
-			return
-		}
-		if !d.Allowed {
-			p.api.WriteError(w, r, p.rateLimited(w.Header(), pol, d))
-			return
-		}
-		setRateHeaders(w.Header(), pol, d, p.cfg.Now())
 		next.ServeHTTP(w, r)
 	})
+}
+
+// spend takes one request from bucket under pol and reports the bucket in
+// h: nil when admitted, the 429 when it is empty. A limiter that fails
+// admits (a limiter outage must not take the API down), and is logged.
+func (p *Platform) spend(ctx context.Context, h http.Header, bucket string, pol ratelimit.Policy) error {
+	d, err := p.limiter.Allow(ctx, bucket, pol)
+	if err != nil {
+		p.cfg.Logger.ErrorContext(ctx, "revops: rate limiter failed; request admitted", "error", err, "request_id", httpapi.RequestID(ctx))
+		return nil
+	}
+	if !d.Allowed {
+		return p.rateLimited(h, pol, d)
+	}
+	setRateHeaders(h, pol, d, p.cfg.Now())
+	return nil
 }
 
 // setRateHeaders writes both the X-RateLimit-* headers of spec 001 and the
@@ -179,31 +186,14 @@ func (p *Platform) denied(w http.ResponseWriter, r *http.Request, c *httpapi.Cal
 		// the bucket its workspaces' tiers fill at their own pace.
 		bucket += ":refused"
 	}
-	d, err := p.limiter.Allow(r.Context(), bucket, pol)
-	if err != nil {
-		return nil // fail open, as for admitted requests
-	}
-	if !d.Allowed {
-		return p.rateLimited(w.Header(), pol, d)
-	}
-	setRateHeaders(w.Header(), pol, d, p.cfg.Now())
-	return nil
+	return p.spend(r.Context(), w.Header(), bucket, pol)
 }
 
 // authFailed spends from the client IP's "auth" bucket (PublicRateLimit) on
 // every failed authentication, so that guessing keys is slow: once it is
 // empty the answer is 429 instead of 401. Valid keys never touch it.
 func (p *Platform) authFailed(w http.ResponseWriter, r *http.Request) error {
-	pol := p.cfg.PublicRateLimit
-	d, err := p.limiter.Allow(r.Context(), "auth:"+p.clientIP(r), pol)
-	switch {
-	case err != nil:
-		return nil
-	case d.Allowed:
-		setRateHeaders(w.Header(), pol, d, p.cfg.Now())
-		return nil
-	}
-	return p.rateLimited(w.Header(), pol, d)
+	return p.spend(r.Context(), w.Header(), "auth:"+p.clientIP(r), p.cfg.PublicRateLimit)
 }
 
 // clientIP is the peer address, or with TrustForwardedFor the last address

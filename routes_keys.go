@@ -1,6 +1,7 @@
 package revops
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -311,14 +312,12 @@ func (p *Platform) checkKeyTier(ctx context.Context, c *Call, tier string) error
 	if err != nil {
 		return err
 	}
+	limit, whose := wsTier, "the workspace's tier"
 	if own := c.Principal.Tier; own != "" && p.tierAbove(wsTier, own) {
-		if tier == "" || p.tierAbove(tier, own) {
-			return core.Invalid("rate_limit_tier", fmt.Sprintf("The rate_limit_tier may not be above your own key's tier (%s); set it to that or lower.", own))
-		}
-		return nil
+		limit, whose = own, "your own key's tier"
 	}
-	if tier != "" && p.tierAbove(tier, wsTier) {
-		return core.Invalid("rate_limit_tier", fmt.Sprintf("The rate_limit_tier may not be above the workspace's tier (%s).", wsTier))
+	if p.tierAbove(cmp.Or(tier, wsTier), limit) { // "" follows the workspace's tier
+		return core.Invalid("rate_limit_tier", fmt.Sprintf("The rate_limit_tier may not be above %s (%s).", whose, limit))
 	}
 	return nil
 }
