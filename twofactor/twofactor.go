@@ -262,17 +262,27 @@ func (s *Service) Confirm(ctx context.Context, userID int64, code, field string)
 	case sec.EnabledAt != nil:
 		return nil, ErrAlreadyEnabled()
 	}
+	return s.issueRecoveryCodes(ctx, sec, code, field, ErrNotEnrolled, func(step int64, hashes []string) error {
+		return s.cfg.Store.EnableTOTP(ctx, userID, step, hashes, s.clock())
+	})
+}
+
+// issueRecoveryCodes spends code's time step on sec and stores a new set of
+// recovery codes with write (which spends the step with them), returned
+// this once. A step used concurrently (the store's conflict) is
+// ErrInvalidCode(field); a secret gone meanwhile (not found), gone().
+func (s *Service) issueRecoveryCodes(ctx context.Context, sec *Secret, code, field string, gone func() error, write func(step int64, hashes []string) error) ([]string, error) {
 	step, err := s.newStep(ctx, sec, code, field)
 	if err != nil {
 		return nil, err
 	}
 	codes, hashes := newRecoveryCodes()
-	err = s.cfg.Store.EnableTOTP(ctx, userID, step, hashes, s.clock())
+	err = write(step, hashes)
 	switch {
 	case errors.Is(err, core.ErrConflict):
-		return nil, ErrInvalidCode(field) // a concurrent confirmation won
+		return nil, ErrInvalidCode(field)
 	case errors.Is(err, core.ErrNotFound):
-		return nil, ErrNotEnrolled()
+		return nil, gone()
 	case err != nil:
 		return nil, err
 	}
@@ -327,21 +337,9 @@ func (s *Service) ReplaceRecoveryCodes(ctx context.Context, userID int64, code, 
 	if err != nil {
 		return nil, err
 	}
-	step, err := s.newStep(ctx, sec, code, field)
-	if err != nil {
-		return nil, err
-	}
-	codes, hashes := newRecoveryCodes()
-	err = s.cfg.Store.ReplaceRecoveryCodes(ctx, userID, step, hashes, s.clock())
-	switch {
-	case errors.Is(err, core.ErrConflict):
-		return nil, ErrInvalidCode(field) // replayed, or used concurrently
-	case errors.Is(err, core.ErrNotFound):
-		return nil, ErrNotEnabled() // disabled meanwhile
-	case err != nil:
-		return nil, err
-	}
-	return codes, nil
+	return s.issueRecoveryCodes(ctx, sec, code, field, ErrNotEnabled, func(step int64, hashes []string) error {
+		return s.cfg.Store.ReplaceRecoveryCodes(ctx, userID, step, hashes, s.clock())
+	})
 }
 
 // Disable turns two-factor authentication off after checking a current
