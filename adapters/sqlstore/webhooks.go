@@ -55,6 +55,20 @@ type endpointRow struct {
 const endpointColumns = "id, workspace_id, url, events, secret, prev_secret, prev_secret_until, is_active, disabled_reason, " +
 	"success_count, failure_count, consecutive_failures, failing_since, last_delivery_at, created_at, updated_at"
 
+// scan reads a row of endpointColumns into r.
+func (r *endpointRow) scan(rs rowScanner) error {
+	var events string
+	if err := rs.Scan(&r.ID, &r.WorkspaceID, &r.URL, &events, &r.Secret, &r.PrevSecret, &r.PrevSecretUntil, &r.IsActive,
+		&r.DisabledReason, &r.SuccessCount, &r.FailureCount, &r.ConsecutiveFailures, &r.FailingSince, &r.LastDeliveryAt,
+		&r.CreatedAt, &r.UpdatedAt); err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(events), &r.Events); err != nil {
+		return fmt.Errorf("sqlstore: webhook endpoint %d: events: %w", r.ID, err)
+	}
+	return nil
+}
+
 func (r *endpointRow) endpoint() webhooks.Endpoint {
 	events := r.Events
 	if events == nil {
@@ -424,6 +438,12 @@ type deliveryRow struct {
 const deliveryColumns = "id, workspace_id, endpoint_id, event_id, event_type, status, attempt, next_attempt_at, locked_until, " +
 	"response_code, response_body, response_time_ms, error, delivered_at, created_at, updated_at"
 
+// fields are r's fields in deliveryColumns' order, to scan into.
+func (r *deliveryRow) fields() []any {
+	return []any{&r.ID, &r.WorkspaceID, &r.EndpointID, &r.EventID, &r.EventType, &r.Status, &r.Attempt, &r.NextAttemptAt,
+		&r.LockedUntil, &r.ResponseCode, &r.ResponseBody, &r.ResponseTimeMs, &r.Error, &r.DeliveredAt, &r.CreatedAt, &r.UpdatedAt}
+}
+
 func (r *deliveryRow) delivery() webhooks.Delivery {
 	return webhooks.Delivery{
 		ID: r.ID, WorkspaceID: r.WorkspaceID, EndpointID: r.EndpointID, EventID: r.EventID, EventType: r.EventType,
@@ -553,38 +573,22 @@ SELECT ` + aliased("d", "d_", deliveryColumns) + ", " + claimEvent
 // sub-select FOR UPDATE, which cost about a third of the claim: a second
 // write of every row.) SQLite (which locks the whole database, and
 // has no such CTE) reads the events with a second statement. The
-// endpoints are read last, each once: a batch names few, and reading one
-// per delivery cost 10–15% of a claim and its finish.
+// endpoints are read apart, each once: a batch names few, and reading one
+// per delivery cost 10–15% of a claim and its finish. On PostgreSQL that
+// read shares the claim's round trip (claimPostgres).
 func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, until time.Time) ([]webhooks.Claim, error) {
 	if len(ids) == 0 {
 		return []webhooks.Claim{}, nil
 	}
 	now, until = ts(now), ts(until)
 	var rows []claimRow
+	var eps map[endpointKey]webhooks.Endpoint
 	var err error
 	if s.dialect == DialectPostgres {
-		// Bound parameters and (s.hot) a statement prepared once per
-		// connection: the text never changes, so PostgreSQL parses it once.
-		q := claimPostgres
-		if s.lockFirst {
-			q = claimPostgresLockFirst
-		}
-		err = retryDeadlock(func() error {
-			rows = rows[:0]
-			r, err := s.db.DB.QueryContext(ctx, q,
-				append(s.hot[:len(s.hot):len(s.hot)], until, now, ids, webhooks.StatusPending, webhooks.StatusRetrying)...)
-			if err != nil {
-				return err
-			}
-			return s.db.ScanRows(ctx, r, &rows)
-		})
-	} else {
-		rows, err = s.claimSQLite(ctx, ids, now, until)
+		rows, eps, err = s.claimPostgres(ctx, ids, now, until)
+	} else if rows, err = s.claimSQLite(ctx, ids, now, until); err == nil {
+		eps, err = s.claimedEndpoints(ctx, rows)
 	}
-	if err != nil {
-		return nil, fail("claim webhook deliveries", err, "")
-	}
-	eps, err := s.claimedEndpoints(ctx, rows)
 	if err != nil {
 		return nil, fail("claim webhook deliveries", err, "")
 	}
@@ -614,40 +618,68 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, un
 	return out, nil
 }
 
-// claimedEndpoints reads the endpoints of the claimed rows, each once (a
-// batch mostly names few), by (workspace, id). On PostgreSQL the keys go
-// as two arrays: the text never changes, so (s.hot) it is prepared once per
-// connection instead of parsed and planned with every claim.
+// claimPostgres claims and reads the claimed deliveries' endpoints in one
+// round trip (see pipelined): the endpoints of all the ids named, each
+// once (a batch mostly names few; a delivery not claimed only costs its
+// endpoint a read).
+func (s *Store) claimPostgres(ctx context.Context, ids []int64, now, until time.Time) ([]claimRow, map[endpointKey]webhooks.Endpoint, error) {
+	q := claimPostgres
+	if s.lockFirst {
+		q = claimPostgresLockFirst
+	}
+	var rows []claimRow
+	eps := map[endpointKey]webhooks.Endpoint{}
+	err := retryDeadlock(func() error {
+		rows = rows[:0]
+		clear(eps)
+		return s.pipelined(ctx, []string{q, claimEndpointsPostgres}, func(r *pipeRunner) error {
+			r.send(pgStep{sql: q, args: []any{until, now, ids, webhooks.StatusPending, webhooks.StatusRetrying}, scan: func(rs rowScanner) error {
+				for rs.Next() {
+					var c claimRow
+					if err := rs.Scan(append(c.Delivery.fields(), &c.EventType, &c.EventPayload, &c.EventCreatedAt)...); err != nil {
+						return err
+					}
+					rows = append(rows, c)
+				}
+				return nil
+			}}, pgStep{sql: claimEndpointsPostgres, args: []any{ids}, scan: func(rs rowScanner) error {
+				for rs.Next() {
+					var e endpointRow
+					if err := e.scan(rs); err != nil {
+						return err
+					}
+					eps[endpointKey{e.WorkspaceID, e.ID}] = e.endpoint()
+				}
+				return nil
+			}})
+			return nil
+		})
+	})
+	return rows, eps, err
+}
+
+// claimEndpointsPostgres reads the endpoints of deliveries $1.
+const claimEndpointsPostgres = "SELECT " + endpointColumns + ` FROM revops_webhook_endpoints
+WHERE (workspace_id, id) IN (SELECT workspace_id, endpoint_id FROM revops_webhook_deliveries WHERE id = ANY($1::bigint[]))`
+
+// claimedEndpoints reads the endpoints of the claimed rows (SQLite), each
+// once (a batch mostly names few), by (workspace, id).
 func (s *Store) claimedEndpoints(ctx context.Context, rows []claimRow) (map[endpointKey]webhooks.Endpoint, error) {
 	out := map[endpointKey]webhooks.Endpoint{}
 	seen := map[endpointKey]bool{}
-	var wss, ids []int64
+	var args []any
 	for _, r := range rows {
 		if k := (endpointKey{r.Delivery.WorkspaceID, r.Delivery.EndpointID}); !seen[k] {
 			seen[k] = true
-			wss, ids = append(wss, k.workspaceID), append(ids, k.id)
+			args = append(args, k.workspaceID, k.id)
 		}
 	}
-	if len(ids) == 0 {
+	if len(args) == 0 {
 		return out, nil
 	}
 	var eps []endpointRow
-	var err error
-	if s.dialect == DialectPostgres {
-		var r *sql.Rows
-		r, err = s.db.DB.QueryContext(ctx, "SELECT "+endpointColumns+` FROM revops_webhook_endpoints
-WHERE (workspace_id, id) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[]))`, append(s.hot[:len(s.hot):len(s.hot)], wss, ids)...)
-		if err == nil {
-			err = s.db.ScanRows(ctx, r, &eps)
-		}
-	} else {
-		in := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(ids)), ", ")
-		args := make([]any, 0, 2*len(ids))
-		for i := range ids {
-			args = append(args, wss[i], ids[i])
-		}
-		err = s.db.NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE (workspace_id, id) IN (VALUES "+in+")", args...).Scan(ctx, &eps)
-	}
+	in := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(args)/2), ", ")
+	err := s.db.NewRaw("SELECT "+endpointColumns+" FROM revops_webhook_endpoints WHERE (workspace_id, id) IN (VALUES "+in+")", args...).Scan(ctx, &eps)
 	for i := range eps {
 		out[endpointKey{eps[i].WorkspaceID, eps[i].ID}] = eps[i].endpoint()
 	}
@@ -697,14 +729,17 @@ type endpointKey struct{ workspaceID, id int64 }
 //     delivery, see above), and an order concurrent batches share, so they
 //     cannot deadlock;
 //  2. it finishes the deliveries with one conditional UPDATE (see
-//     finishDeliveries) that checks each item's lease (at the stored
+//     finishStep) that checks each item's lease (at the stored
 //     precision), workspace and endpoint, looking them up by id (see Lock
 //     order); an item matching no row is not done and counts nothing;
 //  3. it writes each endpoint once, adding up the done items' outcomes in
-//     the order given: counters by expressions on the stored values (never
-//     lost), the run of failures as the last of them leaves it, and the
-//     disabling by the first disabling failure if the endpoint was active
-//     when locked, which alone reports it.
+//     the order given (see tally): counters by expressions on the stored
+//     values (never lost), the run of failures as the last of them leaves
+//     it, and the disabling by the first disabling failure if the endpoint
+//     was active when locked, which alone reports it.
+//
+// On PostgreSQL, outside a host's transaction, 1 and 2 share a round trip
+// and 3 another with the COMMIT (see pipelined).
 func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish) ([]webhooks.FinishResult, error) {
 	res := make([]webhooks.FinishResult, len(fs))
 	if len(fs) == 0 {
@@ -727,38 +762,46 @@ func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish)
 		return cmp.Or(cmp.Compare(a.workspaceID, b.workspaceID), cmp.Compare(a.id, b.id))
 	})
 	keys = slices.Compact(keys)
+	// Items naming one delivery go to statements one after another, in the
+	// order given, so the first holding the lease takes it, as if each were
+	// written alone.
+	var groups [][]int
+	for start := 0; start < len(order); {
+		end := start + 1
+		for end < len(order) && fs[order[end]].Delivery.ID != fs[order[end-1]].Delivery.ID {
+			end++
+		}
+		groups = append(groups, order[start:end])
+		start = end
+	}
 	outs := make([]webhooks.Delivery, len(fs))
+	f := &finishing{fs: fs, keys: keys, groups: groups, now: now, res: res, outs: outs}
 	err := retryDeadlock(func() error {
-		return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-			clear(res)
-			active, err := s.lockEndpoints(ctx, tx, keys)
-			if err != nil {
-				return err
-			}
-			// Items naming one delivery go to statements one after another, in
-			// the order given, so the first holding the lease takes it, as if
-			// each were written alone. (bun writes the values into the SQL:
-			// SQLite's limit on its length is 1e9 bytes, far above a batch.)
-			for start := 0; start < len(order); {
-				end := start + 1
-				for end < len(order) && fs[order[end]].Delivery.ID != fs[order[end-1]].Delivery.ID {
-					end++
-				}
-				if err := s.finishDeliveries(ctx, tx, fs, order[start:end], now, res, outs); err != nil {
+		clear(res)
+		switch {
+		case s.dialect != DialectPostgres:
+			return s.inTx(ctx, f.sqlite)
+		case s.InTx(ctx):
+			return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
+				r := &txRunner{ctx: ctx, tx: tx.Tx, hot: s.hot}
+				if err := f.postgres(r, s.lockFirst); err != nil {
 					return err
 				}
-				start = end
-			}
-			for _, k := range keys {
-				if err := s.countOutcomes(ctx, tx, k, active[k], fs, res, now); err != nil {
+				return r.read()
+			})
+		default:
+			return s.pipelined(ctx, finishStatements(s.lockFirst), func(r *pipeRunner) error {
+				r.send(pgStep{sql: "BEGIN"})
+				if err := f.postgres(r, s.lockFirst); err != nil {
 					return err
 				}
-			}
-			return nil
-		})
+				r.send(pgStep{sql: "COMMIT"})
+				return nil
+			})
+		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, fail("finish webhook attempts", err, "")
 	}
 	for i := range fs {
 		if res[i].Done {
@@ -768,70 +811,177 @@ func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish)
 	return res, nil
 }
 
-// lockEndpoints takes the row locks of the endpoints keys names (sorted),
-// in that order, and tells whether each is active; a missing one is left
-// out. PostgreSQL takes the lock an UPDATE takes (FOR NO KEY UPDATE, which
-// leaves inserts of deliveries referencing the endpoint free); SQLite,
-// where a write locks the database, writes them (a no-op update), so that
-// a deferred transaction takes the write lock here, before it reads.
-func (s *Store) lockEndpoints(ctx context.Context, tx bun.Tx, keys []endpointKey) (map[endpointKey]bool, error) {
-	active := make(map[endpointKey]bool, len(keys))
-	if len(keys) == 0 {
-		return active, nil
-	}
-	if s.dialect == DialectPostgres {
-		return active, s.lockEndpointsPostgres(ctx, tx, keys, active)
-	}
-	in := make([]string, len(keys))
-	args := make([]any, 0, 2*len(keys))
-	for i, k := range keys {
-		in[i] = "(?, ?)"
-		args = append(args, k.workspaceID, k.id)
-	}
-	q := "UPDATE revops_webhook_endpoints SET updated_at = updated_at WHERE (workspace_id, id) IN (VALUES " +
-		strings.Join(in, ", ") + ") RETURNING workspace_id, id, is_active"
-	var rows []struct {
-		WorkspaceID int64 `bun:"workspace_id"`
-		ID          int64 `bun:"id"`
-		IsActive    bool  `bun:"is_active"`
-	}
-	if err := tx.NewRaw(q, args...).Scan(ctx, &rows); err != nil {
-		return nil, fail("finish webhook attempts", err, "")
-	}
-	for _, r := range rows {
-		active[endpointKey{r.WorkspaceID, r.ID}] = r.IsActive
-	}
-	return active, nil
+// finishing is one FinishWebhookAttempts call: its items, the endpoints
+// they count on (sorted), the items with a lease in groups of distinct
+// deliveries (each by id), and the results.
+type finishing struct {
+	fs     []webhooks.Finish
+	keys   []endpointKey
+	groups [][]int
+	now    time.Time
+	res    []webhooks.FinishResult
+	outs   []webhooks.Delivery
 }
 
-// lockEndpointsPostgres is lockEndpoints on PostgreSQL, with the keys as
-// two arrays: the text never changes, so (s.hot) it is prepared once per
-// connection instead of parsed and planned with every finish.
-func (s *Store) lockEndpointsPostgres(ctx context.Context, tx bun.Tx, keys []endpointKey, active map[endpointKey]bool) error {
-	wss, ids := make([]int64, len(keys)), make([]int64, len(keys))
-	for i, k := range keys {
-		wss[i], ids[i] = k.workspaceID, k.id
+// finishStatements are the statements a finish on PostgreSQL prepares.
+func finishStatements(lockFirst bool) []string {
+	if lockFirst {
+		return []string{lockEndpointsPostgres, finishPostgresLockFirst, countPostgres}
 	}
-	r, err := tx.Tx.QueryContext(ctx, `SELECT workspace_id, id, is_active FROM revops_webhook_endpoints
-WHERE (workspace_id, id) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[])) ORDER BY workspace_id, id FOR NO KEY UPDATE`,
-		append(s.hot[:len(s.hot):len(s.hot)], wss, ids)...)
-	if err != nil {
-		return fail("finish webhook attempts", err, "")
-	}
-	defer r.Close()
-	for r.Next() {
-		var k endpointKey
-		var a bool
-		if err := r.Scan(&k.workspaceID, &k.id, &a); err != nil {
-			return fail("finish webhook attempts", err, "")
+	return []string{lockEndpointsPostgres, finishPostgres, countPostgres}
+}
+
+// postgres sends f's statements to r: the endpoints' lock and the
+// finishes, read, then the endpoints' counts, left for the caller to run.
+func (f *finishing) postgres(r pgRunner, lockFirst bool) error {
+	active := make(map[endpointKey]bool, len(f.keys))
+	if len(f.keys) > 0 {
+		wss, ids := make([]int64, len(f.keys)), make([]int64, len(f.keys))
+		for i, k := range f.keys {
+			wss[i], ids[i] = k.workspaceID, k.id
 		}
-		active[k] = a
+		r.send(pgStep{sql: lockEndpointsPostgres, args: []any{wss, ids}, scan: func(rs rowScanner) error {
+			for rs.Next() {
+				var k endpointKey
+				var a bool
+				if err := rs.Scan(&k.workspaceID, &k.id, &a); err != nil {
+					return err
+				}
+				active[k] = a
+			}
+			return nil
+		}})
 	}
-	return fail("finish webhook attempts", r.Err(), "")
+	q := finishPostgres
+	if lockFirst {
+		q = finishPostgresLockFirst
+	}
+	for _, items := range f.groups {
+		ds, locks := f.items(items)
+		n := len(ds)
+		ids, wss, eps := make([]int64, n), make([]int64, n), make([]int64, n)
+		next, delivered := make([]*time.Time, n), make([]*time.Time, n)
+		statuses, errs := make([]string, n), make([]string, n)
+		attempts, codes, times := make([]int, n), make([]int, n), make([]int, n)
+		bodies := make([][]byte, n)
+		for j, d := range ds {
+			ids[j], wss[j], eps[j] = d.ID, d.WorkspaceID, d.EndpointID
+			statuses[j], attempts[j], next[j], codes[j] = d.Status, d.Attempt, d.NextAttemptAt, d.ResponseCode
+			bodies[j], times[j], errs[j], delivered[j] = []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt
+		}
+		r.send(pgStep{sql: q, args: []any{f.now, ids, wss, eps, locks, statuses, attempts, next, codes, bodies, times, errs, delivered},
+			scan: func(rs rowScanner) error {
+				rows, err := scanFinished(rs, n)
+				if err == nil {
+					f.finished(items, ds, rows)
+				}
+				return err
+			}})
+	}
+	if err := r.read(); err != nil {
+		return err
+	}
+	for _, k := range f.keys {
+		t := f.tally(k, active[k])
+		if t.successes+t.failures == 0 {
+			continue
+		}
+		r.send(pgStep{sql: countPostgres, args: []any{t.successes, t.failures, t.lastAt, f.now, t.sawSuccess, t.failsAfter,
+			t.runStart, t.disable, k.workspaceID, k.id}})
+	}
+	return nil
 }
 
-// finishedRow is what finishDeliveries reads back: the columns it does not
-// write.
+// sqlite runs f in tx (a write locks the whole database).
+func (f *finishing) sqlite(ctx context.Context, tx bun.Tx) error {
+	active := make(map[endpointKey]bool, len(f.keys))
+	if len(f.keys) > 0 {
+		// A no-op update, so that a deferred transaction takes the write
+		// lock here, before it reads.
+		in := make([]string, len(f.keys))
+		args := make([]any, 0, 2*len(f.keys))
+		for i, k := range f.keys {
+			in[i] = "(?, ?)"
+			args = append(args, k.workspaceID, k.id)
+		}
+		var rows []struct {
+			WorkspaceID int64 `bun:"workspace_id"`
+			ID          int64 `bun:"id"`
+			IsActive    bool  `bun:"is_active"`
+		}
+		if err := tx.NewRaw("UPDATE revops_webhook_endpoints SET updated_at = updated_at WHERE (workspace_id, id) IN (VALUES "+
+			strings.Join(in, ", ")+") RETURNING workspace_id, id, is_active", args...).Scan(ctx, &rows); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			active[endpointKey{r.WorkspaceID, r.ID}] = r.IsActive
+		}
+	}
+	for _, items := range f.groups {
+		ds, locks := f.items(items)
+		values := make([]string, len(ds))
+		args := make([]any, 0, 12*len(ds)+1)
+		for j, d := range ds {
+			values[j] = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+			args = append(args, d.ID, d.WorkspaceID, d.EndpointID, locks[j], d.Status, d.Attempt, d.NextAttemptAt,
+				d.ResponseCode, []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt)
+		}
+		// RETURNING names the updated table's columns unqualified (SQLite).
+		// (bun writes the values into the SQL: SQLite's limit on its length
+		// is 1e9 bytes, far above a batch.)
+		var rows []finishedRow
+		if err := tx.NewRaw(`WITH v(`+finishColumns+`) AS (VALUES `+strings.Join(values, ", ")+`)
+UPDATE revops_webhook_deliveries AS d `+finishSet+` FROM v WHERE `+finishMatch+`
+RETURNING id, event_id, event_type, created_at`, append(args, f.now)...).Scan(ctx, &rows); err != nil {
+			return err
+		}
+		f.finished(items, ds, rows)
+	}
+	for _, k := range f.keys {
+		t := f.tally(k, active[k])
+		if t.successes+t.failures == 0 {
+			continue
+		}
+		set := "success_count = success_count + ?, failure_count = failure_count + ?, last_delivery_at = ?, updated_at = ?"
+		args := []any{t.successes, t.failures, t.lastAt, f.now}
+		if t.sawSuccess {
+			set += ", consecutive_failures = ?, failing_since = ?"
+		} else {
+			set += ", consecutive_failures = consecutive_failures + ?, failing_since = COALESCE(failing_since, ?)"
+		}
+		args = append(args, t.failsAfter, t.runStart)
+		if t.disable != "" {
+			set += ", is_active = ?, disabled_reason = ?"
+			args = append(args, false, t.disable)
+		}
+		if _, err := tx.NewRaw("UPDATE revops_webhook_endpoints SET "+set+" WHERE workspace_id = ? AND id = ?",
+			append(args, k.workspaceID, k.id)...).Exec(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lockEndpointsPostgres locks endpoints by (workspace, id) ($1, $2) with the
+// lock an UPDATE takes (FOR NO KEY UPDATE, which leaves inserts of
+// deliveries referencing them free), in that order, and reads whether each
+// is active.
+const lockEndpointsPostgres = `SELECT workspace_id, id, is_active FROM revops_webhook_endpoints
+WHERE (workspace_id, id) IN (SELECT * FROM unnest($1::bigint[], $2::bigint[])) ORDER BY workspace_id, id FOR NO KEY UPDATE`
+
+// countPostgres writes a tally to an endpoint: $1 successes, $2 failures,
+// $3 the last outcome's time, $4 now, $5 whether a success was among them,
+// $6 the failures after the last success (or all), $7 the first of those,
+// $8 the reason to disable it ("" keeps it as is), $9 and $10 the
+// endpoint's workspace and id. One text, prepared once.
+const countPostgres = `UPDATE revops_webhook_endpoints SET success_count = success_count + $1, failure_count = failure_count + $2,
+last_delivery_at = $3, updated_at = $4,
+consecutive_failures = CASE WHEN $5::boolean THEN $6::int ELSE consecutive_failures + $6::int END,
+failing_since = CASE WHEN $5::boolean THEN $7::timestamptz ELSE COALESCE(failing_since, $7::timestamptz) END,
+is_active = is_active AND $8::text = '', disabled_reason = CASE WHEN $8::text = '' THEN disabled_reason ELSE $8::text END
+WHERE workspace_id = $9 AND id = $10`
+
+// finishedRow is what a finish reads back: the columns it does not write.
 type finishedRow struct {
 	ID        int64     `bun:"id"`
 	EventID   string    `bun:"event_id"`
@@ -841,32 +991,25 @@ type finishedRow struct {
 
 // scanFinished reads finishedRows with plain Scans: bun's reflection cost
 // more than the rows.
-func scanFinished(r *sql.Rows, n int) ([]finishedRow, error) {
-	defer r.Close()
+func scanFinished(rs rowScanner, n int) ([]finishedRow, error) {
 	rows := make([]finishedRow, 0, n)
-	for r.Next() {
+	for rs.Next() {
 		var f finishedRow
-		if err := r.Scan(&f.ID, &f.EventID, &f.EventType, &f.CreatedAt); err != nil {
+		if err := rs.Scan(&f.ID, &f.EventID, &f.EventType, &f.CreatedAt); err != nil {
 			return nil, err
 		}
 		rows = append(rows, f)
 	}
-	return rows, r.Err()
+	return rows, nil
 }
 
-// finishDeliveries writes the items of fs at indexes items (by delivery id,
-// no id twice) with one UPDATE joined to their values, each only if its row
-// still holds its lease, workspace and endpoint, and marks those written
-// done in res, their stored rows in outs. The stored row is the item's
-// Delivery with its times at the stored precision, no lease, UpdatedAt now,
-// and the columns not written as read back.
+// The finish's statement: set from v, the items, matched on the lease,
+// each only if its row still holds its lease, workspace and endpoint.
 //
 // PostgreSQL: the values come as one array per column (unnest; a nil time
 // is a NULL element, the items sorted by id), joined to the rows, which the
 // ids, named again, let the planner look up by id (see Lock order).
 // SQLite: a VALUES list.
-//
-// The finish's statement: set from v, the items, matched on the lease.
 const (
 	finishSet = `SET status = v.status, attempt = v.attempt, next_attempt_at = v.next_attempt_at, locked_until = NULL,
 response_code = v.response_code, response_body = v.response_body, response_time_ms = v.response_time_ms, error = v.error,
@@ -895,52 +1038,22 @@ WHERE ` + finishMatch + ` AND d.id = ANY($2::bigint[])
 RETURNING d.id, d.event_id, d.event_type, d.created_at`
 }
 
-func (s *Store) finishDeliveries(ctx context.Context, tx bun.Tx, fs []webhooks.Finish, items []int, now time.Time, res []webhooks.FinishResult, outs []webhooks.Delivery) error {
+// items are the deliveries of the items at indexes items, their times at
+// the stored precision, and their leases.
+func (f *finishing) items(items []int) ([]webhooks.Delivery, []time.Time) {
 	ds, locks := make([]webhooks.Delivery, len(items)), make([]time.Time, len(items))
 	for j, i := range items {
-		ds[j], locks[j] = *fs[i].Delivery, ts(*fs[i].Delivery.LockedUntil)
+		ds[j], locks[j] = *f.fs[i].Delivery, ts(*f.fs[i].Delivery.LockedUntil)
 		normalizeDelivery(&ds[j])
 	}
-	var rows []finishedRow
-	var err error
-	if s.dialect == DialectPostgres {
-		n := len(ds)
-		ids, wss, eps := make([]int64, n), make([]int64, n), make([]int64, n)
-		next, delivered := make([]*time.Time, n), make([]*time.Time, n)
-		statuses, errs := make([]string, n), make([]string, n)
-		attempts, codes, times := make([]int, n), make([]int, n), make([]int, n)
-		bodies := make([][]byte, n)
-		for j, d := range ds {
-			ids[j], wss[j], eps[j] = d.ID, d.WorkspaceID, d.EndpointID
-			statuses[j], attempts[j], next[j], codes[j] = d.Status, d.Attempt, d.NextAttemptAt, d.ResponseCode
-			bodies[j], times[j], errs[j], delivered[j] = []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt
-		}
-		var r *sql.Rows
-		q := finishPostgres
-		if s.lockFirst {
-			q = finishPostgresLockFirst
-		}
-		r, err = tx.Tx.QueryContext(ctx, q,
-			append(s.hot[:len(s.hot):len(s.hot)], now, ids, wss, eps, locks, statuses, attempts, next, codes, bodies, times, errs, delivered)...)
-		if err == nil {
-			rows, err = scanFinished(r, len(ds))
-		}
-	} else {
-		values := make([]string, len(ds))
-		args := make([]any, 0, 12*len(ds)+1)
-		for j, d := range ds {
-			values[j] = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-			args = append(args, d.ID, d.WorkspaceID, d.EndpointID, locks[j], d.Status, d.Attempt, d.NextAttemptAt,
-				d.ResponseCode, []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt)
-		}
-		// RETURNING names the updated table's columns unqualified (SQLite).
-		err = tx.NewRaw(`WITH v(`+finishColumns+`) AS (VALUES `+strings.Join(values, ", ")+`)
-UPDATE revops_webhook_deliveries AS d `+finishSet+` FROM v WHERE `+finishMatch+`
-RETURNING id, event_id, event_type, created_at`, append(args, now)...).Scan(ctx, &rows)
-	}
-	if err != nil {
-		return fail("finish webhook attempts", err, "")
-	}
+	return ds, locks
+}
+
+// finished marks done the items (of deliveries ds) whose rows were
+// written, with their stored rows: the item's Delivery with its times at
+// the stored precision, no lease, UpdatedAt now, and the columns not
+// written as read back.
+func (f *finishing) finished(items []int, ds []webhooks.Delivery, rows []finishedRow) {
 	byID := make(map[int64]int, len(ds))
 	for j, d := range ds {
 		byID[d.ID] = j
@@ -948,79 +1061,48 @@ RETURNING id, event_id, event_type, created_at`, append(args, now)...).Scan(ctx,
 	for _, r := range rows {
 		j := byID[r.ID]
 		out := ds[j]
-		out.LockedUntil, out.UpdatedAt = nil, now
+		out.LockedUntil, out.UpdatedAt = nil, f.now
 		out.EventID, out.EventType, out.CreatedAt = r.EventID, r.EventType, utc(r.CreatedAt)
-		res[items[j]].Done, outs[items[j]] = true, out
+		f.res[items[j]].Done, f.outs[items[j]] = true, out
 	}
-	return nil
 }
 
-// countOutcomes writes to endpoint k the outcomes of the done items of fs
-// naming it, as if written one after another in their order, and marks
-// the item that disables it (if it was active).
-func (s *Store) countOutcomes(ctx context.Context, tx bun.Tx, k endpointKey, active bool, fs []webhooks.Finish, res []webhooks.FinishResult, now time.Time) error {
-	var successes, failures, failsAfter int
-	var lastAt time.Time
-	var runStart *time.Time // first failure after the last success
-	sawSuccess := false
-	disable := ""
-	for i, f := range fs {
-		d, o := f.Delivery, f.Outcome
-		if !res[i].Done || o == nil || d.WorkspaceID != k.workspaceID || d.EndpointID != k.id {
+// tally adds up the outcomes of the done items naming endpoint k as if
+// written one after another in their order, and marks the item that
+// disables it (if it was active).
+type tally struct {
+	successes, failures int
+	failsAfter          int        // failures after the last success (all if none)
+	sawSuccess          bool       // a success was among them
+	runStart            *time.Time // the first failure after the last success
+	lastAt              time.Time
+	disable             string
+}
+
+func (f *finishing) tally(k endpointKey, active bool) tally {
+	var t tally
+	for i, it := range f.fs {
+		d, o := it.Delivery, it.Outcome
+		if !f.res[i].Done || o == nil || d.WorkspaceID != k.workspaceID || d.EndpointID != k.id {
 			continue
 		}
 		at := orNow(o.At)
-		lastAt = at
+		t.lastAt = at
 		if o.Success {
-			successes++
-			sawSuccess, failsAfter, runStart = true, 0, nil
+			t.successes++
+			t.sawSuccess, t.failsAfter, t.runStart = true, 0, nil
 			continue
 		}
-		failures++
-		failsAfter++
-		if runStart == nil {
-			runStart = &at
+		t.failures++
+		t.failsAfter++
+		if t.runStart == nil {
+			t.runStart = &at
 		}
-		if o.Disable != "" && active && disable == "" {
-			disable, res[i].Disabled = o.Disable, true
+		if o.Disable != "" && active && t.disable == "" {
+			t.disable, f.res[i].Disabled = o.Disable, true
 		}
 	}
-	if successes+failures == 0 {
-		return nil
-	}
-	// PostgreSQL: numbered parameters and (s.hot) a statement prepared
-	// once per connection; the text is one of four, so each is parsed and
-	// planned once. SQLite: bun's placeholders (it formats the times).
-	pg := s.dialect == DialectPostgres
-	var args []any
-	if pg {
-		args = s.hot[:len(s.hot):len(s.hot)]
-	}
-	param := func(v any) string {
-		args = append(args, v)
-		if pg {
-			return fmt.Sprintf("$%d", len(args)-len(s.hot))
-		}
-		return "?"
-	}
-	set := "success_count = success_count + " + param(successes) + ", failure_count = failure_count + " + param(failures) +
-		", last_delivery_at = " + param(lastAt) + ", updated_at = " + param(now)
-	if sawSuccess {
-		set += ", consecutive_failures = " + param(failsAfter) + ", failing_since = " + param(runStart)
-	} else {
-		set += ", consecutive_failures = consecutive_failures + " + param(failsAfter) + ", failing_since = COALESCE(failing_since, " + param(runStart) + ")"
-	}
-	if disable != "" {
-		set += ", is_active = " + param(false) + ", disabled_reason = " + param(disable)
-	}
-	q := "UPDATE revops_webhook_endpoints SET " + set + " WHERE workspace_id = " + param(k.workspaceID) + " AND id = " + param(k.id)
-	var err error
-	if pg {
-		_, err = tx.Tx.ExecContext(ctx, q, args...)
-	} else {
-		_, err = tx.NewRaw(q, args...).Exec(ctx)
-	}
-	return fail("finish webhook attempts", err, "")
+	return t
 }
 
 // DueWebhookDeliveries lists deliveries due at now and not leased, oldest

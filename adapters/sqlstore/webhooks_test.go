@@ -1,11 +1,14 @@
 package sqlstore_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/uptrace/bun"
 
 	"github.com/revopsdev/revops/adapters/sqlstore"
 	"github.com/revopsdev/revops/adapters/sqlstore/sqltest"
@@ -169,5 +172,94 @@ func TestPostgresPlanCacheMode(t *testing.T) {
 		if got != c.want {
 			t.Errorf("URL %q: plan_cache_mode %q, want %q", c.suffix, got, c.want)
 		}
+	}
+}
+
+// On PostgreSQL a finish sends its statements without waiting for each
+// (see pipelined). One the server refuses midway leaves nothing written
+// and the connection clean for the next caller; inside the host's
+// transaction a finish runs in it, and lands or vanishes with it.
+func TestWebhookFinishPostgresFailureAndHostTx(t *testing.T) {
+	st := postgres(t)(t)
+	st.DB().SetMaxOpenConns(1) // every call below reuses the one connection
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	wid := sqltest.Workspace(t, st)
+	ep := &webhooks.Endpoint{WorkspaceID: wid, URL: "https://x.test", Events: []string{"*"}, Secret: "whsec_x", IsActive: true}
+	if err := st.CreateWebhookEndpoint(ctx, ep); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := st.CreateWebhookEvent(ctx, &webhooks.Event{WorkspaceID: wid, Type: "post.created", Payload: json.RawMessage(`{}`)},
+		[]webhooks.Delivery{{EndpointID: ep.ID}, {EndpointID: ep.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	cs, err := st.ClaimWebhookDeliveries(ctx, []int64{ds[0].ID, ds[1].ID}, now, now.Add(time.Minute))
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("claim: %v, %d claims", err, len(cs))
+	}
+	success := func(c *webhooks.Claim) webhooks.Finish {
+		d := c.Delivery // a copy: a failed finish must not touch it either
+		d.Status, d.NextAttemptAt, d.DeliveredAt, d.ResponseCode = webhooks.StatusSuccess, nil, &now, 200
+		return webhooks.Finish{Delivery: &d, Outcome: &webhooks.AttemptOutcome{Success: true, At: now}}
+	}
+	state := func() (leased int, successes int64) {
+		t.Helper()
+		for _, d := range ds {
+			got, err := st.WebhookDelivery(ctx, wid, d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.LockedUntil != nil && got.Status == webhooks.StatusPending {
+				leased++
+			}
+		}
+		e, err := st.WebhookEndpoint(ctx, wid, ep.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leased, e.SuccessCount
+	}
+
+	// PostgreSQL refuses a NUL in text: the second item fails the batch.
+	bad := success(&cs[1])
+	bad.Delivery.Error = "nul\x00"
+	if _, err := st.FinishWebhookAttempts(ctx, []webhooks.Finish{success(&cs[0]), bad}); err == nil {
+		t.Fatal("a finish PostgreSQL refused succeeded")
+	}
+	if leased, n := state(); leased != 2 || n != 0 {
+		t.Fatalf("after a refused finish: %d leased, %d successes counted; want 2 and 0 (nothing written)", leased, n)
+	}
+
+	// Inside the host's transaction, rolled back: nothing stays.
+	rollback := errors.New("rolled back")
+	err = st.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {
+		res, err := st.FinishWebhookAttempts(ctx, []webhooks.Finish{success(&cs[0])})
+		if err != nil || !res[0].Done {
+			t.Errorf("finish in the host's transaction: %+v %v", res, err)
+		}
+		return rollback
+	})
+	if !errors.Is(err, rollback) {
+		t.Fatalf("RunInTx: %v", err)
+	}
+	if leased, n := state(); leased != 2 || n != 0 {
+		t.Fatalf("after a rolled back host transaction: %d leased, %d successes; want 2 and 0", leased, n)
+	}
+	// Committed: it lands.
+	err = st.RunInTx(ctx, func(ctx context.Context, _ bun.Tx) error {
+		_, err := st.FinishWebhookAttempts(ctx, []webhooks.Finish{success(&cs[0])})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// And outside it, on the connection the refused finish used.
+	if res, err := st.FinishWebhookAttempts(ctx, []webhooks.Finish{success(&cs[1])}); err != nil || !res[0].Done {
+		t.Fatalf("finish after the refused one: %+v %v", res, err)
+	}
+	if leased, n := state(); leased != 0 || n != 2 {
+		t.Fatalf("after both finished: %d leased, %d successes; want 0 and 2", leased, n)
 	}
 }

@@ -1,0 +1,86 @@
+package sqlstore
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// A pipeline whose statement fails midway (here the second of four, the
+// first having begun a transaction and written) returns that failure,
+// runs nothing after it, and leaves the one connection of the pool clean:
+// no transaction open, nothing written, the next pipeline runs.
+func TestPipelineFailureMidway(t *testing.T) {
+	url := os.Getenv("REVOPS_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("Postgres suite skipped: set REVOPS_TEST_POSTGRES_URL (scripts/test does) to run it")
+	}
+	ctx := t.Context()
+	s, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.db.DB.SetMaxOpenConns(1)
+	if _, err := s.db.DB.ExecContext(ctx, "CREATE TEMPORARY TABLE pipe_probe (n int)"); err != nil {
+		t.Fatal(err)
+	}
+	insert := "INSERT INTO pipe_probe VALUES ($1)"
+	var scanned []int
+	err = s.pipelined(ctx, []string{insert}, func(r *pipeRunner) error {
+		r.send(pgStep{sql: "BEGIN"}, pgStep{sql: insert, args: []any{1}},
+			pgStep{sql: "SELECT 1 / $1::int", args: []any{0}},
+			pgStep{sql: insert, args: []any{2}},
+			pgStep{sql: "SELECT 3", scan: func(rs rowScanner) error {
+				for rs.Next() {
+					scanned = append(scanned, 3)
+				}
+				return nil
+			}})
+		if err := r.read(); err != nil {
+			return err
+		}
+		t.Error("read after a failed statement reported success")
+		r.send(pgStep{sql: "COMMIT"})
+		return nil
+	})
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || pg.Code != "22012" {
+		t.Fatalf("pipeline: %v, want the division by zero (22012)", err)
+	}
+	if len(scanned) != 0 {
+		t.Errorf("a statement after the failure ran: %v", scanned)
+	}
+	// The same connection, clean: no open transaction, nothing inserted.
+	var n int
+	if err := s.db.DB.QueryRowContext(ctx, "SELECT count(*) FROM pipe_probe").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after the failed pipeline: %d rows, %v; want 0 (rolled back)", n, err)
+	}
+	err = s.pipelined(ctx, []string{insert}, func(r *pipeRunner) error {
+		r.send(pgStep{sql: insert, args: []any{4}})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.DB.QueryRowContext(ctx, "SELECT count(*) FROM pipe_probe").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after a pipeline committing one row: %d rows, %v", n, err)
+
+	}
+
+	// A step that cannot be encoded is never sent, nor is anything before
+	// it committed: the connection is closed (the pool opens another).
+	err = s.pipelined(ctx, []string{insert}, func(r *pipeRunner) error {
+		r.send(pgStep{sql: insert, args: []any{5}}, pgStep{sql: insert, args: []any{make(chan int)}})
+		return nil
+	})
+	if err == nil {
+		t.Fatal("a step with an unencodable argument was sent")
+	}
+	var one int
+	if err := s.db.DB.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("the pool after an unsent step: %v", err)
+	}
+}
