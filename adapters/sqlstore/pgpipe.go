@@ -129,7 +129,16 @@ func (s *Store) pipelined(ctx context.Context, prepare []string, fn func(*pipeRu
 			err = r.sync()
 		}
 		r.close()
-		if err != nil && !r.c.IsClosed() && r.c.PgConn().TxStatus() != 'I' {
+		if err == nil || r.c.IsClosed() {
+			return err
+		}
+		var pg *pgconn.PgError
+		if errors.As(err, &pg) && (pg.Code == "0A000" || pg.Code == "26000") {
+			// A prepared statement went stale (its table changed) or missing
+			// (a pooler's DISCARD ALL): pgx would keep it for this
+			// connection, so the connection goes, and the next prepares anew.
+			_ = r.c.Close(context.WithoutCancel(ctx))
+		} else if r.c.PgConn().TxStatus() != 'I' {
 			if _, rerr := r.c.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
 				_ = r.c.Close(context.WithoutCancel(ctx))
 			}

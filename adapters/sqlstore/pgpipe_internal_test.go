@@ -1,9 +1,12 @@
 package sqlstore
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -82,5 +85,46 @@ func TestPipelineFailureMidway(t *testing.T) {
 	var one int
 	if err := s.db.DB.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 		t.Fatalf("the pool after an unsent step: %v", err)
+	}
+}
+
+// A prepared statement whose table changed under it fails once; its
+// connection goes, so the next call prepares it anew and succeeds.
+func TestPipelineStaleStatement(t *testing.T) {
+	url := os.Getenv("REVOPS_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("Postgres suite skipped: set REVOPS_TEST_POSTGRES_URL (scripts/test does) to run it")
+	}
+	ctx := t.Context()
+	s, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.db.DB.SetMaxOpenConns(1)
+	table := fmt.Sprintf("pipe_stale_%d", time.Now().UnixNano())
+	if _, err := s.db.DB.ExecContext(ctx, "CREATE TABLE "+table+" (a int)"); err != nil {
+		t.Fatal(err)
+	}
+	defer s.db.DB.ExecContext(context.WithoutCancel(ctx), "DROP TABLE "+table)
+	q := "SELECT * FROM " + table
+	run := func() error {
+		return s.pipelined(ctx, []string{q}, func(r *pipeRunner) error {
+			r.send(pgStep{sql: q})
+			return nil
+		})
+	}
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.DB.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN b int"); err != nil {
+		t.Fatal(err)
+	}
+	var pg *pgconn.PgError
+	if err := run(); !errors.As(err, &pg) || pg.Code != "0A000" {
+		t.Fatalf("the stale statement: %v, want 0A000", err)
+	}
+	if err := run(); err != nil {
+		t.Fatalf("after the stale statement's connection went: %v", err)
 	}
 }

@@ -762,6 +762,9 @@ func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish)
 		return cmp.Or(cmp.Compare(a.workspaceID, b.workspaceID), cmp.Compare(a.id, b.id))
 	})
 	keys = slices.Compact(keys)
+	if len(order) == 0 {
+		return res, nil // none holds a lease: none is done
+	}
 	// Items naming one delivery go to statements one after another, in the
 	// order given, so the first holding the lease takes it, as if each were
 	// written alone.
