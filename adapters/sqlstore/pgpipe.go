@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -43,23 +42,25 @@ type pgRunner interface {
 	read() error
 }
 
-// txRunner runs steps one by one in a database/sql transaction (the
-// host's: it has no pipeline), prepared once per connection when the
-// store prepares its hot statements (s.hot).
-type txRunner struct {
+// seqRunner runs steps one by one through database/sql: in the host's
+// transaction (it has no pipeline), or where the URL chose the simple
+// protocol (e.g. for a proxy without the extended one, which pipelines
+// need). They are prepared once per connection when the store prepares
+// its hot statements (s.hot).
+type seqRunner struct {
 	ctx    context.Context
-	tx     *sql.Tx
+	q      queryer
 	hot    []any
 	queued []pgStep
 }
 
-func (r *txRunner) send(steps ...pgStep) { r.queued = append(r.queued, steps...) }
+func (r *seqRunner) send(steps ...pgStep) { r.queued = append(r.queued, steps...) }
 
-func (r *txRunner) read() error {
+func (r *seqRunner) read() error {
 	steps := r.queued
 	r.queued = nil
 	for _, st := range steps {
-		rows, err := r.tx.QueryContext(r.ctx, st.sql, append(r.hot[:len(r.hot):len(r.hot)], st.args...)...)
+		rows, err := r.q.QueryContext(r.ctx, st.sql, append(r.hot[:len(r.hot):len(r.hot)], st.args...)...)
 		if err != nil {
 			return err
 		}
@@ -94,7 +95,7 @@ type pipeRunner struct {
 	err    error // the first failure: later steps are not sent
 	// unsent: a step could not be encoded. The pipeline is then closed
 	// unsynced, which closes the connection, so that nothing sent before
-	// it commits.
+	// it commits (the server may run it, never commit it).
 	unsent bool
 }
 

@@ -75,6 +75,9 @@ type Store struct {
 	// walk the delivery rows in another order than by id; claims and
 	// finishes then lock their rows in id order first (see Lock order).
 	lockFirst bool
+	// sequential: the URL chose the simple protocol, so claims and
+	// finishes run their statements one by one instead of pipelined.
+	sequential bool
 }
 
 // supportedURLs is quoted by every error about a database URL.
@@ -208,7 +211,8 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	// database/sql keeps only 2 idle connections by default, so any burst
 	// of concurrent requests reconnects; keep more. Tune through DB().
 	sqldb.SetMaxIdleConns(10)
-	return &Store{db: bun.NewDB(sqldb, pgdialect.New()), dialect: DialectPostgres, hot: hot, lockFirst: lockFirst}, nil
+	return &Store{db: bun.NewDB(sqldb, pgdialect.New()), dialect: DialectPostgres, hot: hot, lockFirst: lockFirst,
+		sequential: hot == nil && cfg.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol}, nil
 }
 
 func openSQLite(ctx context.Context, dsn string, memory bool) (*Store, error) {

@@ -618,10 +618,9 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, un
 	return out, nil
 }
 
-// claimPostgres claims and reads the claimed deliveries' endpoints in one
-// round trip (see pipelined): the endpoints of all the ids named, each
-// once (a batch mostly names few; a delivery not claimed only costs its
-// endpoint a read).
+// claimPostgres claims and reads the claimed deliveries' endpoints, each
+// once (a batch mostly names few), in one round trip (see pipelined): the
+// read finds the rows the claim leased by their ids, lease and time.
 func (s *Store) claimPostgres(ctx context.Context, ids []int64, now, until time.Time) ([]claimRow, map[endpointKey]webhooks.Endpoint, error) {
 	q := claimPostgres
 	if s.lockFirst {
@@ -629,38 +628,46 @@ func (s *Store) claimPostgres(ctx context.Context, ids []int64, now, until time.
 	}
 	var rows []claimRow
 	eps := map[endpointKey]webhooks.Endpoint{}
+	steps := []pgStep{{sql: q, args: []any{until, now, ids, webhooks.StatusPending, webhooks.StatusRetrying}, scan: func(rs rowScanner) error {
+		for rs.Next() {
+			var c claimRow
+			if err := rs.Scan(append(c.Delivery.fields(), &c.EventType, &c.EventPayload, &c.EventCreatedAt)...); err != nil {
+				return err
+			}
+			rows = append(rows, c)
+		}
+		return nil
+	}}, {sql: claimEndpointsPostgres, args: []any{ids, until, now}, scan: func(rs rowScanner) error {
+		for rs.Next() {
+			var e endpointRow
+			if err := e.scan(rs); err != nil {
+				return err
+			}
+			eps[endpointKey{e.WorkspaceID, e.ID}] = e.endpoint()
+		}
+		return nil
+	}}}
 	err := retryDeadlock(func() error {
 		rows = rows[:0]
 		clear(eps)
+		if s.sequential { // each statement on its own, as the URL asks
+			r := &seqRunner{ctx: ctx, q: s.db.DB, hot: s.hot}
+			r.send(steps...)
+			return r.read()
+		}
 		return s.pipelined(ctx, []string{q, claimEndpointsPostgres}, func(r *pipeRunner) error {
-			r.send(pgStep{sql: q, args: []any{until, now, ids, webhooks.StatusPending, webhooks.StatusRetrying}, scan: func(rs rowScanner) error {
-				for rs.Next() {
-					var c claimRow
-					if err := rs.Scan(append(c.Delivery.fields(), &c.EventType, &c.EventPayload, &c.EventCreatedAt)...); err != nil {
-						return err
-					}
-					rows = append(rows, c)
-				}
-				return nil
-			}}, pgStep{sql: claimEndpointsPostgres, args: []any{ids}, scan: func(rs rowScanner) error {
-				for rs.Next() {
-					var e endpointRow
-					if err := e.scan(rs); err != nil {
-						return err
-					}
-					eps[endpointKey{e.WorkspaceID, e.ID}] = e.endpoint()
-				}
-				return nil
-			}})
+			r.send(steps...)
 			return nil
 		})
 	})
 	return rows, eps, err
 }
 
-// claimEndpointsPostgres reads the endpoints of deliveries $1.
+// claimEndpointsPostgres reads the endpoints of the deliveries among $1
+// leased until $2 at $3.
 const claimEndpointsPostgres = "SELECT " + endpointColumns + ` FROM revops_webhook_endpoints
-WHERE (workspace_id, id) IN (SELECT workspace_id, endpoint_id FROM revops_webhook_deliveries WHERE id = ANY($1::bigint[]))`
+WHERE (workspace_id, id) IN (SELECT workspace_id, endpoint_id FROM revops_webhook_deliveries
+WHERE id = ANY($1::bigint[]) AND locked_until = $2 AND updated_at = $3)`
 
 // claimedEndpoints reads the endpoints of the claimed rows (SQLite), each
 // once (a batch mostly names few), by (workspace, id).
@@ -738,8 +745,9 @@ type endpointKey struct{ workspaceID, id int64 }
 //     it, and the disabling by the first disabling failure if the endpoint
 //     was active when locked, which alone reports it.
 //
-// On PostgreSQL, outside a host's transaction, 1 and 2 share a round trip
-// and 3 another with the COMMIT (see pipelined).
+// On PostgreSQL, outside a host's transaction (and unless the URL chose the
+// simple protocol), 1 and 2 share a round trip and 3 another with the
+// COMMIT (see pipelined).
 func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish) ([]webhooks.FinishResult, error) {
 	res := make([]webhooks.FinishResult, len(fs))
 	if len(fs) == 0 {
@@ -784,9 +792,9 @@ func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish)
 		switch {
 		case s.dialect != DialectPostgres:
 			return s.inTx(ctx, f.sqlite)
-		case s.InTx(ctx):
+		case s.InTx(ctx) || s.sequential:
 			return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
-				r := &txRunner{ctx: ctx, tx: tx.Tx, hot: s.hot}
+				r := &seqRunner{ctx: ctx, q: tx.Tx, hot: s.hot}
 				if err := f.postgres(r, s.lockFirst); err != nil {
 					return err
 				}

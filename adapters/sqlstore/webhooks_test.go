@@ -129,7 +129,16 @@ func TestWebhookAdapterConventions(t *testing.T) {
 // claim's and the finish's statements too: they must not insist on
 // preparing.
 func TestWebhookClaimAndFinishFollowTheURLsExecMode(t *testing.T) {
-	st := sqltest.Open(t, sqltest.PostgresURL(t)+"&default_query_exec_mode=simple_protocol&statement_cache_capacity=0")
+	// simple_protocol: statement by statement (a proxy may know no
+	// other protocol); exec: pipelined, but nothing prepared.
+	for _, mode := range []string{"simple_protocol", "exec"} {
+		t.Run(mode, func(t *testing.T) {
+			testClaimAndFinishOn(t, sqltest.Open(t, sqltest.PostgresURL(t)+"&default_query_exec_mode="+mode+"&statement_cache_capacity=0"))
+		})
+	}
+}
+
+func testClaimAndFinishOn(t *testing.T, st *sqlstore.Store) {
 	ctx := t.Context()
 	wid := sqltest.Workspace(t, st)
 	ep := &webhooks.Endpoint{WorkspaceID: wid, URL: "https://x.test", Events: []string{"*"}, Secret: "whsec_x", IsActive: true}
@@ -230,6 +239,20 @@ func TestWebhookFinishPostgresFailureAndHostTx(t *testing.T) {
 	}
 	if leased, n := state(); leased != 2 || n != 0 {
 		t.Fatalf("after a refused finish: %d leased, %d successes counted; want 2 and 0 (nothing written)", leased, n)
+	}
+
+	// The endpoint's count refused, after the deliveries' update in the
+	// round trip before it: the transaction spans both, nothing stays.
+	disabling := success(&cs[0])
+	disabling.Delivery.Status, disabling.Outcome = webhooks.StatusFailed, &webhooks.AttemptOutcome{At: now, Disable: "gone\x00"}
+	if _, err := st.FinishWebhookAttempts(ctx, []webhooks.Finish{disabling}); err == nil {
+		t.Fatal("a finish whose count PostgreSQL refused succeeded")
+	}
+	if leased, n := state(); leased != 2 || n != 0 {
+		t.Fatalf("after a refused count: %d leased, %d successes counted; want 2 and 0 (nothing written)", leased, n)
+	}
+	if e, err := st.WebhookEndpoint(ctx, wid, ep.ID); err != nil || !e.IsActive || e.FailureCount != 0 {
+		t.Fatalf("after a refused count: endpoint %+v, %v; want active, no failure counted", e, err)
 	}
 
 	// Inside the host's transaction, rolled back: nothing stays.
