@@ -16,22 +16,14 @@ import (
 // runs nothing after it, and leaves the one connection of the pool clean:
 // no transaction open, nothing written, the next pipeline runs.
 func TestPipelineFailureMidway(t *testing.T) {
-	url := os.Getenv("REVOPS_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("Postgres suite skipped: set REVOPS_TEST_POSTGRES_URL (scripts/test does) to run it")
-	}
 	ctx := t.Context()
-	s, err := Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.db.DB.SetMaxOpenConns(1)
+	s := oneConnPostgres(t)
 	if _, err := s.db.DB.ExecContext(ctx, "CREATE TEMPORARY TABLE pipe_probe (n int)"); err != nil {
 		t.Fatal(err)
 	}
 	insert := "INSERT INTO pipe_probe VALUES ($1)"
 	var scanned []int
+	var err error
 	err = s.pipelined(ctx, []string{insert}, func(r *pipeRunner) error {
 		r.send(pgStep{sql: "BEGIN"}, pgStep{sql: insert, args: []any{1}},
 			pgStep{sql: "SELECT 1 / $1::int", args: []any{0}},
@@ -101,17 +93,8 @@ func TestPipelineFailureMidway(t *testing.T) {
 // A prepared statement whose table changed under it fails once; its
 // connection goes, so the next call prepares it anew and succeeds.
 func TestPipelineStaleStatement(t *testing.T) {
-	url := os.Getenv("REVOPS_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("Postgres suite skipped: set REVOPS_TEST_POSTGRES_URL (scripts/test does) to run it")
-	}
 	ctx := t.Context()
-	s, err := Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.db.DB.SetMaxOpenConns(1)
+	s := oneConnPostgres(t)
 	table := fmt.Sprintf("pipe_stale_%d", time.Now().UnixNano())
 	if _, err := s.db.DB.ExecContext(ctx, "CREATE TABLE "+table+" (a int)"); err != nil {
 		t.Fatal(err)
@@ -137,4 +120,20 @@ func TestPipelineStaleStatement(t *testing.T) {
 	if err := run(); err != nil {
 		t.Fatalf("after the stale statement's connection went: %v", err)
 	}
+}
+
+// oneConnPostgres opens a store on REVOPS_TEST_POSTGRES_URL whose pool
+// keeps one connection, so that each call reuses the one before's.
+func oneConnPostgres(t *testing.T) *Store {
+	url := os.Getenv("REVOPS_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("Postgres suite skipped: set REVOPS_TEST_POSTGRES_URL (scripts/test does) to run it")
+	}
+	s, err := Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.db.DB.SetMaxOpenConns(1)
+	return s
 }
