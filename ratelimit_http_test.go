@@ -272,3 +272,21 @@ func TestRefusalsAreRateLimited(t *testing.T) {
 	limit, _, _ := rateHeaders(t, r, e.clock.Now())
 	is.Equal(limit, revops.DefaultPublicRateLimit.PerMinute)
 }
+
+// TestRateLimitHeadersCountFromTheLimitersClock: the seconds to the reset
+// (RateLimit's t) are counted on the clock the limiter decided by — a shared
+// limiter's, say — so that they agree with X-RateLimit-Reset even when the
+// serving instance's clock is off.
+func TestRateLimitHeadersCountFromTheLimitersClock(t *testing.T) {
+	is := is.New(t)
+	var lag time.Time // the limiter's clock runs an hour behind the platform's
+	e := newEnv(t, withLimits(ratelimit.Policy{PerMinute: 5}, revops.DefaultPublicRateLimit), func(c *revops.Config) {
+		now := c.Now
+		c.Limiter = ratelimit.NewMemory(func() time.Time { lag = now().Add(-time.Hour); return lag })
+	})
+	wid, key := e.newWorkspace("Lagging")
+	r := e.do("GET", fmt.Sprintf("/workspaces/%d", wid), key, nil).must(t, 200)
+	_, remaining, reset := rateHeaders(t, r, lag)
+	is.Equal(remaining, 4)
+	is.Equal(reset, ceilUnix(lag.Add(12*time.Second))) // and rateHeaders checked t against the lagging clock
+}

@@ -55,8 +55,17 @@ func (p *Platform) spend(ctx context.Context, h http.Header, bucket string, pol 
 	if !d.Allowed {
 		return p.rateLimited(h, pol, d)
 	}
-	setRateHeaders(h, pol, d, p.cfg.Now())
+	setRateHeaders(h, pol, d, p.decidedAt(d))
 	return nil
+}
+
+// decidedAt is the instant d was decided at: the limiter's, so that the
+// seconds to the reset are counted on the clock that set it, else now.
+func (p *Platform) decidedAt(d ratelimit.Decision) time.Time {
+	if d.At.IsZero() {
+		return p.cfg.Now()
+	}
+	return d.At
 }
 
 // setRateHeaders writes both the X-RateLimit-* headers of spec 001 and the
@@ -112,7 +121,7 @@ func resetUnix(at time.Time) int64 {
 // rateLimited sets the rate-limit headers and Retry-After of a refused
 // request and returns spec 001's 429, whose numbers match the headers.
 func (p *Platform) rateLimited(h http.Header, pol ratelimit.Policy, d ratelimit.Decision) error {
-	setRateHeaders(h, pol, d, p.cfg.Now())
+	setRateHeaders(h, pol, d, p.decidedAt(d))
 	after := max(1, int64(math.Ceil(d.RetryAfter.Seconds())))
 	h.Set("Retry-After", strconv.FormatInt(after, 10))
 	unit := "seconds"
@@ -152,7 +161,7 @@ func (p *Platform) bucketOf(r *http.Request, c *httpapi.Call) (string, ratelimit
 		if wid == 0 {
 			wid = c.Principal.WorkspaceID
 		}
-		wsTier, err := p.tiers.get(r.Context(), wid)
+		wsTier, err := p.tiers.getAt(r.Context(), wid, c.At)
 		if err != nil {
 			return "", ratelimit.Policy{}, err
 		}
@@ -238,18 +247,26 @@ type tierEntry struct {
 const maxTierEntries = 100_000
 
 func (tc *tierCache) get(ctx context.Context, wid int64) (string, error) {
-	e, err := tc.entry(ctx, wid)
+	return tc.getAt(ctx, wid, tc.p.cfg.Now())
+}
+
+// getAt is get at now, a time the caller has read (a request's Call.At).
+func (tc *tierCache) getAt(ctx context.Context, wid int64, now time.Time) (string, error) {
+	e, err := tc.entryAt(ctx, wid, now)
 	return e.tier, err
 }
 
 // entry returns a workspace's tier and timezone; a missing workspace has
 // the default tier.
 func (tc *tierCache) entry(ctx context.Context, wid int64) (tierEntry, error) {
+	return tc.entryAt(ctx, wid, tc.p.cfg.Now())
+}
+
+func (tc *tierCache) entryAt(ctx context.Context, wid int64, now time.Time) (tierEntry, error) {
 	def := tierEntry{tier: tc.p.cfg.Tiers[0]}
 	if wid == 0 {
 		return def, nil
 	}
-	now := tc.p.cfg.Now()
 	tc.mu.Lock()
 	e, ok := tc.m[wid]
 	tc.mu.Unlock()

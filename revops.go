@@ -370,7 +370,7 @@ func New(cfg Config) (*Platform, error) {
 	if err := p.initTOTP(); err != nil {
 		return nil, fmt.Errorf("revops: %w", err)
 	}
-	p.api, err = httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes,
+	p.api, err = httpapi.New(httpapi.Config{Auth: res, Logger: cfg.Logger, MaxBodyBytes: cfg.MaxBodyBytes, Now: cfg.Now,
 		TrustForwardedProto: cfg.TrustForwardedProto, OnUnauthorized: p.authFailed, OnDenied: p.denied, Cookie: p.cookieAuth})
 	if err != nil {
 		return nil, fmt.Errorf("revops: %w", err)

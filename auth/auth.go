@@ -105,13 +105,14 @@ func NewResolver(v *keys.Verifier, ws workspace.Store, roles func(string) (scope
 	return &Resolver{keys: v, ws: ws, roles: roles}, nil
 }
 
-// Authenticate verifies a bearer token. The principal is built once per
+// Authenticate verifies a bearer token at now (a key's expiry, the key
+// cache's). The principal is built once per
 // key cache fill (see KeyView) and shared: callers must not modify it.
-func (r *Resolver) Authenticate(ctx context.Context, token string) (*Principal, error) {
+func (r *Resolver) Authenticate(ctx context.Context, token string, now time.Time) (*Principal, error) {
 	if r.tokens != nil && looksLikeJWT(token) {
 		return r.tokens.VerifyToken(ctx, token)
 	}
-	k, view, err := r.keys.VerifyView(ctx, token)
+	k, view, err := r.keys.VerifyViewAt(ctx, token, now)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ type Verifier struct {
 	view       func(*Key) any
 
 	mu    sync.RWMutex
-	cache map[string]cached // by hash
+	cache map[[sha256.Size]byte]cached // by the hash's bytes: no hex per request
 	// gen counts invalidations; a lookup that raced one is not cached, so a
 	// row read before a revocation can never be cached after it.
 	gen atomic.Uint64
@@ -79,7 +79,7 @@ func NewVerifier(store Store, c VerifierConfig) (*Verifier, error) {
 		c.Now = time.Now
 	}
 	return &Verifier{store: store, prefix: c.Prefix, ttl: c.TTL, maxEntries: c.MaxEntries, now: c.Now, view: c.View,
-		cache: map[string]cached{}, pending: map[int64]time.Time{}}, nil
+		cache: map[[sha256.Size]byte]cached{}, pending: map[int64]time.Time{}}, nil
 }
 
 // Verify returns the key for raw if it is well-formed, known, not revoked and
@@ -93,26 +93,28 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Key, error) {
 // VerifyView is Verify also returning the key's view (nil without
 // VerifierConfig.View), shared with the cache like the key.
 func (v *Verifier) VerifyView(ctx context.Context, raw string) (*Key, any, error) {
+	return v.VerifyViewAt(ctx, raw, v.now())
+}
+
+// VerifyViewAt is VerifyView at now, a time the caller has already read
+// (a request's instant): it reads no clock itself.
+func (v *Verifier) VerifyViewAt(ctx context.Context, raw string, now time.Time) (*Key, any, error) {
 	// The shape first, so garbage costs no hash; the checksum only when the
 	// cache does not know the key (a hit is a stored key's exact hash).
 	if len(raw) != len(v.prefix)+bodyLen+checksumLen || !strings.HasPrefix(raw, v.prefix) {
 		return nil, nil, core.Unauthorized()
 	}
-	var hb [2 * sha256.Size]byte
 	var rb [96]byte // keys are shorter: the copy stays on the stack
 	sum := sha256.Sum256(append(rb[:0], raw...))
-	hex.Encode(hb[:], sum[:])
-	now := v.now()
 	v.mu.RLock()
-	c, ok := v.cache[string(hb[:])] // no allocation for the lookup
+	c, ok := v.cache[sum]
 	v.mu.RUnlock()
 	if !ok || !now.Before(c.expires) {
 		if Parse(v.prefix, raw) != nil {
 			return nil, nil, core.Unauthorized()
 		}
-		h := string(hb[:])
 		gen := v.gen.Load()
-		k, err := v.store.KeyByHash(ctx, h)
+		k, err := v.store.KeyByHash(ctx, hex.EncodeToString(sum[:]))
 		switch {
 		case errors.Is(err, core.ErrNotFound):
 			k = nil
@@ -123,7 +125,7 @@ func (v *Verifier) VerifyView(ctx context.Context, raw string) (*Key, any, error
 		if k != nil && v.view != nil {
 			c.view = v.view(k)
 		}
-		v.put(h, c, gen)
+		v.put(sum, c, gen)
 	}
 	if c.key == nil {
 		return nil, nil, core.Unauthorized()
@@ -137,7 +139,7 @@ func (v *Verifier) VerifyView(ctx context.Context, raw string) (*Key, any, error
 	return c.key, c.view, nil
 }
 
-func (v *Verifier) put(h string, c cached, gen uint64) {
+func (v *Verifier) put(h [sha256.Size]byte, c cached, gen uint64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.gen.Load() != gen {
@@ -168,11 +170,20 @@ func (v *Verifier) Len() int {
 	return len(v.cache)
 }
 
-// Invalidate forgets a key by hash, so its next use reads the store.
+// Invalidate forgets a key by hash (hex, as stored), so its next use reads
+// the store.
 func (v *Verifier) Invalidate(hash string) {
+	var h [sha256.Size]byte
+	ok := len(hash) == 2*sha256.Size
+	if ok {
+		_, err := hex.Decode(h[:], []byte(hash))
+		ok = err == nil
+	}
 	v.mu.Lock()
-	v.gen.Add(1)
-	delete(v.cache, hash)
+	v.gen.Add(1) // even for a malformed hash: no lookup racing this is cached
+	if ok {
+		delete(v.cache, h)
+	}
 	v.mu.Unlock()
 }
 

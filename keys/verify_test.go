@@ -162,6 +162,51 @@ func TestVerifierRejectsExpiredCachedKey(t *testing.T) {
 	}
 }
 
+// TestVerifyViewAtUsesTheGivenInstant: the caller's instant, not the
+// verifier's clock, decides a key's expiry.
+func TestVerifyViewAtUsesTheGivenInstant(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	exp := f.clock.Now().Add(time.Minute)
+	_, raw, err := f.svc.Create(ctx, f.ws, 0, keys.CreateInput{Name: "k", ExpiresAt: &exp}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.v.VerifyViewAt(ctx, raw, exp.Add(-time.Second)); err != nil {
+		t.Fatalf("key refused before its expiry: %v", err)
+	}
+	if _, _, err := f.v.VerifyViewAt(ctx, raw, exp); !errorsIsUnauthorized(err) {
+		t.Fatalf("key accepted at its expiry: %v", err)
+	}
+	if _, err := f.v.Verify(ctx, raw); err != nil { // the verifier's own clock is a minute earlier
+		t.Fatalf("key refused on the verifier's clock: %v", err)
+	}
+}
+
+// TestInvalidateTakesAnyString: a malformed hash forgets nothing and does
+// not panic; the stored (hex) hash forgets the key.
+func TestInvalidateTakesAnyString(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k, raw, err := f.svc.Create(ctx, f.ws, 0, keys.CreateInput{Name: "k"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.v.Verify(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "zz", strings.Repeat("a", 63), strings.Repeat("g", 64), strings.Repeat("ab", 40)} {
+		f.v.Invalidate(bad)
+	}
+	if f.v.Len() != 1 {
+		t.Fatalf("a malformed hash forgot a key: %d cached", f.v.Len())
+	}
+	f.v.Invalidate(k.Hash)
+	if f.v.Len() != 0 {
+		t.Fatalf("the key's hash did not forget it: %d cached", f.v.Len())
+	}
+}
+
 func errorsIsUnauthorized(err error) bool {
 	e, ok := err.(*core.Error)
 	return ok && e.Code == core.CodeUnauthorized

@@ -62,6 +62,10 @@ type Decision struct {
 	Remaining  int           // requests that would be admitted right now
 	ResetAt    time.Time     // when the bucket is full again
 	RetryAfter time.Duration // when denied: until one request is admitted
+	// At is the instant the limiter decided at, on its own clock: the
+	// headers count the seconds to ResetAt from it. Zero: unknown (the
+	// caller's clock is used).
+	At time.Time
 }
 
 // Limiter decides for a key under a policy. Implementations must be exact
@@ -97,7 +101,7 @@ func Decide(tat, now time.Time, allowed bool, p Policy) Decision {
 	if tat.Before(now) {
 		tat = now
 	}
-	d := Decision{Allowed: allowed, Limit: p.PerMinute, Capacity: p.Capacity(), ResetAt: tat}
+	d := Decision{Allowed: allowed, Limit: p.PerMinute, Capacity: p.Capacity(), ResetAt: tat, At: now}
 	d.Remaining = int((window - tat.Sub(now)) / t)
 	if d.Remaining <= 0 {
 		d.Remaining = 0

@@ -36,6 +36,7 @@ func TestFreeTierHasNoBurst(t *testing.T) {
 	is.Equal(d.Remaining, 0)
 	is.Equal(d.RetryAfter, time.Second)
 	is.Equal(d.ResetAt, clk.Now().Add(time.Minute)) // full again a minute on
+	is.Equal(d.At, clk.Now())                       // decided at the limiter's instant
 	clk.Advance(time.Second)
 	d, _ = m.Allow(ctx, "k", free)
 	is.True(d.Allowed)

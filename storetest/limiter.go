@@ -35,6 +35,9 @@ func RunLimiter(t *testing.T, newLimiter func(t *testing.T, clock func() time.Ti
 			if want := clk.Now().Add(time.Duration(i+1) * time.Second); !d.ResetAt.Equal(want) {
 				t.Fatalf("request %d: reset at %v, want %v", i+1, d.ResetAt, want)
 			}
+			if !d.At.IsZero() && !d.At.Equal(clk.Now()) { // optional, but on the clock it was given
+				t.Fatalf("request %d: decided at %v, want %v", i+1, d.At, clk.Now())
+			}
 		}
 		d, err := l.Allow(ctx, "k", p)
 		if err != nil || d.Allowed || d.Remaining != 0 || d.RetryAfter != time.Second {

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"time"
 
@@ -36,7 +37,18 @@ func main() {
 	mode := flag.String("mode", "pipeline", "pipeline or bare")
 	addr := flag.String("addr", "127.0.0.1:18080", "listen address")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the first 10 s of serving to this file")
+	heap := flag.String("memprofile", "", "write a heap profile after 10 s of serving to this file")
 	flag.Parse()
+	if *heap != "" {
+		runtime.MemProfileRate = 4096
+		time.AfterFunc(10*time.Second, func() {
+			f, err := os.Create(*heap)
+			if err == nil {
+				pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		})
+	}
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/go-playground/validator/v10"
@@ -31,7 +32,9 @@ import (
 // Authenticator is what the kernel needs to know who is calling and what
 // they may do in a workspace. *auth.Resolver implements it.
 type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (*auth.Principal, error)
+	// Authenticate resolves a bearer token at now, the request's instant
+	// (Call.At), so that one clock read serves the whole admission.
+	Authenticate(ctx context.Context, token string, now time.Time) (*auth.Principal, error)
 	Access(ctx context.Context, p *auth.Principal, workspaceID int64) (*auth.Access, error)
 	// SoleWorkspace is the workspace of a user-bound principal that names
 	// none, when it belongs to exactly one (else 0).
@@ -62,6 +65,9 @@ type Config struct {
 	// session cookie), CSRF checks included; it returns nil and no error
 	// when the request has no session cookie.
 	Cookie func(r *http.Request) (*auth.Principal, error)
+	// Now is the clock, read once per request: Call.At and the Date
+	// header are that instant. Default time.Now.
+	Now func() time.Time
 }
 
 // API is a set of routes served under one handler.
@@ -101,6 +107,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	a := &API{cfg: cfg, log: cfg.Logger, validate: newValidator(), mux: http.NewServeMux(), paths: map[string]*pathRoutes{}}
 	a.begun = a.Begin(http.HandlerFunc(a.route))
@@ -212,6 +221,7 @@ const keyState ctxKey = 0
 type reqState struct {
 	context.Context
 	id    string
+	now   time.Time // the request's one clock read (Call.At, Date)
 	idv   [1]string // the X-Request-Id header value, allocated with the state
 	idb   [4 + 24]byte
 	call  *Call
@@ -275,14 +285,18 @@ func (a *API) Begin(next http.Handler) http.Handler {
 			return
 		}
 		// Canonical header keys, so that the hot path allocates no copies.
-		st := &reqState{Context: r.Context(), id: header(r.Header, "X-Request-Id"), tw: trackingWriter{ResponseWriter: w}}
+		st := &reqState{Context: r.Context(), id: header(r.Header, "X-Request-Id"), now: a.cfg.Now(), tw: trackingWriter{ResponseWriter: w}}
 		if !validRequestID(st.id) {
 			newRequestID(&st.idb)
 			st.id = unsafe.String(&st.idb[0], len(st.idb)) // idb is not written again
 		}
 		id := st.id
 		st.idv[0] = id
-		w.Header()["X-Request-Id"] = st.idv[:]
+		h := w.Header()
+		h["X-Request-Id"] = st.idv[:]
+		// The Date header from the request's clock read, formatted once a
+		// second: net/http would read the clock and format it again.
+		h["Date"] = httpDate(st.now)
 		r = r.WithContext(st)
 		tw := &st.tw
 		defer func() {
@@ -300,6 +314,26 @@ func (a *API) Begin(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(tw, r)
 	})
+}
+
+// httpDate is t as an HTTP Date header value, cached for the second.
+func httpDate(t time.Time) []string {
+	s := t.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == s {
+		return d.v
+	}
+	d := &dateValue{sec: s, v: []string{t.UTC().Format(http.TimeFormat)}}
+	lastDate.Store(d)
+	return d.v
+}
+
+// lastDate is shared by every response of a second: header values are
+// replaced by Set and Add, never written in place.
+var lastDate atomic.Pointer[dateValue]
+
+type dateValue struct {
+	sec int64
+	v   []string
 }
 
 // header is h.Get(key) for a key already in canonical form: it skips

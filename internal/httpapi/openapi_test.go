@@ -27,7 +27,7 @@ import (
 // and "weak" (read only).
 type fakeAuth struct{}
 
-func (fakeAuth) Authenticate(_ context.Context, token string) (*auth.Principal, error) {
+func (fakeAuth) Authenticate(_ context.Context, token string, _ time.Time) (*auth.Principal, error) {
 	switch token {
 	case "good":
 		return &auth.Principal{Kind: auth.WorkspaceKey, KeyID: 1, WorkspaceID: 1, Scopes: scope.Set{"*"}}, nil

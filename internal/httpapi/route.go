@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/revopsdev/revops/auth"
 	"github.com/revopsdev/revops/core"
@@ -94,8 +95,12 @@ type Call struct {
 	Access    *auth.Access        // nil unless the route is workspace-scoped
 	RequestID string
 	Route     *Route
-	include   map[string]bool
-	fields    []string
+	// At is when the pipeline admitted the request. Its checks (key and
+	// cache expiry, tier lookups) share this one clock read: on some
+	// virtual machines a read costs as much as a map lookup of a key.
+	At      time.Time
+	include map[string]bool
+	fields  []string
 }
 
 // WorkspaceID is the workspace of a workspace-scoped route (0 otherwise).
@@ -147,7 +152,7 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 	if nested {
 		c = new(Call)
 	}
-	if err := a.admit(r, rt, c); err != nil {
+	if err := a.admit(r, rt, c, st.now); err != nil {
 		var err2 error
 		switch {
 		case core.As(err).Code == core.CodeUnauthorized && a.cfg.OnUnauthorized != nil:
@@ -164,7 +169,7 @@ func (a *API) serveRoute(w http.ResponseWriter, r *http.Request, rt *Route) {
 	if !nested {
 		st.call = c
 	} else { // its own state
-		r = r.WithContext(&reqState{Context: r.Context(), id: st.id, call: c})
+		r = r.WithContext(&reqState{Context: r.Context(), id: st.id, now: st.now, call: c})
 		c.R = r
 	}
 	a.chain(rt).ServeHTTP(w, r)
@@ -200,16 +205,16 @@ type builtChain struct {
 	h   http.Handler
 }
 
-// admit authenticates r and resolves its access for rt into c.
-func (a *API) admit(r *http.Request, rt *Route, c *Call) error {
-	*c = Call{R: r, RequestID: RequestID(r.Context()), Route: rt}
+// admit authenticates r at now and resolves its access for rt into c.
+func (a *API) admit(r *http.Request, rt *Route, c *Call, now time.Time) error {
+	*c = Call{R: r, RequestID: RequestID(r.Context()), Route: rt, At: now}
 	if rt.Public {
 		return nil
 	}
 	var p *auth.Principal
 	var err error
 	if token, ok := bearer(r); ok {
-		p, err = a.cfg.Auth.Authenticate(r.Context(), token)
+		p, err = a.cfg.Auth.Authenticate(r.Context(), token, c.At)
 	} else if a.cfg.Cookie != nil {
 		p, err = a.cfg.Cookie(r)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/revopsdev/revops/auth"
 )
@@ -114,8 +115,43 @@ func TestRequestContextKeepsParent(t *testing.T) {
 
 type noAuth struct{}
 
-func (noAuth) Authenticate(context.Context, string) (*auth.Principal, error) { return nil, nil }
+func (noAuth) Authenticate(context.Context, string, time.Time) (*auth.Principal, error) {
+	return nil, nil
+}
 func (noAuth) SoleWorkspace(context.Context, *auth.Principal) (int64, error) { return 0, nil }
 func (noAuth) Access(context.Context, *auth.Principal, int64) (*auth.Access, error) {
 	return nil, nil
+}
+
+// TestRequestClockIsReadOnce: a request reads Config.Now once; the call's
+// At and the Date header are that instant, on the configured clock (net/http
+// would send its own), and the cached date follows the clock to the next
+// second.
+func TestRequestClockIsReadOnce(t *testing.T) {
+	now := time.Date(2031, 5, 6, 7, 8, 9, 500_000_000, time.UTC)
+	reads := 0
+	a, err := New(Config{Auth: noAuth{}, Now: func() time.Time { reads++; return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at time.Time
+	Handle(a, Route{Method: "GET", Path: "/clock", Public: true}, func(ctx context.Context, c *Call, _ *NoBody) (*struct{}, error) {
+		at = c.At
+		return &struct{}{}, nil
+	})
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	for _, step := range []time.Duration{0, 200 * time.Millisecond, time.Second} {
+		now = now.Add(step)
+		reads = 0
+		res, err := srv.Client().Get(srv.URL + "/clock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if want := now.Format(http.TimeFormat); res.StatusCode != 200 || res.Header.Get("Date") != want || !at.Equal(now) || reads != 1 {
+			t.Fatalf("status %d, Date %q (want %q), Call.At %v (want %v), %d clock reads (want 1)",
+				res.StatusCode, res.Header.Get("Date"), want, at, now, reads)
+		}
+	}
 }
