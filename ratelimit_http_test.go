@@ -289,4 +289,23 @@ func TestRateLimitHeadersCountFromTheLimitersClock(t *testing.T) {
 	_, remaining, reset := rateHeaders(t, r, lag)
 	is.Equal(remaining, 4)
 	is.Equal(reset, ceilUnix(lag.Add(12*time.Second))) // and rateHeaders checked t against the lagging clock
+
+	// A limiter that does not say when it decided: the platform's clock.
+	e = newEnv(t, withLimits(ratelimit.Policy{PerMinute: 5}, revops.DefaultPublicRateLimit), func(c *revops.Config) {
+		c.Limiter = noInstant{ratelimit.NewMemory(c.Now)}
+	})
+	wid, key = e.newWorkspace("Silent")
+	r = e.do("GET", fmt.Sprintf("/workspaces/%d", wid), key, nil).must(t, 200)
+	_, remaining, reset = rateHeaders(t, r, e.clock.Now())
+	is.Equal(remaining, 4)
+	is.Equal(reset, ceilUnix(e.clock.Now().Add(12*time.Second)))
+}
+
+// noInstant is a Limiter whose decisions leave Decision.At zero.
+type noInstant struct{ ratelimit.Limiter }
+
+func (l noInstant) Allow(ctx context.Context, key string, p ratelimit.Policy) (ratelimit.Decision, error) {
+	d, err := l.Limiter.Allow(ctx, key, p)
+	d.At = time.Time{}
+	return d, err
 }
