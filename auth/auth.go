@@ -106,8 +106,8 @@ func NewResolver(v *keys.Verifier, ws workspace.Store, roles func(string) (scope
 }
 
 // Authenticate verifies a bearer token at now (a key's expiry, the key
-// cache's). The principal is built once per
-// key cache fill (see KeyView) and shared: callers must not modify it.
+// cache's). The principal is built once per key cache fill (see KeyView)
+// and shared: callers must not modify it.
 func (r *Resolver) Authenticate(ctx context.Context, token string, now time.Time) (*Principal, error) {
 	if r.tokens != nil && looksLikeJWT(token) {
 		return r.tokens.VerifyToken(ctx, token)
