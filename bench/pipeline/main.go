@@ -6,6 +6,7 @@
 // both pinned to one core and loads them from another with wrk.
 //
 // It prints the API key to use on its first line, then serves until killed.
+// -cpuprofile and -memprofile write profiles of its first 10 s of serving.
 package main
 
 import (
@@ -34,7 +35,7 @@ type item struct {
 }
 
 func main() {
-	mode := flag.String("mode", "pipeline", "pipeline or bare")
+	mode := flag.String("mode", "pipeline", "pipeline, bare or headers")
 	addr := flag.String("addr", "127.0.0.1:18080", "listen address")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the first 10 s of serving to this file")
 	heap := flag.String("memprofile", "", "write a heap profile after 10 s of serving to this file")
