@@ -250,6 +250,15 @@ func (tc *tierCache) get(ctx context.Context, wid int64) (string, error) {
 	return tc.getAt(ctx, wid, tc.p.cfg.Now())
 }
 
+// requestNow is the instant ctx's request began, read once for all its
+// checks, or now outside a request.
+func (p *Platform) requestNow(ctx context.Context) time.Time {
+	if t := httpapi.RequestTime(ctx); !t.IsZero() {
+		return t
+	}
+	return p.cfg.Now()
+}
+
 // getAt is get at now, a time the caller has read (a request's Call.At).
 func (tc *tierCache) getAt(ctx context.Context, wid int64, now time.Time) (string, error) {
 	e, err := tc.entryAt(ctx, wid, now)

@@ -94,7 +94,7 @@ type totpEntry struct {
 const maxTOTPEntries = 100_000
 
 func (p *Platform) totpEnabled(ctx context.Context, userID int64) (bool, error) {
-	tc, now := p.totpUsers, p.cfg.Now()
+	tc, now := p.totpUsers, p.requestNow(ctx)
 	tc.mu.Lock()
 	e, ok := tc.m[userID]
 	tc.mu.Unlock()
@@ -171,7 +171,7 @@ func errTOTPEnrollmentRequired() error {
 // workspace cache that rate limiting already fills, the user's state from
 // totpCache: no query on the hot path.
 func (p *Platform) totpGate(ctx context.Context, pr *auth.Principal, workspaceID int64) error {
-	w, err := p.tiers.entry(ctx, workspaceID)
+	w, err := p.tiers.entryAt(ctx, workspaceID, p.requestNow(ctx))
 	if err != nil || w.totp != workspace.TOTPRequired {
 		return err
 	}

@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -45,8 +46,10 @@ func main() {
 		time.AfterFunc(10*time.Second, func() {
 			f, err := os.Create(*heap)
 			if err == nil {
-				pprof.Lookup("heap").WriteTo(f, 0)
-				f.Close()
+				err = errors.Join(pprof.Lookup("heap").WriteTo(f, 0), f.Close())
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "memprofile:", err)
 			}
 		})
 	}

@@ -66,7 +66,7 @@ type Config struct {
 	// when the request has no session cookie.
 	Cookie func(r *http.Request) (*auth.Principal, error)
 	// Now is the clock, read once per request: Call.At and the Date
-	// header are that instant. Default time.Now.
+	// header of the kernel's answers are that instant. Default time.Now.
 	Now func() time.Time
 }
 
@@ -221,7 +221,7 @@ const keyState ctxKey = 0
 type reqState struct {
 	context.Context
 	id    string
-	now   time.Time // the request's one clock read (Call.At, Date)
+	now   time.Time // the request's one clock read (Call.At, the kernel's Date)
 	idv   [1]string // the X-Request-Id header value, allocated with the state
 	idb   [4 + 24]byte
 	call  *Call
@@ -239,6 +239,15 @@ func (s *reqState) Value(key any) any {
 func stateOf(ctx context.Context) *reqState {
 	s, _ := ctx.Value(keyState).(*reqState)
 	return s
+}
+
+// RequestTime is the instant the request of ctx began (Call.At); zero
+// outside a request.
+func RequestTime(ctx context.Context) time.Time {
+	if s := stateOf(ctx); s != nil {
+		return s.now
+	}
+	return time.Time{}
 }
 
 // RequestID returns the request id of ctx.
@@ -292,11 +301,7 @@ func (a *API) Begin(next http.Handler) http.Handler {
 		}
 		id := st.id
 		st.idv[0] = id
-		h := w.Header()
-		h["X-Request-Id"] = st.idv[:]
-		// The Date header from the request's clock read, formatted once a
-		// second: net/http would read the clock and format it again.
-		h["Date"] = httpDate(st.now)
+		w.Header()["X-Request-Id"] = st.idv[:]
 		r = r.WithContext(st)
 		tw := &st.tw
 		defer func() {
@@ -314,6 +319,16 @@ func (a *API) Begin(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(tw, r)
 	})
+}
+
+// setDate gives the kernel's own answers (results and errors, not a
+// host handler's response) the Date header from the request's clock read,
+// formatted once a second: net/http would read the clock and format it
+// again for every response. A Date already set is kept.
+func setDate(h http.Header, at time.Time) {
+	if _, ok := h["Date"]; !ok && !at.IsZero() {
+		h["Date"] = httpDate(at)
+	}
 }
 
 // httpDate is t as an HTTP Date header value, cached for the second.

@@ -146,6 +146,9 @@ func (a *API) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusUnauthorized { // every 401 says how to authenticate (RFC 9110)
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}
+	if st := stateOf(r.Context()); st != nil {
+		setDate(w.Header(), st.now)
+	}
 	WriteJSON(w, status, body)
 }
 
@@ -157,6 +160,7 @@ type listEnvelope struct {
 
 func (a *API) writeResult(w http.ResponseWriter, r *http.Request, c *Call, out any) {
 	rt := c.Route
+	setDate(w.Header(), c.At)
 	if rt.Status == http.StatusNoContent {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -180,6 +184,7 @@ func (a *API) writeList(w http.ResponseWriter, r *http.Request, c *Call, p core.
 		return
 	}
 	m := pageMeta(p, n, total)
+	setDate(w.Header(), c.At)
 	WriteJSON(w, http.StatusOK, listEnvelope{Data: data, Meta: m, Links: a.pageLinks(r, m)})
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/revopsdev/revops/auth"
+	"github.com/revopsdev/revops/scope"
 )
 
 // TestFastTreeAgreesWithServeMux: wherever the fast tree answers, it picks
@@ -124,34 +125,79 @@ func (noAuth) Access(context.Context, *auth.Principal, int64) (*auth.Access, err
 }
 
 // TestRequestClockIsReadOnce: a request reads Config.Now once; the call's
-// At and the Date header are that instant, on the configured clock (net/http
+// At, the instant authentication is given and the Date header of the
+// kernel's answers are that instant, on the configured clock (net/http
 // would send its own), and the cached date follows the clock to the next
-// second.
+// second. A host handler's response keeps its own Date, or net/http's.
 func TestRequestClockIsReadOnce(t *testing.T) {
 	now := time.Date(2031, 5, 6, 7, 8, 9, 500_000_000, time.UTC)
 	reads := 0
-	a, err := New(Config{Auth: noAuth{}, Now: func() time.Time { reads++; return now }})
+	auth := &clockAuth{}
+	a, err := New(Config{Auth: auth, Now: func() time.Time { reads++; return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var at time.Time
-	Handle(a, Route{Method: "GET", Path: "/clock", Public: true}, func(ctx context.Context, c *Call, _ *NoBody) (*struct{}, error) {
+	clock := func(ctx context.Context, c *Call, _ *NoBody) (*struct{}, error) {
 		at = c.At
 		return &struct{}{}, nil
-	})
-	srv := httptest.NewServer(a)
+	}
+	Handle(a, Route{Method: "GET", Path: "/clock", Public: true}, clock)
+	Handle(a, Route{Method: "GET", Path: "/signed", Scope: "read"}, clock)
+	mux := http.NewServeMux()
+	mux.Handle("/", a)
+	const upstream = "Sat, 01 Jan 2000 00:00:00 GMT"
+	mux.Handle("/proxied", a.Protect("read", TenantNone, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Date", upstream) // as httputil.ReverseProxy copies an upstream's
+	})))
+	mux.Handle("/host", a.Protect("read", TenantNone, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	for _, step := range []time.Duration{0, 200 * time.Millisecond, time.Second} {
-		now = now.Add(step)
-		reads = 0
-		res, err := srv.Client().Get(srv.URL + "/clock")
+	get := func(path string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer good")
+		res, err := srv.Client().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		res.Body.Close()
-		if want := now.Format(http.TimeFormat); res.StatusCode != 200 || res.Header.Get("Date") != want || !at.Equal(now) || reads != 1 {
-			t.Fatalf("status %d, Date %q (want %q), Call.At %v (want %v), %d clock reads (want 1)",
-				res.StatusCode, res.Header.Get("Date"), want, at, now, reads)
+		return res
+	}
+	for _, step := range []time.Duration{0, 200 * time.Millisecond, time.Second} {
+		now = now.Add(step)
+		for _, path := range []string{"/clock", "/signed"} {
+			reads, auth.now = 0, time.Time{}
+			res := get(path)
+			if want := now.Format(http.TimeFormat); res.StatusCode != 200 || res.Header.Get("Date") != want || !at.Equal(now) || reads != 1 {
+				t.Fatalf("%s: status %d, Date %q (want %q), Call.At %v (want %v), %d clock reads (want 1)",
+					path, res.StatusCode, res.Header.Get("Date"), want, at, now, reads)
+			}
+			if path == "/signed" && !auth.now.Equal(now) {
+				t.Fatalf("authenticated at %v, want the request's instant %v", auth.now, now)
+			}
 		}
 	}
+	if res := get("/proxied"); res.StatusCode != 200 || len(res.Header.Values("Date")) != 1 || res.Header.Get("Date") != upstream {
+		t.Fatalf("a host handler's own Date: status %d, Date %q", res.StatusCode, res.Header.Values("Date"))
+	}
+	if res := get("/host"); res.StatusCode != 200 || res.Header.Get("Date") == "" || res.Header.Get("Date") == now.Format(http.TimeFormat) {
+		t.Fatalf("a host handler's response should carry net/http's Date, not the kernel's: status %d, Date %q", res.StatusCode, res.Header.Get("Date"))
+	}
+}
+
+// clockAuth knows one workspace-less key, "good", with every scope, and
+// records the instant it was asked at.
+type clockAuth struct{ now time.Time }
+
+func (c *clockAuth) Authenticate(_ context.Context, token string, now time.Time) (*auth.Principal, error) {
+	c.now = now
+	if token != "good" {
+		return nil, nil
+	}
+	return &auth.Principal{Kind: auth.PersonalKey, KeyID: 1, UserID: 1, Scopes: scope.Set{"*"}}, nil
+}
+func (*clockAuth) SoleWorkspace(context.Context, *auth.Principal) (int64, error) { return 0, nil }
+func (*clockAuth) Access(context.Context, *auth.Principal, int64) (*auth.Access, error) {
+	return nil, nil
 }
