@@ -161,7 +161,7 @@ func (p *Platform) bucketOf(r *http.Request, c *httpapi.Call) (string, ratelimit
 		if wid == 0 {
 			wid = c.Principal.WorkspaceID
 		}
-		wsTier, err := p.tiers.getAt(r.Context(), wid, c.At)
+		wsTier, err := p.tiers.get(r.Context(), wid)
 		if err != nil {
 			return "", ratelimit.Policy{}, err
 		}
@@ -247,7 +247,8 @@ type tierEntry struct {
 const maxTierEntries = 100_000
 
 func (tc *tierCache) get(ctx context.Context, wid int64) (string, error) {
-	return tc.getAt(ctx, wid, tc.p.cfg.Now())
+	e, err := tc.entry(ctx, wid)
+	return e.tier, err
 }
 
 // requestNow is the instant ctx's request began, read once for all its
@@ -259,23 +260,14 @@ func (p *Platform) requestNow(ctx context.Context) time.Time {
 	return p.cfg.Now()
 }
 
-// getAt is get at now, a time the caller has read (a request's Call.At).
-func (tc *tierCache) getAt(ctx context.Context, wid int64, now time.Time) (string, error) {
-	e, err := tc.entryAt(ctx, wid, now)
-	return e.tier, err
-}
-
 // entry returns a workspace's tier and timezone; a missing workspace has
-// the default tier.
+// the default tier. Its expiry is checked at the request's instant.
 func (tc *tierCache) entry(ctx context.Context, wid int64) (tierEntry, error) {
-	return tc.entryAt(ctx, wid, tc.p.cfg.Now())
-}
-
-func (tc *tierCache) entryAt(ctx context.Context, wid int64, now time.Time) (tierEntry, error) {
 	def := tierEntry{tier: tc.p.cfg.Tiers[0]}
 	if wid == 0 {
 		return def, nil
 	}
+	now := tc.p.requestNow(ctx)
 	tc.mu.Lock()
 	e, ok := tc.m[wid]
 	tc.mu.Unlock()

@@ -171,7 +171,7 @@ func errTOTPEnrollmentRequired() error {
 // workspace cache that rate limiting already fills, the user's state from
 // totpCache: no query on the hot path.
 func (p *Platform) totpGate(ctx context.Context, pr *auth.Principal, workspaceID int64) error {
-	w, err := p.tiers.entryAt(ctx, workspaceID, p.requestNow(ctx))
+	w, err := p.tiers.entry(ctx, workspaceID)
 	if err != nil || w.totp != workspace.TOTPRequired {
 		return err
 	}
