@@ -111,7 +111,7 @@ func TestStorePostgres(t *testing.T) {
 
 // TestStorePostgresCustomPlans runs the suite with PostgreSQL choosing its
 // own plans (the URL sets plan_cache_mode): webhook claims and finishes
-// then lock their rows in id order first (Store.lockFirst).
+// then lock their rows in id order first (Store.claimSQL, Store.finishSQL).
 func TestStorePostgresCustomPlans(t *testing.T) {
 	schemaURL := postgresSchema(t)
 	storetest.Run(t, func(t *testing.T) storetest.Store {

@@ -70,11 +70,13 @@ type Store struct {
 	// unless the URL chose a query exec mode (e.g. for a pooler that keeps
 	// no prepared statements), which then applies to them too.
 	hot []any
-	// lockFirst: the plans of those statements are not forced generic (the
-	// URL chose plan_cache_mode or the exec mode), so a custom plan may
-	// walk the delivery rows in another order than by id; claims and
-	// finishes then lock their rows in id order first (see Lock order).
-	lockFirst bool
+	// claimSQL and finishSQL are the webhook claim's and finish's
+	// statements, chosen once. When the plans of the hot statements are
+	// not forced generic (the URL chose plan_cache_mode or the exec mode),
+	// a custom plan may walk the delivery rows in another order than by
+	// id, so they are the texts that lock their rows in id order first
+	// (see Lock order in webhooks.go).
+	claimSQL, finishSQL string
 	// sequential: the URL chose the simple protocol, so claims and
 	// finishes run their statements one by one instead of pipelined.
 	sequential bool
@@ -211,8 +213,13 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	// database/sql keeps only 2 idle connections by default, so any burst
 	// of concurrent requests reconnects; keep more. Tune through DB().
 	sqldb.SetMaxIdleConns(10)
-	return &Store{db: bun.NewDB(sqldb, pgdialect.New()), dialect: DialectPostgres, hot: hot, lockFirst: lockFirst,
-		sequential: hot == nil && cfg.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol}, nil
+	s := &Store{db: bun.NewDB(sqldb, pgdialect.New()), dialect: DialectPostgres, hot: hot,
+		claimSQL: claimPostgres, finishSQL: finishPostgres,
+		sequential: hot == nil && cfg.DefaultQueryExecMode == pgx.QueryExecModeSimpleProtocol}
+	if lockFirst {
+		s.claimSQL, s.finishSQL = claimPostgresLockFirst, finishPostgresLockFirst
+	}
+	return s, nil
 }
 
 func openSQLite(ctx context.Context, dsn string, memory bool) (*Store, error) {

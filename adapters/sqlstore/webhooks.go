@@ -27,8 +27,8 @@ var _ webhooks.Store = (*Store)(nil)
 // order, so they take the row locks in one order too. When the URL keeps
 // PostgreSQL's own choice of plans, a custom plan may walk the due index
 // instead (table order), so they first lock the rows in id order in a
-// sub-select (Store.lockFirst), at the price of a second write of each
-// row. Either way a statement PostgreSQL ends as a deadlock's victim is run
+// sub-select (Store.claimSQL, Store.finishSQL), at the price of a second
+// write of each row. Either way a statement PostgreSQL ends as a deadlock's victim is run
 // again (retryDeadlock).
 
 // ---- endpoints ----
@@ -550,7 +550,7 @@ const claimable = "status IN (?, ?) AND next_attempt_at <= ? AND (locked_until I
 var claimPostgres = claimPostgresWhere("id = ANY($3::bigint[])")
 
 // claimPostgresLockFirst is claimPostgres locking its rows in id order
-// first (Store.lockFirst).
+// first (Store.claimSQL, Store.finishSQL).
 var claimPostgresLockFirst = claimPostgresWhere(`id IN (SELECT id FROM revops_webhook_deliveries WHERE id = ANY($3::bigint[]) ORDER BY id FOR UPDATE)
 AND id = ANY($3::bigint[])`)
 
@@ -622,10 +622,7 @@ func (s *Store) ClaimWebhookDeliveries(ctx context.Context, ids []int64, now, un
 // once (a batch mostly names few), in one round trip (see pipelined): the
 // read finds the rows the claim leased by their ids, lease and time.
 func (s *Store) claimPostgres(ctx context.Context, ids []int64, now, until time.Time) ([]claimRow, map[endpointKey]webhooks.Endpoint, error) {
-	q := claimPostgres
-	if s.lockFirst {
-		q = claimPostgresLockFirst
-	}
+	q := s.claimSQL
 	var rows []claimRow
 	eps := map[endpointKey]webhooks.Endpoint{}
 	steps := []pgStep{{sql: q, args: []any{until, now, ids, webhooks.StatusPending, webhooks.StatusRetrying}, scan: func(rs rowScanner) error {
@@ -651,7 +648,7 @@ func (s *Store) claimPostgres(ctx context.Context, ids []int64, now, until time.
 		rows = rows[:0]
 		clear(eps)
 		if s.sequential { // each statement on its own, as the URL asks
-			r := &seqRunner{ctx: ctx, q: s.db.DB, hot: s.hot}
+			r := &seqRunner{ctx: ctx, q: s.db.DB} // nothing is prepared then
 			r.send(steps...)
 			return r.read()
 		}
@@ -736,7 +733,7 @@ type endpointKey struct{ workspaceID, id int64 }
 //     delivery, see above), and an order concurrent batches share, so they
 //     cannot deadlock;
 //  2. it finishes the deliveries with one conditional UPDATE (see
-//     finishStep) that checks each item's lease (at the stored
+//     finishPostgres) that checks each item's lease (at the stored
 //     precision), workspace and endpoint, looking them up by id (see Lock
 //     order); an item matching no row is not done and counts nothing;
 //  3. it writes each endpoint once, adding up the done items' outcomes in
@@ -795,15 +792,15 @@ func (s *Store) FinishWebhookAttempts(ctx context.Context, fs []webhooks.Finish)
 		case s.InTx(ctx) || s.sequential:
 			return s.inTx(ctx, func(ctx context.Context, tx bun.Tx) error {
 				r := &seqRunner{ctx: ctx, q: tx.Tx, hot: s.hot}
-				if err := f.postgres(r, s.lockFirst); err != nil {
+				if err := f.postgres(r, s.finishSQL); err != nil {
 					return err
 				}
 				return r.read()
 			})
 		default:
-			return s.pipelined(ctx, finishStatements(s.lockFirst), func(r *pipeRunner) error {
+			return s.pipelined(ctx, []string{lockEndpointsPostgres, s.finishSQL, countPostgres}, func(r *pipeRunner) error {
 				r.send(pgStep{sql: "BEGIN"})
-				if err := f.postgres(r, s.lockFirst); err != nil {
+				if err := f.postgres(r, s.finishSQL); err != nil {
 					return err
 				}
 				r.send(pgStep{sql: "COMMIT"})
@@ -834,17 +831,10 @@ type finishing struct {
 	outs   []webhooks.Delivery
 }
 
-// finishStatements are the statements a finish on PostgreSQL prepares.
-func finishStatements(lockFirst bool) []string {
-	if lockFirst {
-		return []string{lockEndpointsPostgres, finishPostgresLockFirst, countPostgres}
-	}
-	return []string{lockEndpointsPostgres, finishPostgres, countPostgres}
-}
-
 // postgres sends f's statements to r: the endpoints' lock and the
-// finishes, read, then the endpoints' counts, left for the caller to run.
-func (f *finishing) postgres(r pgRunner, lockFirst bool) error {
+// finishes (by finishSQL, the Store's), read, then the endpoints' counts,
+// left for the caller to run.
+func (f *finishing) postgres(r pgRunner, finishSQL string) error {
 	active := make(map[endpointKey]bool, len(f.keys))
 	if len(f.keys) > 0 {
 		wss, ids := make([]int64, len(f.keys)), make([]int64, len(f.keys))
@@ -863,10 +853,6 @@ func (f *finishing) postgres(r pgRunner, lockFirst bool) error {
 			return nil
 		}})
 	}
-	q := finishPostgres
-	if lockFirst {
-		q = finishPostgresLockFirst
-	}
 	for _, items := range f.groups {
 		ds, locks := f.items(items)
 		n := len(ds)
@@ -880,7 +866,7 @@ func (f *finishing) postgres(r pgRunner, lockFirst bool) error {
 			statuses[j], attempts[j], next[j], codes[j] = d.Status, d.Attempt, d.NextAttemptAt, d.ResponseCode
 			bodies[j], times[j], errs[j], delivered[j] = []byte(d.ResponseBody), d.ResponseTimeMs, d.Error, d.DeliveredAt
 		}
-		r.send(pgStep{sql: q, args: []any{f.now, ids, wss, eps, locks, statuses, attempts, next, codes, bodies, times, errs, delivered},
+		r.send(pgStep{sql: finishSQL, args: []any{f.now, ids, wss, eps, locks, statuses, attempts, next, codes, bodies, times, errs, delivered},
 			scan: func(rs rowScanner) error {
 				rows, err := scanFinished(rs, n)
 				if err == nil {
@@ -1035,7 +1021,7 @@ delivered_at = v.delivered_at, updated_at = ?`
 var finishPostgres = finishPostgresFrom(finishValues)
 
 // finishPostgresLockFirst is finishPostgres joining the values to the rows
-// in a sub-select that locks them in id order first (Store.lockFirst).
+// in a sub-select that locks them in id order first (Store.claimSQL, Store.finishSQL).
 var finishPostgresLockFirst = finishPostgresFrom(`(SELECT v.* FROM ` + finishValues + `
 JOIN revops_webhook_deliveries AS l ON l.id = v.id WHERE l.id = ANY($2::bigint[]) ORDER BY l.id FOR UPDATE OF l) AS v`)
 
